@@ -1,0 +1,78 @@
+//! The Key Vault JSON shapes, as the service sends them (`reference/kv-wire.md` §4).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// `PUT /secrets/{name}` body.
+#[derive(Serialize)]
+pub struct SetBody<'a> {
+    pub value: &'a str,
+    #[serde(rename = "contentType", skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<&'a str, &'a str>,
+}
+
+/// Attributes of a secret version.
+#[derive(Deserialize, Default)]
+pub struct Attributes {
+    pub enabled: Option<bool>,
+    pub nbf: Option<i64>,
+    pub exp: Option<i64>,
+    pub created: Option<i64>,
+    pub updated: Option<i64>,
+}
+
+/// SecretBundle, SecretItem and DeletedSecretBundle share these fields.
+#[derive(Deserialize)]
+pub struct Bundle {
+    pub value: Option<String>,
+    pub id: String,
+    #[serde(rename = "contentType")]
+    pub content_type: Option<String>,
+    #[serde(default)]
+    pub attributes: Attributes,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(rename = "recoveryId")]
+    pub recovery_id: Option<String>,
+    #[serde(rename = "deletedDate")]
+    pub deleted_date: Option<i64>,
+    #[serde(rename = "scheduledPurgeDate")]
+    pub scheduled_purge_date: Option<i64>,
+}
+
+/// One page of a listing.
+#[derive(Deserialize)]
+pub struct Page {
+    #[serde(default)]
+    pub value: Vec<Bundle>,
+    #[serde(rename = "nextLink")]
+    pub next_link: Option<String>,
+}
+
+/// The error envelope `{"error":{"code","message","innererror"}}`.
+#[derive(Deserialize)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+/// The body of the error envelope.
+#[derive(Deserialize)]
+pub struct ErrorBody {
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub message: String,
+    pub innererror: Option<Box<ErrorBody>>,
+}
+
+impl ErrorBody {
+    /// The most specific code: the innermost `innererror.code`, else `code`.
+    pub fn specific_code(&self) -> &str {
+        match &self.innererror {
+            Some(inner) if !inner.specific_code().is_empty() => inner.specific_code(),
+            _ => &self.code,
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! Builds the vault client component (`guest/`) for `wasm32-wasip2` with a nested cargo, so
+//! that `cargo build` and `cargo test` need nothing else, and hands its path to the crate as
+//! `KVRUN_GUEST_WASM`.
+//!
+//! The nested build uses its own `--target-dir` (`target/guest-build`): the outer cargo
+//! holds the lock on its own target directory, and sharing it would deadlock.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets this"));
+    let root = manifest.parent().expect("host/ is inside the workspace").to_path_buf();
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|d| if d.is_absolute() { d } else { root.join(d) })
+        .unwrap_or_else(|| root.join("target"))
+        .join("guest-build");
+    for path in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", root.join(path).display());
+    }
+    println!("cargo:rerun-if-env-changed=KVRUN_GUEST_PROFILE");
+    let profile = std::env::var("KVRUN_GUEST_PROFILE").unwrap_or_else(|_| "guest-release".into());
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "-p", "kvrun-guest", "--target", "wasm32-wasip2", "--profile", &profile])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .status()
+        .expect("running cargo for the guest component");
+    if !status.success() {
+        panic!(
+            "building the guest component failed; if the error says the wasm32-wasip2 target \
+             is missing, run `rustup target add wasm32-wasip2`"
+        );
+    }
+    let wasm = target_dir
+        .join("wasm32-wasip2")
+        .join(&profile)
+        .join("kvrun_guest.wasm");
+    assert!(wasm.is_file(), "the guest build did not produce {}", wasm.display());
+    println!("cargo:rustc-env=KVRUN_GUEST_WASM={}", wasm.display());
+}

@@ -1,0 +1,362 @@
+//! [`Client`]: the vault client component in its own store, as a typed Rust API.
+//!
+//! Isolation model: the component gets a WASI context with nothing but its configuration
+//! (`KVRUN_VAULT_URL`, `KVRUN_API_VERSION`, the retry budget) in its environment: no
+//! arguments, files, sockets, or inherited stdio, and no credential. Its only way out is
+//! `wasi:http`, through [`VaultHooks`], whose allow-list holds exactly the vault's origin.
+//! Each call runs under an epoch deadline and a wall-clock timeout; after a trap or a
+//! timeout the instance is discarded and the next call starts a fresh one.
+
+use crate::bindings::kvrun::secrets::types as wit;
+use crate::bindings::VaultClient;
+use crate::credential::Credential;
+use crate::network::{NetworkStats, VaultHooks};
+use crate::policy::{AllowList, AllowRule, Origin};
+use crate::runtime::Runtime;
+use crate::transport::{Transport, TransportOptions};
+use crate::{DeletedSecret, Error, Result, SecretProperties, SecretString, SetOptions};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use zeroize::Zeroize;
+
+/// Retry budget handed to the component.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryOptions {
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+    /// First backoff delay (doubles per retry, with jitter).
+    pub base_delay: Duration,
+    /// Cap on one delay, `Retry-After` included.
+    pub max_delay: Duration,
+    /// Overall budget of one operation.
+    pub deadline: Duration,
+}
+
+impl Default for RetryOptions {
+    fn default() -> Self {
+        RetryOptions {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(16),
+            deadline: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How a [`Client`] reaches its vault.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// The vault, `https://HOST[:PORT]` (`http://` only for an explicit loopback host).
+    pub vault_url: String,
+    /// The credential the host adds to requests for the vault.
+    pub credential: Option<Credential>,
+    /// TLS trust, timeouts and size caps.
+    pub transport: TransportOptions,
+    /// Key Vault `api-version`.
+    pub api_version: String,
+    /// Retry budget.
+    pub retry: RetryOptions,
+    /// Wall-clock limit of one call (retries included), enforced by the host.
+    pub call_timeout: Duration,
+    /// Memory limit of the component's store, in bytes.
+    pub max_memory: usize,
+}
+
+impl ClientOptions {
+    /// Defaults for `vault_url`: api-version 7.5, public roots, 5 attempts, 90 s per call.
+    pub fn new(vault_url: impl Into<String>) -> ClientOptions {
+        ClientOptions {
+            vault_url: vault_url.into(),
+            credential: None,
+            transport: TransportOptions::default(),
+            api_version: "7.5".into(),
+            retry: RetryOptions::default(),
+            call_timeout: Duration::from_secs(90),
+            max_memory: 64 << 20,
+        }
+    }
+}
+
+/// A secret version with its value.
+#[derive(Clone, Debug)]
+pub struct Secret {
+    /// The version's properties.
+    pub properties: SecretProperties,
+    /// The value.
+    pub value: SecretString,
+}
+
+/// One entry of a batch set.
+#[derive(Clone, Debug)]
+pub struct NewSecret {
+    /// The name.
+    pub name: String,
+    /// The value.
+    pub value: SecretString,
+    /// Content type and tags.
+    pub options: SetOptions,
+}
+
+/// The state of the component's store.
+pub struct GuestState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    hooks: VaultHooks,
+    limits: StoreLimits,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for GuestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// The vault client component, instantiated, with typed calls.
+pub struct Client {
+    pre: crate::bindings::VaultClientPre<GuestState>,
+    env: Vec<(String, String)>,
+    hooks: VaultHooks,
+    options: ClientOptions,
+    live: Option<(Store<GuestState>, VaultClient)>,
+}
+
+impl Client {
+    /// Checks the options and instantiates the component.
+    pub async fn new(runtime: &Runtime, options: ClientOptions) -> Result<Client> {
+        let vault = vault_origin(&options.vault_url)?;
+        let transport = Arc::new(Transport::new(options.transport.clone())?);
+        let credential = options.credential.clone().map(|c| (vault.clone(), c));
+        let hooks = VaultHooks::new(AllowList::only(&vault), credential, transport);
+        let mut client = Client {
+            pre: runtime.vault_pre().clone(),
+            env: guest_env(&options),
+            hooks,
+            options,
+            live: None,
+        };
+        client.instance().await?;
+        Ok(client)
+    }
+
+    /// The counters of the component's network use.
+    pub fn network_stats(&self) -> Arc<NetworkStats> {
+        self.hooks.stats()
+    }
+
+    /// The environment the component is given (its whole configuration).
+    pub fn component_env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
+    async fn instance(&mut self) -> Result<&mut (Store<GuestState>, VaultClient)> {
+        if self.live.is_none() {
+            let mut wasi = WasiCtxBuilder::new();
+            wasi.envs(&self.env);
+            let state = GuestState {
+                wasi: wasi.build(),
+                http: WasiHttpCtx::new(),
+                table: ResourceTable::new(),
+                hooks: self.hooks.clone(),
+                limits: StoreLimitsBuilder::new()
+                    .memory_size(self.options.max_memory)
+                    .instances(16)
+                    .build(),
+            };
+            let mut store = Store::new(self.pre.engine(), state);
+            store.limiter(|s| &mut s.limits);
+            store.set_epoch_deadline(Runtime::ticks(self.options.call_timeout));
+            store.epoch_deadline_trap();
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            self.live = Some((store, instance));
+        }
+        Ok(self.live.as_mut().expect("instantiated above"))
+    }
+
+    /// Runs one export call under the epoch deadline and the wall-clock timeout. A trap or
+    /// timeout discards the instance.
+    async fn call<T>(
+        &mut self,
+        what: &str,
+        f: impl AsyncFnOnce(
+            &VaultClient,
+            &mut Store<GuestState>,
+        ) -> wasmtime::Result<std::result::Result<T, wit::Error>>,
+    ) -> Result<T> {
+        let timeout = self.options.call_timeout;
+        let (store, instance) = self.instance().await?;
+        store.set_epoch_deadline(Runtime::ticks(timeout));
+        let outcome = tokio::time::timeout(timeout, f(instance, store)).await;
+        match outcome {
+            Ok(Ok(result)) => result.map_err(Error::from),
+            Ok(Err(trap)) => {
+                self.live = None;
+                Err(Error::Component(format!(
+                    "the vault client failed during {what}: {trap:#}"
+                )))
+            }
+            Err(_) => {
+                self.live = None;
+                Err(Error::Timeout(format!(
+                    "{what} did not finish within {} s",
+                    timeout.as_secs_f64()
+                )))
+            }
+        }
+    }
+
+    /// Sets a secret's value; an existing name gets a new version.
+    pub async fn set_secret(
+        &mut self,
+        name: &str,
+        value: &SecretString,
+        options: &SetOptions,
+    ) -> Result<SecretProperties> {
+        self.call("set-secret", async |i, s| {
+            i.kvrun_secrets_keyvault()
+                .call_set_secret(s, name, value.expose(), options)
+                .await
+        })
+        .await
+    }
+
+    /// Sets many secrets concurrently; one outcome per entry, in order.
+    pub async fn set_secrets(&mut self, secrets: &[NewSecret]) -> Result<Vec<Result<SecretProperties>>> {
+        let mut inputs: Vec<wit::SecretInput> = secrets
+            .iter()
+            .map(|s| wit::SecretInput {
+                name: s.name.clone(),
+                value: s.value.expose().to_string(),
+                options: s.options.clone(),
+            })
+            .collect();
+        let outcome = self
+            .call("set-secrets", async |i, s| {
+                i.kvrun_secrets_keyvault()
+                    .call_set_secrets(s, &inputs)
+                    .await
+                    .map(Ok)
+            })
+            .await;
+        for input in &mut inputs {
+            input.value.zeroize();
+        }
+        Ok(outcome?
+            .into_iter()
+            .map(|r| r.map_err(Error::from))
+            .collect())
+    }
+
+    /// Reads a secret: the latest version, or `version`.
+    pub async fn get_secret(&mut self, name: &str, version: Option<&str>) -> Result<Secret> {
+        let secret = self
+            .call("get-secret", async |i, s| {
+                i.kvrun_secrets_keyvault()
+                    .call_get_secret(s, name, version)
+                    .await
+            })
+            .await?;
+        Ok(Secret {
+            properties: secret.properties,
+            value: SecretString::new(secret.value),
+        })
+    }
+
+    /// Reads the latest value of many secrets concurrently; a missing name gives `None`.
+    pub async fn get_secrets(&mut self, names: &[String]) -> Result<Vec<Option<SecretString>>> {
+        let values = self
+            .call("get-secrets", async |i, s| {
+                i.kvrun_secrets_keyvault().call_get_secrets(s, names).await
+            })
+            .await?;
+        Ok(values
+            .into_iter()
+            .map(|v| v.map(SecretString::new))
+            .collect())
+    }
+
+    /// Lists every secret's properties.
+    pub async fn list_secrets(&mut self) -> Result<Vec<SecretProperties>> {
+        self.call("list-secrets", async |i, s| {
+            i.kvrun_secrets_keyvault().call_list_secrets(s).await
+        })
+        .await
+    }
+
+    /// Lists every version of a secret.
+    pub async fn list_secret_versions(&mut self, name: &str) -> Result<Vec<SecretProperties>> {
+        self.call("list-secret-versions", async |i, s| {
+            i.kvrun_secrets_keyvault()
+                .call_list_secret_versions(s, name)
+                .await
+        })
+        .await
+    }
+
+    /// Deletes a secret with all its versions.
+    pub async fn delete_secret(&mut self, name: &str) -> Result<DeletedSecret> {
+        self.call("delete-secret", async |i, s| {
+            i.kvrun_secrets_keyvault().call_delete_secret(s, name).await
+        })
+        .await
+    }
+
+    /// `run.get-secret`: the training run's read of one secret.
+    pub async fn run_get_secret(&mut self, name: &str) -> Result<SecretString> {
+        self.call("run.get-secret", async |i, s| {
+            i.kvrun_secrets_run().call_get_secret(s, name).await
+        })
+        .await
+        .map(SecretString::new)
+    }
+
+    /// `run.get-secrets`: the training run's read of many secrets.
+    pub async fn run_get_secrets(&mut self, names: &[String]) -> Result<Vec<Option<SecretString>>> {
+        let values = self
+            .call("run.get-secrets", async |i, s| {
+                i.kvrun_secrets_run().call_get_secrets(s, names).await
+            })
+            .await?;
+        Ok(values
+            .into_iter()
+            .map(|v| v.map(SecretString::new))
+            .collect())
+    }
+}
+
+/// Parses and checks the vault URL: https, or http to an explicitly named loopback host.
+fn vault_origin(url: &str) -> Result<Origin> {
+    let origin = Origin::parse(url).map_err(|e| Error::Config(format!("vault URL: {e}")))?;
+    AllowRule::parse(url).map_err(|e| Error::Config(format!("vault URL: {e}")))?;
+    Ok(origin)
+}
+
+/// The component's whole configuration, as environment variables. Never a credential.
+fn guest_env(options: &ClientOptions) -> Vec<(String, String)> {
+    let retry = &options.retry;
+    vec![
+        ("KVRUN_VAULT_URL".into(), options.vault_url.trim_end_matches('/').into()),
+        ("KVRUN_API_VERSION".into(), options.api_version.clone()),
+        ("KVRUN_RETRY_MAX_ATTEMPTS".into(), retry.max_attempts.to_string()),
+        ("KVRUN_RETRY_BASE_DELAY_MS".into(), retry.base_delay.as_millis().to_string()),
+        ("KVRUN_RETRY_MAX_DELAY_MS".into(), retry.max_delay.as_millis().to_string()),
+        ("KVRUN_RETRY_DEADLINE_MS".into(), retry.deadline.as_millis().to_string()),
+    ]
+}

@@ -1,0 +1,138 @@
+//! [`Runtime`]: one wasmtime engine and the pre-linked vault client component.
+//!
+//! The engine uses the pooling allocator (instantiation in microseconds) and epoch
+//! interruption: a background thread advances the epoch every [`EPOCH_TICK`], and every
+//! store sets a deadline in ticks, so no component can run forever. The vault client is
+//! loaded through [`crate::component_cache`] and linked once into an `InstancePre`, so a new
+//! [`crate::Client`] only instantiates.
+
+use crate::bindings::VaultClientPre;
+use crate::client::GuestState;
+use crate::component_cache::{self, CacheOutcome};
+use crate::Result;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Options of a [`Runtime`].
+#[derive(Clone, Debug, Default)]
+pub struct RuntimeOptions {
+    /// Where compiled components are cached; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl RuntimeOptions {
+    /// The default cache directory: `KVRUN_CACHE_DIR`, else the platform cache dir.
+    pub fn default_cache_dir() -> Option<PathBuf> {
+        std::env::var_os("KVRUN_CACHE_DIR")
+            .map(PathBuf::from)
+            .or_else(|| dirs::cache_dir().map(|d| d.join("kvrun")))
+    }
+}
+
+/// The engine, the epoch ticker and the linked vault client component.
+pub struct Runtime {
+    engine: Engine,
+    vault_pre: VaultClientPre<GuestState>,
+    load: (CacheOutcome, Duration),
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// Builds the engine and loads the vault client component (from the cache if possible).
+    pub fn new(options: RuntimeOptions) -> Result<Runtime> {
+        let engine = Engine::new(&engine_config())?;
+        let loaded = component_cache::load(
+            &engine,
+            options.cache_dir.as_deref(),
+            "vault-client",
+            crate::GUEST_WASM,
+        )?;
+        let mut linker = Linker::<GuestState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        let vault_pre = VaultClientPre::new(linker.instantiate_pre(&loaded.component)?)?;
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Runtime {
+            engine,
+            vault_pre,
+            load: (loaded.outcome, loaded.elapsed),
+            _ticker: ticker,
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Whether the vault client came from the cache, and how long loading it took.
+    pub fn load_report(&self) -> (CacheOutcome, Duration) {
+        self.load
+    }
+
+    pub(crate) fn vault_pre(&self) -> &VaultClientPre<GuestState> {
+        &self.vault_pre
+    }
+
+    /// Epoch ticks that make up `duration` (at least one).
+    pub fn ticks(duration: Duration) -> u64 {
+        (duration.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+    }
+}
+
+fn engine_config() -> Config {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(256)
+        .total_core_instances(512)
+        .total_memories(256)
+        .total_tables(512)
+        .max_memory_size(1 << 30);
+    let mut config = Config::new();
+    config
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> EpochTicker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("kvrun-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawning the epoch thread");
+        EpochTicker {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Which vault a command talks to.

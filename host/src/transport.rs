@@ -1,0 +1,227 @@
+//! The pooled HTTPS client that carries component requests to the vault.
+//!
+//! wasmtime-wasi-http's stock sender opens a new TCP and TLS connection per request and
+//! trusts only the public web roots. The vault needs keep-alive connections (a `get` is one
+//! request) and, for the local vault, a private CA. [`Transport`] is a hyper-util pooled
+//! client over hyper-rustls with:
+//!
+//! - trust: the PEM CA given in [`TransportOptions::ca_pem`], and the public roots
+//!   (`webpki-roots`) when [`TransportOptions::public_roots`] is set;
+//! - a connect timeout and a time-to-first-byte timeout (the smaller of ours and the
+//!   component's request options);
+//! - a response size cap: a larger body ends with `HTTP-response-body-size`.
+
+use crate::{Error, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
+
+/// Settings of a [`Transport`].
+#[derive(Clone, Debug)]
+pub struct TransportOptions {
+    /// PEM certificates to trust (the local vault's `ca.pem`).
+    pub ca_pem: Option<Vec<u8>>,
+    /// Also trust the public web PKI (for Azure).
+    pub public_roots: bool,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Longest wait for the response head.
+    pub response_timeout: Duration,
+    /// Largest response body, in bytes.
+    pub max_response_bytes: usize,
+    /// Idle connections kept per host.
+    pub max_idle_per_host: usize,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        TransportOptions {
+            ca_pem: None,
+            public_roots: true,
+            connect_timeout: Duration::from_secs(10),
+            response_timeout: Duration::from_secs(60),
+            max_response_bytes: 8 * 1024 * 1024,
+            max_idle_per_host: 32,
+        }
+    }
+}
+
+/// Builds the rustls client configuration for these options.
+pub fn tls_config(options: &TransportOptions) -> Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    if options.public_roots {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    if let Some(pem) = &options.ca_pem {
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert
+                .map_err(|e| Error::Config(format!("the CA certificate file is not valid PEM: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| Error::Config(format!("the CA certificate is not usable: {e}")))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(Error::Config(
+                "the CA certificate file holds no certificate".into(),
+            ));
+        }
+    }
+    if roots.is_empty() {
+        return Err(Error::Config(
+            "no trusted certificates: give a CA certificate or allow the public roots".into(),
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// An HTTPS (and, for loopback test servers, HTTP) connector with these options.
+pub fn connector(options: &TransportOptions) -> Result<HttpsConnector<HttpConnector>> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(options.connect_timeout));
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config(options)?)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http))
+}
+
+/// A pooled client for component requests.
+pub struct Transport {
+    client: HyperClient<HttpsConnector<HttpConnector>, WasiBody>,
+    options: TransportOptions,
+}
+
+impl Transport {
+    /// Builds the client.
+    pub fn new(options: TransportOptions) -> Result<Transport> {
+        let client = HyperClient::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(options.max_idle_per_host)
+            .build(connector(&options)?);
+        Ok(Transport { client, options })
+    }
+
+    /// Sends a request that the policy already allowed.
+    pub async fn send(
+        &self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> std::result::Result<http::Response<WasiBody>, HttpError> {
+        let first_byte = options
+            .and_then(|o| o.first_byte_timeout)
+            .map_or(self.options.response_timeout, |t| {
+                t.min(self.options.response_timeout)
+            });
+        let response = match tokio::time::timeout(first_byte, self.client.request(request)).await
+        {
+            Err(_) => return Err(HttpError::ConnectionReadTimeout),
+            Ok(Err(e)) => return Err(classify(&e)),
+            Ok(Ok(response)) => response,
+        };
+        let max = self.options.max_response_bytes;
+        if let Some(length) = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            if length > max as u64 {
+                return Err(HttpError::HttpResponseBodySize(Some(length)));
+            }
+        }
+        Ok(response.map(|body| {
+            Limited::new(body.map_err(body_error), max)
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        HttpError::HttpResponseBodySize(None)
+                    } else {
+                        match e.downcast::<HttpError>() {
+                            Ok(e) => *e,
+                            Err(e) => HttpError::InternalError(Some(e.to_string())),
+                        }
+                    }
+                })
+                .boxed_unsync()
+        }))
+    }
+}
+
+fn body_error(e: hyper::Error) -> HttpError {
+    if e.is_incomplete_message() {
+        HttpError::HttpResponseIncomplete
+    } else if e.is_timeout() {
+        HttpError::ConnectionReadTimeout
+    } else {
+        HttpError::HttpProtocolError
+    }
+}
+
+/// Maps a client error onto the `wasi:http` error code that best describes it.
+fn classify(e: &hyper_util::client::legacy::Error) -> HttpError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+            return tls_error(tls);
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return tls_error(tls);
+            }
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return HttpError::ConnectionRefused,
+                std::io::ErrorKind::TimedOut => return HttpError::ConnectionTimeout,
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof => {
+                    return HttpError::ConnectionTerminated
+                }
+                _ => {}
+            }
+        }
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() {
+                return HttpError::HttpResponseIncomplete;
+            }
+            if h.is_parse() {
+                return HttpError::HttpProtocolError;
+            }
+        }
+        source = s.source();
+    }
+    if e.is_connect() {
+        HttpError::ConnectionRefused
+    } else {
+        HttpError::InternalError(Some(e.to_string()))
+    }
+}
+
+fn tls_error(e: &rustls::Error) -> HttpError {
+    match e {
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+            HttpError::TlsCertificateError
+        }
+        rustls::Error::AlertReceived(alert) => HttpError::TlsAlertReceived {
+            alert_id: Some(u8::from(*alert)),
+            alert_message: Some(format!("{alert:?}")),
+        },
+        _ => HttpError::TlsProtocolError,
+    }
+}
+
+/// Bytes of a body that the vault server or tests build.
+pub type FullBody = http_body_util::Full<Bytes>;

@@ -1,0 +1,526 @@
+//! The Key Vault secrets data plane, as the local vault serves it.
+//!
+//! Routes (every one needs `?api-version=` and `Authorization: Bearer <DATA_DIR/token>`):
+//!
+//! | method | path | answer |
+//! |---|---|---|
+//! | `PUT` | `/secrets/{name}` | 200 SecretBundle with value (a new version) |
+//! | `GET` | `/secrets/{name}`, `/secrets/{name}/` | 200 latest SecretBundle |
+//! | `GET` | `/secrets/{name}/{version}` | 200 that version |
+//! | `GET` | `/secrets[/]?maxresults=1..25` | 200 `{"value":[SecretItem…],"nextLink":…}` |
+//! | `GET` | `/secrets/{name}/versions?maxresults=` | 200 the same shape, ids with versions |
+//! | `DELETE` | `/secrets/{name}` | 200 DeletedSecretBundle (no value) |
+//!
+//! Without a valid token the answer is 401 with the Key Vault challenge, before the body is
+//! read. Errors use the Key Vault envelope `{"error":{"code","message"}}`. `nextLink` is
+//! absolute, on the request's authority, and carries all paging state in `$skiptoken`.
+//! No answer other than a successful set or get carries a value, and nothing is logged but
+//! method, path, status and latency.
+
+use super::storage::{NewVersion, Storage, StoredVersion};
+use crate::SecretString;
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+use subtle::ConstantTimeEq;
+
+/// Largest value, in bytes.
+pub const MAX_VALUE_BYTES: usize = 25 * 1024;
+/// Most tags.
+pub const MAX_TAGS: usize = 15;
+/// Largest request body accepted.
+const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Largest page.
+const MAX_PAGE: usize = 25;
+
+/// The shared state of the request handler.
+pub struct Api {
+    storage: Arc<Storage>,
+    token: SecretString,
+    fallback_authority: String,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+/// An error answer, in the Key Vault envelope.
+struct Failure {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl Failure {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Failure {
+        Failure {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad(message: impl Into<String>) -> Failure {
+        Failure::new(StatusCode::BAD_REQUEST, "BadParameter", message)
+    }
+
+    fn not_found(name: &str, version: Option<&str>) -> Failure {
+        let id = match version {
+            Some(v) => format!("{name}/{v}"),
+            None => name.to_string(),
+        };
+        Failure::new(
+            StatusCode::NOT_FOUND,
+            "SecretNotFound",
+            format!("A secret with (name/id) {id} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"),
+        )
+    }
+}
+
+impl From<crate::Error> for Failure {
+    fn from(e: crate::Error) -> Self {
+        tracing::error!(error = %e, "local vault storage failed");
+        Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "The local vault could not access its storage.",
+        )
+    }
+}
+
+/// What one request needs to build its answer.
+struct Context {
+    authority: String,
+    api_version: String,
+    query: BTreeMap<String, String>,
+}
+
+impl Api {
+    /// A handler over `storage` that requires `token`; ids use the request's `Host`, or
+    /// `fallback_authority` when it is missing or malformed.
+    pub fn new(storage: Arc<Storage>, token: SecretString, fallback_authority: String) -> Api {
+        Api {
+            storage,
+            token,
+            fallback_authority,
+        }
+    }
+
+    /// Answers one request, and logs one line for it.
+    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Result<Reply, std::convert::Infallible> {
+        let start = Instant::now();
+        let method = request.method().clone();
+        let path = request.uri().path().to_string();
+        let client_request_id = request.headers().get("x-ms-client-request-id").cloned();
+        let mut reply = match self.route(request).await {
+            Ok(reply) => reply,
+            Err(failure) => failure_reply(&failure),
+        };
+        decorate(&mut reply, client_request_id);
+        tracing::info!(
+            target: "kvrun::vault::access",
+            method = %method,
+            path = %path,
+            status = reply.status().as_u16(),
+            latency_us = start.elapsed().as_micros() as u64,
+        );
+        Ok(reply)
+    }
+
+    fn authorized(&self, request: &Request<Incoming>) -> bool {
+        let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+            return false;
+        };
+        let Some(token) = value.as_bytes().strip_prefix(b"Bearer ") else {
+            return false;
+        };
+        token.ct_eq(self.token.expose().as_bytes()).into()
+    }
+
+    async fn route(&self, request: Request<Incoming>) -> Result<Reply, Failure> {
+        if !self.authorized(&request) {
+            return Ok(challenge());
+        }
+        let context = self.context(&request)?;
+        let path = request.uri().path().to_string();
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let method = request.method().clone();
+        match (&method, segments.as_slice()) {
+            (&Method::GET, ["secrets"] | ["secrets", ""]) => self.list(&context).await,
+            (_, ["secrets"] | ["secrets", ""]) => Err(method_not_allowed(&method)),
+            (&Method::PUT, ["secrets", name]) => {
+                check_name(name)?;
+                let body = read_body(request).await?;
+                self.set(&context, name, &body).await
+            }
+            (&Method::GET, ["secrets", name] | ["secrets", name, ""]) => {
+                check_name(name)?;
+                self.get(&context, name, None).await
+            }
+            (&Method::DELETE, ["secrets", name]) => {
+                check_name(name)?;
+                self.delete(&context, name).await
+            }
+            (&Method::GET, ["secrets", name, "versions"]) => {
+                check_name(name)?;
+                self.list_versions(&context, name).await
+            }
+            (&Method::GET, ["secrets", name, version]) => {
+                check_name(name)?;
+                check_version(version)?;
+                self.get(&context, name, Some(version)).await
+            }
+            (_, ["secrets", ..]) => Err(method_not_allowed(&method)),
+            _ => Err(Failure::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("The path {path} is not served by this vault."),
+            )),
+        }
+    }
+
+    fn context(&self, request: &Request<Incoming>) -> Result<Context, Failure> {
+        let query: BTreeMap<String, String> = request
+            .uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (k.to_string(), v.to_string())
+            })
+            .collect();
+        let api_version = query
+            .get("api-version")
+            .cloned()
+            .ok_or_else(|| Failure::bad("The api-version query parameter is missing."))?;
+        if !supported_api_version(&api_version) {
+            return Err(Failure::bad(format!(
+                "The specified version ({api_version}) is not recognized. Consider using the latest supported version (2025-07-01)."
+            )));
+        }
+        let authority = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                !h.is_empty()
+                    && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            })
+            .map(str::to_string)
+            .unwrap_or_else(|| self.fallback_authority.clone());
+        Ok(Context {
+            authority,
+            api_version,
+            query,
+        })
+    }
+
+    async fn set(&self, context: &Context, name: &str, body: &[u8]) -> Result<Reply, Failure> {
+        #[derive(Deserialize)]
+        struct Attributes {
+            enabled: Option<bool>,
+            nbf: Option<i64>,
+            exp: Option<i64>,
+        }
+        #[derive(Deserialize)]
+        struct SetBody {
+            value: Option<String>,
+            #[serde(rename = "contentType")]
+            content_type: Option<String>,
+            attributes: Option<Attributes>,
+            tags: Option<BTreeMap<String, String>>,
+        }
+        // serde's messages can quote the input, and the input holds the value.
+        let parsed: SetBody = serde_json::from_slice(body)
+            .map_err(|_| Failure::bad("The request body is not a valid secret (JSON with a string 'value')."))?;
+        let value = SecretString::new(
+            parsed
+                .value
+                .ok_or_else(|| Failure::bad("The request body has no 'value'."))?,
+        );
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(Failure::bad(format!(
+                "The secret value is {} bytes; the limit is {MAX_VALUE_BYTES} bytes.",
+                value.len()
+            )));
+        }
+        if parsed.content_type.as_ref().is_some_and(|c| c.chars().count() > 255) {
+            return Err(Failure::bad("The content type is longer than 255 characters."));
+        }
+        let tags = parsed.tags.unwrap_or_default();
+        if tags.len() > MAX_TAGS
+            || tags
+                .iter()
+                .any(|(k, v)| k.is_empty() || k.chars().count() > 256 || v.chars().count() > 256)
+        {
+            return Err(Failure::bad("Property has invalid value\r\n"));
+        }
+        let attributes = parsed.attributes;
+        let new = NewVersion {
+            name: name.to_string(),
+            value,
+            content_type: parsed.content_type,
+            tags,
+            enabled: attributes.as_ref().and_then(|a| a.enabled).unwrap_or(true),
+            nbf: attributes.as_ref().and_then(|a| a.nbf),
+            exp: attributes.as_ref().and_then(|a| a.exp),
+        };
+        let storage = self.storage.clone();
+        let stored = tokio::task::spawn_blocking(move || storage.set(new))
+            .await
+            .map_err(|_| Failure::from(crate::Error::Storage("the writer task failed".into())))??;
+        Ok(json_reply(StatusCode::OK, bundle(context, &stored, true)))
+    }
+
+    async fn get(&self, context: &Context, name: &str, version: Option<&str>) -> Result<Reply, Failure> {
+        let stored = self
+            .storage
+            .get(name, version)?
+            .ok_or_else(|| Failure::not_found(name, version))?;
+        if !stored.enabled {
+            return Err(Failure::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "Operation get is not allowed on a disabled secret.",
+            ));
+        }
+        Ok(json_reply(StatusCode::OK, bundle(context, &stored, true)))
+    }
+
+    async fn delete(&self, context: &Context, name: &str) -> Result<Reply, Failure> {
+        let storage = self.storage.clone();
+        let owned = name.to_string();
+        let deleted = tokio::task::spawn_blocking(move || storage.delete(&owned))
+            .await
+            .map_err(|_| Failure::from(crate::Error::Storage("the writer task failed".into())))??
+            .ok_or_else(|| Failure::not_found(name, None))?;
+        Ok(json_reply(StatusCode::OK, bundle(context, &deleted, false)))
+    }
+
+    async fn list(&self, context: &Context) -> Result<Reply, Failure> {
+        let (limit, after) = paging(context)?;
+        let (items, more) = self.storage.list(&after, limit)?;
+        let last = items.last().map(|v| super::storage::key(&v.name));
+        let values: Vec<Value> = items.iter().map(|v| item(context, v, false)).collect();
+        Ok(page(context, "/secrets", values, more.then_some(last).flatten()))
+    }
+
+    async fn list_versions(&self, context: &Context, name: &str) -> Result<Reply, Failure> {
+        let (limit, after) = paging(context)?;
+        let (items, more) = self.storage.list_versions(name, &after, limit)?;
+        let last = items.last().map(|v| v.version.clone());
+        let values: Vec<Value> = items.iter().map(|v| item(context, v, true)).collect();
+        Ok(page(context, &format!("/secrets/{name}/versions"), values, more.then_some(last).flatten()))
+    }
+}
+
+/// `maxresults` (1..=25, default 25) and the position after which the page starts.
+fn paging(context: &Context) -> Result<(usize, String), Failure> {
+    let limit = match context.query.get("maxresults") {
+        None => MAX_PAGE,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| Failure::bad(format!("maxresults must be between 1 and {MAX_PAGE}.")))?,
+    };
+    let after = match context.query.get("$skiptoken") {
+        None => String::new(),
+        Some(token) => base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| Failure::bad("The $skiptoken is not valid."))?,
+    };
+    Ok((limit, after))
+}
+
+fn page(context: &Context, path: &str, values: Vec<Value>, last: Option<String>) -> Reply {
+    let next_link = last.map(|last| {
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last);
+        let mut link = format!(
+            "https://{}{path}?api-version={}&$skiptoken={token}",
+            context.authority, context.api_version
+        );
+        if let Some(max) = context.query.get("maxresults") {
+            link.push_str(&format!("&maxresults={max}"));
+        }
+        link
+    });
+    json_reply(StatusCode::OK, json!({ "value": values, "nextLink": next_link }))
+}
+
+fn secret_id(context: &Context, version: &StoredVersion, with_version: bool) -> String {
+    if with_version {
+        format!("https://{}/secrets/{}/{}", context.authority, version.name, version.version)
+    } else {
+        format!("https://{}/secrets/{}", context.authority, version.name)
+    }
+}
+
+fn attributes(version: &StoredVersion) -> Value {
+    let mut map = Map::new();
+    map.insert("enabled".into(), json!(version.enabled));
+    if let Some(nbf) = version.nbf {
+        map.insert("nbf".into(), json!(nbf));
+    }
+    if let Some(exp) = version.exp {
+        map.insert("exp".into(), json!(exp));
+    }
+    map.insert("created".into(), json!(version.created));
+    map.insert("updated".into(), json!(version.updated));
+    map.insert("recoveryLevel".into(), json!("Purgeable"));
+    map.insert("recoverableDays".into(), json!(0));
+    Value::Object(map)
+}
+
+/// A SecretBundle; with the value for set and get, without it for delete.
+fn bundle(context: &Context, version: &StoredVersion, with_value: bool) -> Value {
+    let mut map = Map::new();
+    if with_value {
+        map.insert("value".into(), json!(version.value.expose()));
+    }
+    if let Some(ct) = &version.content_type {
+        map.insert("contentType".into(), json!(ct));
+    }
+    map.insert("id".into(), json!(secret_id(context, version, true)));
+    map.insert("attributes".into(), attributes(version));
+    if !version.tags.is_empty() {
+        map.insert("tags".into(), json!(version.tags));
+    }
+    Value::Object(map)
+}
+
+/// A SecretItem: no value; the id has a version only in version listings.
+fn item(context: &Context, version: &StoredVersion, with_version: bool) -> Value {
+    let mut map = Map::new();
+    if let Some(ct) = &version.content_type {
+        map.insert("contentType".into(), json!(ct));
+    }
+    map.insert("id".into(), json!(secret_id(context, version, with_version)));
+    map.insert("attributes".into(), attributes(version));
+    if !version.tags.is_empty() {
+        map.insert("tags".into(), json!(version.tags));
+    }
+    Value::Object(map)
+}
+
+fn check_name(name: &str) -> Result<(), Failure> {
+    if !name.is_empty()
+        && name.len() <= 127
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        Ok(())
+    } else {
+        let shown: String = name.chars().take(130).collect();
+        Err(Failure::bad(format!("The request URI contains an invalid name: {shown}")))
+    }
+}
+
+fn check_version(version: &str) -> Result<(), Failure> {
+    if version.len() == 32 && version.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        let shown: String = version.chars().take(70).collect();
+        Err(Failure::bad(format!("The request URI contains an invalid version: {shown}")))
+    }
+}
+
+/// The released api-versions, and any later date-form version.
+fn supported_api_version(v: &str) -> bool {
+    const RELEASED: &[&str] = &[
+        "2016-10-01", "7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01", "2026-04-01",
+    ];
+    if RELEASED.contains(&v) {
+        return true;
+    }
+    let date = v.strip_suffix("-preview").unwrap_or(v);
+    let parts: Vec<&str> = date.split('-').collect();
+    matches!(parts.as_slice(), [y, m, d]
+        if y.len() == 4 && m.len() == 2 && d.len() == 2
+            && [y, m, d].iter().all(|p| p.bytes().all(|b| b.is_ascii_digit()))
+            && *y >= "2026")
+}
+
+async fn read_body(request: Request<Incoming>) -> Result<Bytes, Failure> {
+    Limited::new(request.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|_| Failure::bad(format!("The request body is unreadable or larger than {MAX_BODY_BYTES} bytes.")))
+}
+
+fn method_not_allowed(method: &Method) -> Failure {
+    Failure::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        format!("HTTP {method} not allowed"),
+    )
+}
+
+fn json_reply(status: StatusCode, body: Value) -> Reply {
+    let mut reply = Response::new(Full::new(Bytes::from(body.to_string())));
+    *reply.status_mut() = status;
+    reply.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    reply
+}
+
+fn failure_reply(failure: &Failure) -> Reply {
+    json_reply(
+        failure.status,
+        json!({ "error": { "code": failure.code, "message": failure.message } }),
+    )
+}
+
+/// 401 with the Key Vault challenge.
+fn challenge() -> Reply {
+    let mut reply = json_reply(
+        StatusCode::UNAUTHORIZED,
+        json!({ "error": { "code": "Unauthorized", "message": "AKV10000: Request is missing a Bearer or PoP token." } }),
+    );
+    reply.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(
+            "Bearer authorization=\"https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000\", resource=\"https://vault.azure.net\"",
+        ),
+    );
+    reply
+}
+
+/// Headers the service sends on every answer.
+fn decorate(reply: &mut Reply, client_request_id: Option<HeaderValue>) {
+    let mut id = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut id);
+    let h = hex::encode(id);
+    let request_id = format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]);
+    let headers = reply.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(header::EXPIRES, HeaderValue::from_static("-1"));
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(
+        "strict-transport-security",
+        HeaderValue::from_static("max-age=31536000;includeSubDomains"),
+    );
+    headers.insert(
+        "x-ms-keyvault-service-version",
+        HeaderValue::from_static(concat!("kvrun-", env!("CARGO_PKG_VERSION"))),
+    );
+    headers.insert("x-ms-keyvault-region", HeaderValue::from_static("local"));
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-ms-request-id", v);
+    }
+    if let Some(v) = client_request_id {
+        headers.insert("x-ms-client-request-id", v);
+    }
+}

@@ -1,0 +1,213 @@
+//! The local vault: a Key Vault–compatible HTTPS server on loopback.
+//!
+//! It is the embedded default when no vault is configured (started in-process on
+//! `127.0.0.1:0`), the backend of kvrun's tests, and `kvrun vault serve`.
+//!
+//! Isolation model: it listens on loopback, speaks only TLS (a private CA generated into its
+//! data directory, see [`identity`]), and answers 401 to any request without its bearer
+//! token (`DATA_DIR/token`, mode 0600). Writes are durable before they are acknowledged
+//! ([`storage`]). The routes it serves are listed in [`api`].
+
+pub mod api;
+pub mod identity;
+pub mod storage;
+
+use crate::client::ClientOptions;
+use crate::credential::Credential;
+use crate::transport::TransportOptions;
+use crate::{Error, Result, SecretString};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+/// Where and how to run a local vault.
+#[derive(Clone, Debug)]
+pub struct LocalVaultOptions {
+    /// Listen address; port 0 picks a free one.
+    pub addr: SocketAddr,
+    /// Data directory (identity, token, database).
+    pub data_dir: PathBuf,
+}
+
+impl LocalVaultOptions {
+    /// Options for `data_dir` on `127.0.0.1:0`.
+    pub fn ephemeral_port(data_dir: impl Into<PathBuf>) -> LocalVaultOptions {
+        LocalVaultOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+        }
+    }
+
+    /// The data directory: `KVRUN_DATA_DIR`, else the platform data dir + `kvrun`.
+    pub fn default_data_dir() -> Result<PathBuf> {
+        if let Some(dir) = std::env::var_os("KVRUN_DATA_DIR") {
+            return Ok(PathBuf::from(dir));
+        }
+        dirs::data_dir().map(|d| d.join("kvrun")).ok_or_else(|| {
+            Error::Config("no data directory: set KVRUN_DATA_DIR or pass --data-dir".into())
+        })
+    }
+}
+
+/// A running local vault. Dropping it stops accepting connections.
+pub struct LocalVault {
+    addr: SocketAddr,
+    data_dir: PathBuf,
+    ca_pem: Vec<u8>,
+    token: SecretString,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl LocalVault {
+    /// Loads or creates the data directory, binds, and starts serving.
+    pub async fn start(options: LocalVaultOptions) -> Result<LocalVault> {
+        let identity = identity::load_or_create(&options.data_dir)?;
+        let storage = Arc::new(storage::Storage::open(&options.data_dir.join("vault.db"))?);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .and_then(|b| b.with_no_client_auth().with_single_cert(identity.cert_chain, identity.key))
+            .map_err(|e| Error::Config(format!("the local vault's TLS identity is unusable: {e}")))?;
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let listener = TcpListener::bind(options.addr).await.map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                " (the port is taken: stop the other process or choose another --addr)"
+            } else {
+                ""
+            };
+            Error::io(format!("could not listen on {}{hint}", options.addr), e)
+        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the listen address", e))?;
+        let api = Arc::new(api::Api::new(storage, identity.token.clone(), authority(addr)));
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(serve(listener, TlsAcceptor::from(Arc::new(tls)), api, stopped));
+        Ok(LocalVault {
+            addr,
+            data_dir: options.data_dir,
+            ca_pem: identity.ca_pem,
+            token: identity.token,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its URL, `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("https://{}", authority(self.addr))
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The CA certificate that clients must trust (`DATA_DIR/ca.pem`).
+    pub fn ca_pem(&self) -> &[u8] {
+        &self.ca_pem
+    }
+
+    /// The access token.
+    pub fn token(&self) -> &SecretString {
+        &self.token
+    }
+
+    /// Client options that reach this vault: its URL, its CA only, its token.
+    pub fn client_options(&self) -> Result<ClientOptions> {
+        let mut options = ClientOptions::new(self.url());
+        options.transport = TransportOptions {
+            ca_pem: Some(self.ca_pem.clone()),
+            public_roots: false,
+            ..TransportOptions::default()
+        };
+        options.credential = Some(Credential::bearer(&self.token)?);
+        Ok(options)
+    }
+
+    /// Stops accepting connections and waits for the accept loop to end.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for LocalVault {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+fn authority(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    api: Arc<api::Api>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = stopped.changed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let api = api.clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let service = service_fn(move |request| api.clone().handle(request));
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
+                .serve_connection(TokioIo::new(tls), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+                _ = stopped.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
+                }
+            }
+        });
+    }
+}
