@@ -1,6 +1,7 @@
 //! Builds the vault client component (`guest/`) for `wasm32-wasip2` with a nested cargo, so
 //! that `cargo build` and `cargo test` need nothing else, and hands its path to the crate as
-//! `KVRUN_GUEST_WASM`.
+//! `KVRUN_GUEST_WASM`. The same invocation builds the test fixture components under
+//! `tests/fixtures/` (`KVRUN_HOSTILE_WASM`, used only by the integration tests).
 //!
 //! The nested build uses its own `--target-dir` (`target/guest-build`): the outer cargo
 //! holds the lock on its own target directory, and sharing it would deadlock.
@@ -10,13 +11,22 @@ use std::process::Command;
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets this"));
-    let root = manifest.parent().expect("host/ is inside the workspace").to_path_buf();
+    let root = manifest
+        .parent()
+        .expect("host/ is inside the workspace")
+        .to_path_buf();
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|d| if d.is_absolute() { d } else { root.join(d) })
         .unwrap_or_else(|| root.join("target"))
         .join("guest-build");
-    for path in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock"] {
+    for path in [
+        "guest/src",
+        "guest/Cargo.toml",
+        "tests/fixtures",
+        "wit",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
     println!("cargo:rerun-if-env-changed=KVRUN_GUEST_PROFILE");
@@ -24,7 +34,8 @@ fn main() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&root)
-        .args(["build", "-p", "kvrun-guest", "--target", "wasm32-wasip2", "--profile", &profile])
+        .args(["build", "-p", "kvrun-guest", "-p", "kvrun-hostile-guest"])
+        .args(["--target", "wasm32-wasip2", "--profile", &profile])
         .arg("--target-dir")
         .arg(&target_dir)
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -40,10 +51,17 @@ fn main() {
              is missing, run `rustup target add wasm32-wasip2`"
         );
     }
-    let wasm = target_dir
-        .join("wasm32-wasip2")
-        .join(&profile)
-        .join("kvrun_guest.wasm");
-    assert!(wasm.is_file(), "the guest build did not produce {}", wasm.display());
-    println!("cargo:rustc-env=KVRUN_GUEST_WASM={}", wasm.display());
+    let out = target_dir.join("wasm32-wasip2").join(&profile);
+    for (var, file) in [
+        ("KVRUN_GUEST_WASM", "kvrun_guest.wasm"),
+        ("KVRUN_HOSTILE_WASM", "kvrun_hostile_guest.wasm"),
+    ] {
+        let wasm = out.join(file);
+        assert!(
+            wasm.is_file(),
+            "the guest build did not produce {}",
+            wasm.display()
+        );
+        println!("cargo:rustc-env={var}={}", wasm.display());
+    }
 }

@@ -46,8 +46,7 @@ impl Config {
             )
         })?;
         let (https, authority) = parse_vault_url(&url)?;
-        let api_version =
-            std::env::var("KVRUN_API_VERSION").unwrap_or_else(|_| "7.5".to_string());
+        let api_version = std::env::var("KVRUN_API_VERSION").unwrap_or_else(|_| "7.5".to_string());
         if api_version.is_empty()
             || !api_version
                 .bytes()
@@ -84,9 +83,9 @@ impl Config {
 fn env_number(key: &str, default: u64) -> Result<u64, Error> {
     match std::env::var(key) {
         Err(_) => Ok(default),
-        Ok(text) => text.parse().map_err(|_| {
-            Error::InvalidArgument(format!("{key}={text:?} is not a whole number"))
-        }),
+        Ok(text) => text
+            .parse()
+            .map_err(|_| Error::InvalidArgument(format!("{key}={text:?} is not a whole number"))),
     }
 }
 
@@ -108,10 +107,11 @@ fn parse_vault_url(url: &str) -> Result<(bool, String), Error> {
     if authority.is_empty() {
         return Err(bad("no host"));
     }
-    if authority
-        .bytes()
-        .any(|b| matches!(b, b'/' | b'?' | b'#' | b'@' | b'\\') || b.is_ascii_whitespace() || b.is_ascii_control())
-    {
+    if authority.bytes().any(|b| {
+        matches!(b, b'/' | b'?' | b'#' | b'@' | b'\\')
+            || b.is_ascii_whitespace()
+            || b.is_ascii_control()
+    }) {
         return Err(bad("it must not have a path, query, or user info"));
     }
     Ok((https, authority.to_string()))

@@ -211,8 +211,7 @@ fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
 
 /// Builds and hands one request to the host; writes its body.
 fn start(config: &Config, request: &Request) -> Result<FutureIncomingResponse, Failure> {
-    let mut headers: Vec<(String, Vec<u8>)> =
-        vec![("accept".into(), b"application/json".to_vec())];
+    let mut headers: Vec<(String, Vec<u8>)> = vec![("accept".into(), b"application/json".to_vec())];
     if let Some(body) = &request.body {
         headers.push(("content-type".into(), b"application/json".to_vec()));
         headers.push(("content-length".into(), body.len().to_string().into_bytes()));
@@ -225,7 +224,11 @@ fn start(config: &Config, request: &Request) -> Result<FutureIncomingResponse, F
         Verb::Put => Method::Put,
         Verb::Delete => Method::Delete,
     };
-    let scheme = if config.https { Scheme::Https } else { Scheme::Http };
+    let scheme = if config.https {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
     let set = outgoing
         .set_method(&method)
         .and_then(|_| outgoing.set_scheme(Some(&scheme)))
@@ -256,13 +259,18 @@ fn write_body(body: OutgoingBody, contents: Option<&[u8]>) -> Result<(), Failure
             .write()
             .map_err(|_| Failure::Transport("the request body stream was already taken".into()))?;
         for chunk in contents.chunks(WRITE_CHUNK) {
-            stream.blocking_write_and_flush(chunk).map_err(|e| match e {
-                StreamError::LastOperationFailed(e) => {
-                    Failure::Transport(format!("sending the request body failed: {}", e.to_debug_string()))
-                }
-                // The host closed the body early: the response future reports why.
-                StreamError::Closed => Failure::Transport("the request body was closed early".into()),
-            })?;
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(|e| match e {
+                    StreamError::LastOperationFailed(e) => Failure::Transport(format!(
+                        "sending the request body failed: {}",
+                        e.to_debug_string()
+                    )),
+                    // The host closed the body early: the response future reports why.
+                    StreamError::Closed => {
+                        Failure::Transport("the request body was closed early".into())
+                    }
+                })?;
         }
     }
     OutgoingBody::finish(body, None).map_err(failure_from_code)
@@ -278,9 +286,17 @@ fn complete(
         Some(Ok(Ok(response))) => response,
         Some(Ok(Err(code))) => return (Err(failure_from_code(code)), None),
         Some(Err(())) => {
-            return (Err(Failure::Transport("the response was already taken".into())), None)
+            return (
+                Err(Failure::Transport("the response was already taken".into())),
+                None,
+            )
         }
-        None => return (Err(Failure::Transport("the response was not ready".into())), None),
+        None => {
+            return (
+                Err(Failure::Transport("the response was not ready".into())),
+                None,
+            )
+        }
     };
     drop(future);
     let status = outcome.status();
@@ -353,9 +369,9 @@ fn failure_from_code(code: ErrorCode) -> Failure {
         ErrorCode::ConnectionTerminated => {
             Failure::Transport("the connection was closed before a full answer".into())
         }
-        ErrorCode::TlsCertificateError => Failure::Transport(
-            "the vault's TLS certificate is not trusted by the host".into(),
-        ),
+        ErrorCode::TlsCertificateError => {
+            Failure::Transport("the vault's TLS certificate is not trusted by the host".into())
+        }
         ErrorCode::HttpResponseIncomplete => {
             Failure::Transport("the vault's answer was truncated".into())
         }

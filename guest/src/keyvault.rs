@@ -33,7 +33,11 @@ impl Vault {
         let body = wire::SetBody {
             value,
             content_type: options.content_type.as_deref(),
-            tags: options.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+            tags: options
+                .tags
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
         };
         Ok(Request {
             verb: Verb::Put,
@@ -76,7 +80,10 @@ impl Vault {
             .iter()
             .map(|s| self.set_request(&s.name, &s.value, &s.options))
             .collect();
-        let to_send: Vec<Request> = prepared.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+        let to_send: Vec<Request> = prepared
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect();
         let mut sent = http::send_all(&self.config, &to_send).into_iter();
         prepared
             .into_iter()
@@ -107,7 +114,9 @@ impl Vault {
             .into_iter()
             .zip(names)
             .map(|(outcome, name)| match self.answer(outcome, name) {
-                Ok(response) => Ok(Some(secret(parse_bundle(&response, "secret bundle")?)?.value)),
+                Ok(response) => Ok(Some(
+                    secret(parse_bundle(&response, "secret bundle")?)?.value,
+                )),
                 Err(Error::NotFound(_)) => Ok(None),
                 Err(e) => Err(e),
             })
@@ -179,20 +188,27 @@ impl Vault {
             Some(i) => rest.split_at(i),
             None => return Err(bad_link(link)),
         };
-        let default_port = if scheme.eq_ignore_ascii_case("https") { ":443" } else { ":80" };
+        let default_port = if scheme.eq_ignore_ascii_case("https") {
+            ":443"
+        } else {
+            ":80"
+        };
         let ours = &self.config.authority;
-        let same_origin = scheme.eq_ignore_ascii_case(if self.config.https { "https" } else { "http" })
-            && (authority.eq_ignore_ascii_case(ours)
-                || authority.eq_ignore_ascii_case(&format!("{ours}{default_port}"))
-                || authority
-                    .strip_suffix(default_port)
-                    .is_some_and(|a| a.eq_ignore_ascii_case(ours)));
+        let same_origin =
+            scheme.eq_ignore_ascii_case(if self.config.https { "https" } else { "http" })
+                && (authority.eq_ignore_ascii_case(ours)
+                    || authority.eq_ignore_ascii_case(&format!("{ours}{default_port}"))
+                    || authority
+                        .strip_suffix(default_port)
+                        .is_some_and(|a| a.eq_ignore_ascii_case(ours)));
         if !same_origin {
             return Err(Error::Transport(format!(
                 "the vault's nextLink points to another origin ({scheme}://{authority}); not following it"
             )));
         }
-        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
         let mut params: Vec<&str> = query
             .split('&')
             .filter(|p| !p.is_empty() && !p.starts_with("api-version="))
@@ -218,21 +234,26 @@ impl Vault {
                 self.config.origin()
             ))),
             Ok(response) if (200..300).contains(&response.status) => Ok(response),
-            Ok(response) => Err(status_error(&response, subject)),
+            Ok(response) => Err(status_error(&response, subject, &self.config.origin())),
         }
     }
 }
 
 fn bad_link(link: &str) -> Error {
     let shown: String = link.chars().take(200).collect();
-    Error::Transport(format!("the vault's nextLink {shown:?} is not an absolute URL"))
+    Error::Transport(format!(
+        "the vault's nextLink {shown:?} is not an absolute URL"
+    ))
 }
 
 /// Maps an error status and the Key Vault error envelope onto the WIT error.
-fn status_error(response: &Response, subject: &str) -> Error {
+fn status_error(response: &Response, subject: &str, origin: &str) -> Error {
     let envelope: Option<wire::ErrorEnvelope> = serde_json::from_slice(&response.body).ok();
     let (code, message) = match &envelope {
-        Some(e) => (e.error.specific_code().to_string(), e.error.message.trim().to_string()),
+        Some(e) => (
+            e.error.specific_code().to_string(),
+            e.error.message.trim().to_string(),
+        ),
         None => (String::new(), String::new()),
     };
     let status = response.status;
@@ -242,20 +263,33 @@ fn status_error(response: &Response, subject: &str) -> Error {
         format!("HTTP {status} {code}: {message}")
     };
     match status {
-        400 => Error::InvalidArgument(format!("the vault refused the request for {subject:?}: {detail}")),
+        400 => Error::InvalidArgument(format!(
+            "the vault refused the request for {subject:?}: {detail}"
+        )),
         401 => Error::Unauthenticated(format!(
             "the vault did not accept the credential ({detail}); check the token the host uses"
         )),
         403 => Error::Denied(format!("the vault denied access to {subject:?}: {detail}")),
-        404 => Error::NotFound(format!("secret {subject:?} was not found ({detail})")),
-        409 => Error::Conflict(format!("conflict on secret {subject:?}: {detail}")),
-        408 | 429 | 500 | 502 | 503 | 504 => Error::Unavailable(format!(
-            "the vault is unavailable after retrying: {detail}"
+        404 => Error::NotFound(format!(
+            "secret {subject:?} was not found in the vault at {origin}{}",
+            if code.is_empty() {
+                String::new()
+            } else {
+                format!(" ({code})")
+            }
         )),
+        409 => Error::Conflict(format!("conflict on secret {subject:?}: {detail}")),
+        408 | 429 | 500 | 502 | 503 | 504 => {
+            Error::Unavailable(format!("the vault is unavailable after retrying: {detail}"))
+        }
         _ => Error::Service(ServiceError {
             status,
             code,
-            message: if message.is_empty() { format!("HTTP {status}") } else { message },
+            message: if message.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                message
+            },
         }),
     }
 }
@@ -279,9 +313,10 @@ fn parse_bundle(response: &Response, what: &str) -> Result<wire::Bundle, Error> 
 
 fn secret(bundle: wire::Bundle) -> Result<Secret, Error> {
     let mut bundle = bundle;
-    let value = bundle.value.take().ok_or_else(|| {
-        Error::Transport("the vault's answer has no value for the secret".into())
-    })?;
+    let value = bundle
+        .value
+        .take()
+        .ok_or_else(|| Error::Transport("the vault's answer has no value for the secret".into()))?;
     Ok(Secret {
         properties: properties(bundle, true),
         value,

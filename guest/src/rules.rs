@@ -33,7 +33,10 @@ pub fn check_name(name: &str) -> Result<(), Error> {
 
 /// Checks a version id: 1 to 64 ASCII letters or digits (the service uses 32 hex digits).
 pub fn check_version(version: &str) -> Result<(), Error> {
-    if !version.is_empty() && version.len() <= 64 && version.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if !version.is_empty()
+        && version.len() <= 64
+        && version.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
         Ok(())
     } else {
         let shown: String = version.chars().take(67).collect();

@@ -52,8 +52,10 @@ impl Default for RetryOptions {
 pub struct ClientOptions {
     /// The vault, `https://HOST[:PORT]` (`http://` only for an explicit loopback host).
     pub vault_url: String,
-    /// The credential the host adds to requests for the vault.
+    /// The credential the host adds to requests for the vault's origin (and no other).
     pub credential: Option<Credential>,
+    /// Origins the component may reach; `None` means exactly the vault's origin.
+    pub allow: Option<AllowList>,
     /// TLS trust, timeouts and size caps.
     pub transport: TransportOptions,
     /// Key Vault `api-version`.
@@ -72,6 +74,7 @@ impl ClientOptions {
         ClientOptions {
             vault_url: vault_url.into(),
             credential: None,
+            allow: None,
             transport: TransportOptions::default(),
             api_version: "7.5".into(),
             retry: RetryOptions::default(),
@@ -144,7 +147,11 @@ impl Client {
         let vault = vault_origin(&options.vault_url)?;
         let transport = Arc::new(Transport::new(options.transport.clone())?);
         let credential = options.credential.clone().map(|c| (vault.clone(), c));
-        let hooks = VaultHooks::new(AllowList::only(&vault), credential, transport);
+        let allow = options
+            .allow
+            .clone()
+            .unwrap_or_else(|| AllowList::only(&vault));
+        let hooks = VaultHooks::new(allow, credential, transport);
         let mut client = Client {
             pre: runtime.vault_pre().clone(),
             env: guest_env(&options),
@@ -238,7 +245,10 @@ impl Client {
     }
 
     /// Sets many secrets concurrently; one outcome per entry, in order.
-    pub async fn set_secrets(&mut self, secrets: &[NewSecret]) -> Result<Vec<Result<SecretProperties>>> {
+    pub async fn set_secrets(
+        &mut self,
+        secrets: &[NewSecret],
+    ) -> Result<Vec<Result<SecretProperties>>> {
         let mut inputs: Vec<wit::SecretInput> = secrets
             .iter()
             .map(|s| wit::SecretInput {
@@ -352,11 +362,26 @@ fn vault_origin(url: &str) -> Result<Origin> {
 fn guest_env(options: &ClientOptions) -> Vec<(String, String)> {
     let retry = &options.retry;
     vec![
-        ("KVRUN_VAULT_URL".into(), options.vault_url.trim_end_matches('/').into()),
+        (
+            "KVRUN_VAULT_URL".into(),
+            options.vault_url.trim_end_matches('/').into(),
+        ),
         ("KVRUN_API_VERSION".into(), options.api_version.clone()),
-        ("KVRUN_RETRY_MAX_ATTEMPTS".into(), retry.max_attempts.to_string()),
-        ("KVRUN_RETRY_BASE_DELAY_MS".into(), retry.base_delay.as_millis().to_string()),
-        ("KVRUN_RETRY_MAX_DELAY_MS".into(), retry.max_delay.as_millis().to_string()),
-        ("KVRUN_RETRY_DEADLINE_MS".into(), retry.deadline.as_millis().to_string()),
+        (
+            "KVRUN_RETRY_MAX_ATTEMPTS".into(),
+            retry.max_attempts.to_string(),
+        ),
+        (
+            "KVRUN_RETRY_BASE_DELAY_MS".into(),
+            retry.base_delay.as_millis().to_string(),
+        ),
+        (
+            "KVRUN_RETRY_MAX_DELAY_MS".into(),
+            retry.max_delay.as_millis().to_string(),
+        ),
+        (
+            "KVRUN_RETRY_DEADLINE_MS".into(),
+            retry.deadline.as_millis().to_string(),
+        ),
     ]
 }

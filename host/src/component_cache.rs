@@ -67,7 +67,9 @@ pub fn load(engine: &Engine, dir: Option<&Path>, name: &str, wasm: &[u8]) -> Res
                     elapsed: start.elapsed(),
                 })
             }
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "discarding a damaged compiled component"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "discarding a damaged compiled component")
+            }
         }
     }
     let component = Component::new(engine, wasm)?;
@@ -85,8 +87,7 @@ fn store(dir: &Path, path: &Path, component: &Component) -> Result<()> {
     create_private_dir(dir)?;
     let bytes = component.serialize()?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)
-        .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("renaming {}", tmp.display()), e))
 }
 
@@ -96,7 +97,10 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .map_err(|e| Error::io(format!("could not create the directory {}", dir.display()), e))
+    builder.create(dir).map_err(|e| {
+        Error::io(
+            format!("could not create the directory {}", dir.display()),
+            e,
+        )
+    })
 }

@@ -37,7 +37,10 @@ impl Credential {
     /// Reads a token from a file (such as the local vault's `DATA_DIR/token`).
     pub fn from_file(path: &Path) -> Result<Credential> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::io(format!("could not read the token file {}", path.display()), e)
+            Error::io(
+                format!("could not read the token file {}", path.display()),
+                e,
+            )
         })?;
         Credential::bearer(&SecretString::new(text))
     }

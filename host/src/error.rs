@@ -70,7 +70,6 @@ impl Error {
             Error::Unauthenticated(_) => {
                 "set KVRUN_ACCESS_TOKEN or --token-file to a token the vault accepts"
             }
-            Error::InvalidName(_) => "names use 1 to 127 characters from A-Z, a-z, 0-9 and '-'",
             Error::Unavailable(_) | Error::Transport(_) => {
                 "check that the vault is running and reachable (--vault, KVRUN_VAULT_URL) and that --ca-cert names its CA"
             }

@@ -108,7 +108,9 @@ impl Origin {
             .authority()
             .ok_or_else(|| PolicyError(format!("request URI {uri} has no host")))?;
         if authority.as_str().contains('@') {
-            return Err(PolicyError("request URIs with user info are refused".into()));
+            return Err(PolicyError(
+                "request URIs with user info are refused".into(),
+            ));
         }
         let host = normalise_host(authority.host())?;
         let port = authority.port_u16().unwrap_or(scheme.default_port());
@@ -344,16 +346,34 @@ mod tests {
 
     #[test]
     fn exact_origin_with_default_port() {
-        assert!(allows(&["https://kv.vault.azure.net"], "https://kv.vault.azure.net:443"));
-        assert!(allows(&["https://kv.vault.azure.net:443"], "https://kv.vault.azure.net"));
-        assert!(!allows(&["https://kv.vault.azure.net"], "https://kv.vault.azure.net:8443"));
-        assert!(!allows(&["https://kv.vault.azure.net"], "https://other.vault.azure.net"));
+        assert!(allows(
+            &["https://kv.vault.azure.net"],
+            "https://kv.vault.azure.net:443"
+        ));
+        assert!(allows(
+            &["https://kv.vault.azure.net:443"],
+            "https://kv.vault.azure.net"
+        ));
+        assert!(!allows(
+            &["https://kv.vault.azure.net"],
+            "https://kv.vault.azure.net:8443"
+        ));
+        assert!(!allows(
+            &["https://kv.vault.azure.net"],
+            "https://other.vault.azure.net"
+        ));
     }
 
     #[test]
     fn case_and_trailing_dot_are_normalised() {
-        assert!(allows(&["https://KV.Vault.Azure.NET."], "https://kv.vault.azure.net"));
-        assert!(allows(&["https://kv.vault.azure.net"], "HTTPS://KV.VAULT.AZURE.NET."));
+        assert!(allows(
+            &["https://KV.Vault.Azure.NET."],
+            "https://kv.vault.azure.net"
+        ));
+        assert!(allows(
+            &["https://kv.vault.azure.net"],
+            "HTTPS://KV.VAULT.AZURE.NET."
+        ));
     }
 
     #[test]
@@ -369,8 +389,14 @@ mod tests {
 
     #[test]
     fn scheme_must_match() {
-        assert!(!allows(&["https://localhost:8443"], "http://localhost:8443"));
-        assert!(!allows(&["http://127.0.0.1:8080"], "https://127.0.0.1:8080"));
+        assert!(!allows(
+            &["https://localhost:8443"],
+            "http://localhost:8443"
+        ));
+        assert!(!allows(
+            &["http://127.0.0.1:8080"],
+            "https://127.0.0.1:8080"
+        ));
         assert!(allows(&["http://127.0.0.1:8080"], "http://127.0.0.1:8080"));
     }
 
@@ -386,7 +412,10 @@ mod tests {
 
     #[test]
     fn ipv6_origins() {
-        assert!(allows(&["https://[::1]:8443"], "https://[0:0:0:0:0:0:0:1]:8443"));
+        assert!(allows(
+            &["https://[::1]:8443"],
+            "https://[0:0:0:0:0:0:0:1]:8443"
+        ));
         assert!(!allows(&["https://[::1]:8443"], "https://127.0.0.1:8443"));
     }
 
@@ -414,7 +443,9 @@ mod tests {
 
     #[test]
     fn origin_from_request_uri() {
-        let uri: http::Uri = "https://KV.vault.azure.net/secrets/x?api-version=7.5".parse().unwrap();
+        let uri: http::Uri = "https://KV.vault.azure.net/secrets/x?api-version=7.5"
+            .parse()
+            .unwrap();
         let origin = Origin::from_uri(&uri).unwrap();
         assert_eq!(origin.to_string(), "https://kv.vault.azure.net:443");
         let uri: http::Uri = "https://u:p@kv.vault.azure.net/".parse().unwrap();

@@ -48,13 +48,15 @@ pub struct Runtime {
 impl Runtime {
     /// Builds the engine and loads the vault client component (from the cache if possible).
     pub fn new(options: RuntimeOptions) -> Result<Runtime> {
+        Runtime::with_vault_component(options, crate::GUEST_WASM)
+    }
+
+    /// Like [`Runtime::new`], with another implementation of the `vault-client` world (a
+    /// different build of the client, or a test double). It runs under the same sandbox.
+    pub fn with_vault_component(options: RuntimeOptions, wasm: &[u8]) -> Result<Runtime> {
         let engine = Engine::new(&engine_config())?;
-        let loaded = component_cache::load(
-            &engine,
-            options.cache_dir.as_deref(),
-            "vault-client",
-            crate::GUEST_WASM,
-        )?;
+        let loaded =
+            component_cache::load(&engine, options.cache_dir.as_deref(), "vault-client", wasm)?;
         let mut linker = Linker::<GuestState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;

@@ -63,8 +63,9 @@ pub fn tls_config(options: &TransportOptions) -> Result<rustls::ClientConfig> {
     if let Some(pem) = &options.ca_pem {
         let mut added = 0;
         for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert
-                .map_err(|e| Error::Config(format!("the CA certificate file is not valid PEM: {e}")))?;
+            let cert = cert.map_err(|e| {
+                Error::Config(format!("the CA certificate file is not valid PEM: {e}"))
+            })?;
             roots
                 .add(cert)
                 .map_err(|e| Error::Config(format!("the CA certificate is not usable: {e}")))?;
@@ -129,8 +130,7 @@ impl Transport {
             .map_or(self.options.response_timeout, |t| {
                 t.min(self.options.response_timeout)
             });
-        let response = match tokio::time::timeout(first_byte, self.client.request(request)).await
-        {
+        let response = match tokio::time::timeout(first_byte, self.client.request(request)).await {
             Err(_) => return Err(HttpError::ConnectionReadTimeout),
             Ok(Err(e)) => return Err(classify(&e)),
             Ok(Ok(response)) => response,
@@ -175,39 +175,41 @@ fn body_error(e: hyper::Error) -> HttpError {
 
 /// Maps a client error onto the `wasi:http` error code that best describes it.
 fn classify(e: &hyper_util::client::legacy::Error) -> HttpError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
-            return tls_error(tls);
-        }
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return tls_error(tls);
-            }
-            match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => return HttpError::ConnectionRefused,
-                std::io::ErrorKind::TimedOut => return HttpError::ConnectionTimeout,
-                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof => {
-                    return HttpError::ConnectionTerminated
-                }
-                _ => {}
-            }
-        }
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            if h.is_incomplete_message() {
-                return HttpError::HttpResponseIncomplete;
-            }
-            if h.is_parse() {
-                return HttpError::HttpProtocolError;
-            }
-        }
-        source = s.source();
+    match std::error::Error::source(e).and_then(cause) {
+        Some(code) => code,
+        None if e.is_connect() => HttpError::ConnectionRefused,
+        None => HttpError::InternalError(Some(e.to_string())),
     }
-    if e.is_connect() {
-        HttpError::ConnectionRefused
-    } else {
-        HttpError::InternalError(Some(e.to_string()))
+}
+
+/// Looks through an error chain (including errors wrapped inside `io::Error`, which
+/// `source()` skips) for a TLS, socket or HTTP cause.
+fn cause(e: &(dyn std::error::Error + 'static)) -> Option<HttpError> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls_error(tls));
     }
+    if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        if let Some(code) = io.get_ref().and_then(|inner| cause(inner)) {
+            return Some(code);
+        }
+        match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => return Some(HttpError::ConnectionRefused),
+            std::io::ErrorKind::TimedOut => return Some(HttpError::ConnectionTimeout),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof => {
+                return Some(HttpError::ConnectionTerminated)
+            }
+            _ => {}
+        }
+    }
+    if let Some(h) = e.downcast_ref::<hyper::Error>() {
+        if h.is_incomplete_message() {
+            return Some(HttpError::HttpResponseIncomplete);
+        }
+        if h.is_parse() {
+            return Some(HttpError::HttpProtocolError);
+        }
+    }
+    e.source().and_then(cause)
 }
 
 fn tls_error(e: &rustls::Error) -> HttpError {

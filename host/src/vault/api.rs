@@ -112,7 +112,10 @@ impl Api {
     }
 
     /// Answers one request, and logs one line for it.
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Result<Reply, std::convert::Infallible> {
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+    ) -> Result<Reply, std::convert::Infallible> {
         let start = Instant::now();
         let method = request.method().clone();
         let path = request.uri().path().to_string();
@@ -211,7 +214,8 @@ impl Api {
             .and_then(|h| h.to_str().ok())
             .filter(|h| {
                 !h.is_empty()
-                    && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
             })
             .map(str::to_string)
             .unwrap_or_else(|| self.fallback_authority.clone());
@@ -238,8 +242,9 @@ impl Api {
             tags: Option<BTreeMap<String, String>>,
         }
         // serde's messages can quote the input, and the input holds the value.
-        let parsed: SetBody = serde_json::from_slice(body)
-            .map_err(|_| Failure::bad("The request body is not a valid secret (JSON with a string 'value')."))?;
+        let parsed: SetBody = serde_json::from_slice(body).map_err(|_| {
+            Failure::bad("The request body is not a valid secret (JSON with a string 'value').")
+        })?;
         let value = SecretString::new(
             parsed
                 .value
@@ -251,8 +256,14 @@ impl Api {
                 value.len()
             )));
         }
-        if parsed.content_type.as_ref().is_some_and(|c| c.chars().count() > 255) {
-            return Err(Failure::bad("The content type is longer than 255 characters."));
+        if parsed
+            .content_type
+            .as_ref()
+            .is_some_and(|c| c.chars().count() > 255)
+        {
+            return Err(Failure::bad(
+                "The content type is longer than 255 characters.",
+            ));
         }
         let tags = parsed.tags.unwrap_or_default();
         if tags.len() > MAX_TAGS
@@ -279,7 +290,12 @@ impl Api {
         Ok(json_reply(StatusCode::OK, bundle(context, &stored, true)))
     }
 
-    async fn get(&self, context: &Context, name: &str, version: Option<&str>) -> Result<Reply, Failure> {
+    async fn get(
+        &self,
+        context: &Context,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Reply, Failure> {
         let stored = self
             .storage
             .get(name, version)?
@@ -309,7 +325,12 @@ impl Api {
         let (items, more) = self.storage.list(&after, limit)?;
         let last = items.last().map(|v| super::storage::key(&v.name));
         let values: Vec<Value> = items.iter().map(|v| item(context, v, false)).collect();
-        Ok(page(context, "/secrets", values, more.then_some(last).flatten()))
+        Ok(page(
+            context,
+            "/secrets",
+            values,
+            more.then_some(last).flatten(),
+        ))
     }
 
     async fn list_versions(&self, context: &Context, name: &str) -> Result<Reply, Failure> {
@@ -317,7 +338,12 @@ impl Api {
         let (items, more) = self.storage.list_versions(name, &after, limit)?;
         let last = items.last().map(|v| v.version.clone());
         let values: Vec<Value> = items.iter().map(|v| item(context, v, true)).collect();
-        Ok(page(context, &format!("/secrets/{name}/versions"), values, more.then_some(last).flatten()))
+        Ok(page(
+            context,
+            &format!("/secrets/{name}/versions"),
+            values,
+            more.then_some(last).flatten(),
+        ))
     }
 }
 
@@ -354,12 +380,18 @@ fn page(context: &Context, path: &str, values: Vec<Value>, last: Option<String>)
         }
         link
     });
-    json_reply(StatusCode::OK, json!({ "value": values, "nextLink": next_link }))
+    json_reply(
+        StatusCode::OK,
+        json!({ "value": values, "nextLink": next_link }),
+    )
 }
 
 fn secret_id(context: &Context, version: &StoredVersion, with_version: bool) -> String {
     if with_version {
-        format!("https://{}/secrets/{}/{}", context.authority, version.name, version.version)
+        format!(
+            "https://{}/secrets/{}/{}",
+            context.authority, version.name, version.version
+        )
     } else {
         format!("https://{}/secrets/{}", context.authority, version.name)
     }
@@ -404,7 +436,10 @@ fn item(context: &Context, version: &StoredVersion, with_version: bool) -> Value
     if let Some(ct) = &version.content_type {
         map.insert("contentType".into(), json!(ct));
     }
-    map.insert("id".into(), json!(secret_id(context, version, with_version)));
+    map.insert(
+        "id".into(),
+        json!(secret_id(context, version, with_version)),
+    );
     map.insert("attributes".into(), attributes(version));
     if !version.tags.is_empty() {
         map.insert("tags".into(), json!(version.tags));
@@ -420,7 +455,9 @@ fn check_name(name: &str) -> Result<(), Failure> {
         Ok(())
     } else {
         let shown: String = name.chars().take(130).collect();
-        Err(Failure::bad(format!("The request URI contains an invalid name: {shown}")))
+        Err(Failure::bad(format!(
+            "The request URI contains an invalid name: {shown}"
+        )))
     }
 }
 
@@ -429,14 +466,25 @@ fn check_version(version: &str) -> Result<(), Failure> {
         Ok(())
     } else {
         let shown: String = version.chars().take(70).collect();
-        Err(Failure::bad(format!("The request URI contains an invalid version: {shown}")))
+        Err(Failure::bad(format!(
+            "The request URI contains an invalid version: {shown}"
+        )))
     }
 }
 
 /// The released api-versions, and any later date-form version.
 fn supported_api_version(v: &str) -> bool {
     const RELEASED: &[&str] = &[
-        "2016-10-01", "7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01", "2026-04-01",
+        "2016-10-01",
+        "7.0",
+        "7.1",
+        "7.2",
+        "7.3",
+        "7.4",
+        "7.5",
+        "7.6",
+        "2025-07-01",
+        "2026-04-01",
     ];
     if RELEASED.contains(&v) {
         return true;
@@ -454,7 +502,11 @@ async fn read_body(request: Request<Incoming>) -> Result<Bytes, Failure> {
         .collect()
         .await
         .map(|c| c.to_bytes())
-        .map_err(|_| Failure::bad(format!("The request body is unreadable or larger than {MAX_BODY_BYTES} bytes.")))
+        .map_err(|_| {
+            Failure::bad(format!(
+                "The request body is unreadable or larger than {MAX_BODY_BYTES} bytes."
+            ))
+        })
 }
 
 fn method_not_allowed(method: &Method) -> Failure {
@@ -502,12 +554,22 @@ fn decorate(reply: &mut Reply, client_request_id: Option<HeaderValue>) {
     let mut id = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut id);
     let h = hex::encode(id);
-    let request_id = format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]);
+    let request_id = format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    );
     let headers = reply.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     headers.insert(header::EXPIRES, HeaderValue::from_static("-1"));
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert(
         "strict-transport-security",
         HeaderValue::from_static("max-age=31536000;includeSubDomains"),

@@ -89,11 +89,16 @@ fn generate_certificates(dir: &Path) -> Result<()> {
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
         KeyUsagePurpose, SanType,
     };
-    let tls = |e: rcgen::Error| Error::Config(format!("generating the local vault's certificates failed: {e}"));
-    let year = 1970 + (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-        / 31_556_952) as i32;
+    let tls = |e: rcgen::Error| {
+        Error::Config(format!(
+            "generating the local vault's certificates failed: {e}"
+        ))
+    };
+    let year = 1970
+        + (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            / 31_556_952) as i32;
 
     let ca_key = KeyPair::generate().map_err(tls)?;
     let mut ca_params = CertificateParams::default();
@@ -108,13 +113,18 @@ fn generate_certificates(dir: &Path) -> Result<()> {
 
     let server_key = KeyPair::generate().map_err(tls)?;
     let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, "localhost");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
     params.subject_alt_names = vec![
         SanType::DnsName("localhost".try_into().map_err(tls)?),
         SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
         SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()),
     ];
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
     params.not_before = rcgen::date_time_ymd(year - 1, 1, 1);
@@ -123,7 +133,10 @@ fn generate_certificates(dir: &Path) -> Result<()> {
         .signed_by(&server_key, &ca_cert, &ca_key)
         .map_err(tls)?;
 
-    write_private(&dir.join("server-key.pem"), server_key.serialize_pem().as_bytes())?;
+    write_private(
+        &dir.join("server-key.pem"),
+        server_key.serialize_pem().as_bytes(),
+    )?;
     write_public(
         &dir.join("server.pem"),
         format!("{}{}", server_cert.pem(), ca_cert.pem()).as_bytes(),

@@ -74,8 +74,13 @@ impl LocalVault {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .and_then(|b| b.with_no_client_auth().with_single_cert(identity.cert_chain, identity.key))
-            .map_err(|e| Error::Config(format!("the local vault's TLS identity is unusable: {e}")))?;
+            .and_then(|b| {
+                b.with_no_client_auth()
+                    .with_single_cert(identity.cert_chain, identity.key)
+            })
+            .map_err(|e| {
+                Error::Config(format!("the local vault's TLS identity is unusable: {e}"))
+            })?;
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let listener = TcpListener::bind(options.addr).await.map_err(|e| {
             let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -88,9 +93,18 @@ impl LocalVault {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("reading the listen address", e))?;
-        let api = Arc::new(api::Api::new(storage, identity.token.clone(), authority(addr)));
+        let api = Arc::new(api::Api::new(
+            storage,
+            identity.token.clone(),
+            authority(addr),
+        ));
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(serve(listener, TlsAcceptor::from(Arc::new(tls)), api, stopped));
+        let task = tokio::spawn(serve(
+            listener,
+            TlsAcceptor::from(Arc::new(tls)),
+            api,
+            stopped,
+        ));
         Ok(LocalVault {
             addr,
             data_dir: options.data_dir,
@@ -183,14 +197,15 @@ async fn serve(
         let api = api.clone();
         let mut stopped = stopped.clone();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
             let service = service_fn(move |request| api.clone().handle(request));
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())

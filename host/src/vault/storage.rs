@@ -61,14 +61,14 @@ pub struct Storage {
     conn: Mutex<Connection>,
 }
 
-const COLUMNS: &str = "name, version, value, content_type, tags, enabled, nbf, exp, created, updated";
+const COLUMNS: &str =
+    "name, version, value, content_type, tags, enabled, nbf, exp, created, updated";
 
 impl Storage {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Storage> {
-        let conn = Connection::open(path).map_err(|e| {
-            Error::Storage(format!("could not open {}: {e}", path.display()))
-        })?;
+        let conn = Connection::open(path)
+            .map_err(|e| Error::Storage(format!("could not open {}: {e}", path.display())))?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
@@ -207,12 +207,17 @@ impl Storage {
         let tx = conn.transaction()?;
         let latest = tx
             .query_row(
-                &format!("SELECT {COLUMNS} FROM versions WHERE name_key = ?1 ORDER BY seq DESC LIMIT 1"),
+                &format!(
+                    "SELECT {COLUMNS} FROM versions WHERE name_key = ?1 ORDER BY seq DESC LIMIT 1"
+                ),
                 params![key(name)],
                 read_row,
             )
             .optional()?;
-        tx.execute("DELETE FROM versions WHERE name_key = ?1", params![key(name)])?;
+        tx.execute(
+            "DELETE FROM versions WHERE name_key = ?1",
+            params![key(name)],
+        )?;
         tx.commit()?;
         Ok(latest)
     }

@@ -1,0 +1,507 @@
+//! The `kvrun` command line. See the README for every command.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kvrun::target::{Session, VaultTarget};
+use kvrun::vault::{LocalVault, LocalVaultOptions};
+use kvrun::{
+    DeletedSecret, Error, NewSecret, Result, Runtime, RuntimeOptions, SecretProperties,
+    SecretString, SetOptions,
+};
+use serde_json::{json, Map, Value};
+use std::io::{IsTerminal, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Hand secrets to training code: a Key Vault client component in a sandboxing host.
+#[derive(Parser)]
+#[command(name = "kvrun", version)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct Global {
+    /// Output format.
+    #[arg(long, short, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// Data directory of the embedded local vault.
+    #[arg(long, global = true, env = "KVRUN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Vault URL (https://NAME.vault.azure.net); without it, the embedded local vault.
+    #[arg(long, global = true, env = "KVRUN_VAULT_URL")]
+    vault: Option<String>,
+    /// Extra CA certificate (PEM) to trust for --vault.
+    #[arg(long, global = true)]
+    ca_cert: Option<PathBuf>,
+    /// File holding the access token for --vault (else KVRUN_ACCESS_TOKEN).
+    #[arg(long, global = true)]
+    token_file: Option<PathBuf>,
+    /// Key Vault api-version.
+    #[arg(long, global = true, env = "KVRUN_API_VERSION")]
+    api_version: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Set, read, list and delete secrets.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Run the local vault.
+    #[command(subcommand)]
+    Vault(VaultCommand),
+}
+
+#[derive(Subcommand)]
+enum SecretCommand {
+    /// Set a secret (a new version if it exists). The value comes from --value-from-env,
+    /// --value-file, standard input, or a prompt that does not echo; never from argv.
+    Set {
+        name: String,
+        /// Read the value from this environment variable.
+        #[arg(long, conflicts_with = "value_file")]
+        value_from_env: Option<String>,
+        /// Read the value from this file (verbatim).
+        #[arg(long)]
+        value_file: Option<PathBuf>,
+        /// Content type, e.g. application/vnd.ms-password.
+        #[arg(long)]
+        content_type: Option<String>,
+        /// A tag, KEY=VALUE (repeatable).
+        #[arg(long = "tag", value_parser = parse_tag)]
+        tags: Vec<(String, String)>,
+    },
+    /// Set many secrets at once.
+    SetMany {
+        /// A JSON object {"name": "value", ...}; `-` reads standard input.
+        #[arg(
+            long,
+            required_unless_present = "from_env_prefix",
+            conflicts_with = "from_env_prefix"
+        )]
+        from_json: Option<PathBuf>,
+        /// Every environment variable PREFIXNAME becomes secret `name` (lower case, `_` → `-`).
+        #[arg(long)]
+        from_env_prefix: Option<String>,
+    },
+    /// Print a secret's value.
+    Get {
+        name: String,
+        /// A version id (default: latest).
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Print a JSON object name -> value (null for a missing name).
+    GetMany {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// List secret names (--output json for properties).
+    List,
+    /// List the versions of a secret.
+    Versions { name: String },
+    /// Delete a secret and all its versions.
+    Delete { name: String },
+}
+
+#[derive(Subcommand)]
+enum VaultCommand {
+    /// Serve the local vault over HTTPS until SIGINT or SIGTERM.
+    Serve {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        addr: SocketAddr,
+        /// Allow a non-loopback --addr.
+        #[arg(long)]
+        allow_remote: bool,
+    },
+}
+
+fn parse_tag(text: &str) -> std::result::Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_log = match cli.command {
+        Command::Vault(_) => "info",
+        Command::Secret(_) => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KVRUN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
+        )
+        .init();
+    let outcome = match cli.command {
+        Command::Vault(VaultCommand::Serve { addr, allow_remote }) => {
+            serve(addr, allow_remote, cli.global.data_dir)
+        }
+        Command::Secret(command) => {
+            current_thread().and_then(|rt| rt.block_on(secret(command, &cli.global)))
+        }
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            match e.hint() {
+                Some(hint) => eprintln!("kvrun: {e} ({hint})"),
+                None => eprintln!("kvrun: {e}"),
+            }
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// Exit statuses, one per kind of failure.
+fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::NotFound(_) => 3,
+        Error::InvalidName(_) | Error::InvalidArgument(_) | Error::Config(_) => 4,
+        Error::Denied(_) => 5,
+        Error::Unauthenticated(_) => 6,
+        Error::Unavailable(_) | Error::Transport(_) | Error::Timeout(_) => 7,
+        Error::Conflict(_) => 8,
+        _ => 1,
+    }
+}
+
+fn current_thread() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the async runtime", e))
+}
+
+async fn secret(command: SecretCommand, global: &Global) -> Result<ExitCode> {
+    // Read the value before anything starts, so a prompt is not mixed with other output.
+    let pending_value = match &command {
+        SecretCommand::Set {
+            name,
+            value_from_env,
+            value_file,
+            ..
+        } => Some(read_value(
+            name,
+            value_from_env.as_deref(),
+            value_file.as_deref(),
+        )?),
+        _ => None,
+    };
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: RuntimeOptions::default_cache_dir(),
+    })?;
+    let target = VaultTarget::resolve(
+        global.vault.clone(),
+        global.ca_cert.clone(),
+        global.token_file.clone(),
+        global.data_dir.clone(),
+    )?;
+    let mut session = Session::open(&runtime, target, global.api_version.clone()).await?;
+    let outcome = run_secret(&mut session, command, pending_value, global.output).await;
+    session.close().await;
+    outcome
+}
+
+async fn run_secret(
+    session: &mut Session,
+    command: SecretCommand,
+    value: Option<SecretString>,
+    output: Output,
+) -> Result<ExitCode> {
+    let client = &mut session.client;
+    match command {
+        SecretCommand::Set {
+            name,
+            content_type,
+            tags,
+            ..
+        } => {
+            let value = value.expect("read before the session opened");
+            let options = SetOptions { content_type, tags };
+            let properties = client.set_secret(&name, &value, &options).await?;
+            match output {
+                Output::Json => print_json(&properties_json(&properties)),
+                Output::Text => println!(
+                    "set {} (version {})",
+                    properties.name,
+                    properties.version.as_deref().unwrap_or("?")
+                ),
+            }
+        }
+        SecretCommand::SetMany {
+            from_json,
+            from_env_prefix,
+        } => {
+            let secrets = match (from_json, from_env_prefix) {
+                (Some(path), _) => secrets_from_json(&path)?,
+                (None, Some(prefix)) => secrets_from_env(&prefix)?,
+                (None, None) => unreachable!("clap requires one source"),
+            };
+            let outcomes = client.set_secrets(&secrets).await?;
+            let mut failed = 0;
+            let mut report = Map::new();
+            for (secret, outcome) in secrets.iter().zip(outcomes) {
+                match outcome {
+                    Ok(p) => {
+                        if output == Output::Text {
+                            println!(
+                                "set {} (version {})",
+                                p.name,
+                                p.version.as_deref().unwrap_or("?")
+                            );
+                        }
+                        report.insert(secret.name.clone(), properties_json(&p));
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        if output == Output::Text {
+                            eprintln!("kvrun: {}: {e}", secret.name);
+                        }
+                        report.insert(secret.name.clone(), json!({ "error": e.to_string() }));
+                    }
+                }
+            }
+            if output == Output::Json {
+                print_json(&Value::Object(report));
+            }
+            if failed > 0 {
+                eprintln!("kvrun: {failed} of {} secrets were not set", secrets.len());
+                return Ok(ExitCode::from(1));
+            }
+        }
+        SecretCommand::Get { name, version } => {
+            let secret = client.get_secret(&name, version.as_deref()).await?;
+            match output {
+                Output::Json => {
+                    let mut object = properties_json(&secret.properties);
+                    object["value"] = json!(secret.value.expose());
+                    print_json(&object);
+                }
+                Output::Text => println!("{}", secret.value.expose()),
+            }
+        }
+        SecretCommand::GetMany { names } => {
+            let values = client.get_secrets(&names).await?;
+            let object: Map<String, Value> = names
+                .into_iter()
+                .zip(values)
+                .map(|(n, v)| (n, v.map_or(Value::Null, |v| json!(v.expose()))))
+                .collect();
+            print_json(&Value::Object(object));
+        }
+        SecretCommand::List => print_list(&client.list_secrets().await?, output, false),
+        SecretCommand::Versions { name } => {
+            print_list(&client.list_secret_versions(&name).await?, output, true)
+        }
+        SecretCommand::Delete { name } => {
+            let deleted = client.delete_secret(&name).await?;
+            match output {
+                Output::Json => print_json(&deleted_json(&deleted)),
+                Output::Text => println!("deleted {}", deleted.properties.name),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_list(items: &[SecretProperties], output: Output, versions: bool) {
+    match output {
+        Output::Json => print_json(&Value::Array(items.iter().map(properties_json).collect())),
+        Output::Text => {
+            for p in items {
+                if versions {
+                    println!(
+                        "{}\t{}\t{}",
+                        p.version.as_deref().unwrap_or("?"),
+                        p.updated.unwrap_or(0),
+                        if p.enabled { "enabled" } else { "disabled" }
+                    );
+                } else {
+                    println!("{}", p.name);
+                }
+            }
+        }
+    }
+}
+
+fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("JSON values print")
+    );
+}
+
+fn properties_json(p: &SecretProperties) -> Value {
+    json!({
+        "name": p.name,
+        "version": p.version,
+        "id": p.id,
+        "contentType": p.content_type,
+        "enabled": p.enabled,
+        "notBefore": p.not_before,
+        "expires": p.expires,
+        "created": p.created,
+        "updated": p.updated,
+        "tags": p.tags.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<Map<String, Value>>(),
+    })
+}
+
+fn deleted_json(d: &DeletedSecret) -> Value {
+    let mut object = properties_json(&d.properties);
+    object["recoveryId"] = json!(d.recovery_id);
+    object["deletedDate"] = json!(d.deleted_date);
+    object["scheduledPurgeDate"] = json!(d.scheduled_purge_date);
+    object
+}
+
+/// The value of `secret set`: env var, file, standard input, or a hidden prompt.
+fn read_value(name: &str, from_env: Option<&str>, file: Option<&Path>) -> Result<SecretString> {
+    if let Some(var) = from_env {
+        return std::env::var(var).map(SecretString::new).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "environment variable {var} is not set (or not UTF-8)"
+            ))
+        });
+    }
+    if let Some(path) = file {
+        let bytes = std::fs::read(path)
+            .map_err(|e| Error::io(format!("could not read {}", path.display()), e))?;
+        return String::from_utf8(bytes)
+            .map(SecretString::new)
+            .map_err(|_| Error::InvalidArgument(format!("{} is not UTF-8 text", path.display())));
+    }
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password(format!("value for {name}: "))
+            .map(SecretString::new)
+            .map_err(|e| Error::io("reading the value from the terminal", e));
+    }
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|e| Error::io("reading the value from standard input", e))?;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    Ok(SecretString::new(text))
+}
+
+fn secrets_from_json(path: &Path) -> Result<Vec<NewSecret>> {
+    let text = if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Error::io("reading standard input", e))?;
+        text
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("could not read {}", path.display()), e))?
+    };
+    let text = SecretString::new(text);
+    // serde's messages can quote the input: report only where it went wrong.
+    let object: Map<String, Value> = serde_json::from_str(text.expose()).map_err(|e| {
+        Error::InvalidArgument(format!(
+            "{} is not a JSON object of names to string values (error at line {}, column {})",
+            path.display(),
+            e.line(),
+            e.column()
+        ))
+    })?;
+    object
+        .into_iter()
+        .map(|(name, value)| match value {
+            Value::String(value) => Ok(NewSecret {
+                name,
+                value: SecretString::new(value),
+                options: SetOptions {
+                    content_type: None,
+                    tags: Vec::new(),
+                },
+            }),
+            _ => Err(Error::InvalidArgument(format!(
+                "the value of {name:?} in {} is not a string",
+                path.display()
+            ))),
+        })
+        .collect()
+}
+
+fn secrets_from_env(prefix: &str) -> Result<Vec<NewSecret>> {
+    if prefix.is_empty() {
+        return Err(Error::InvalidArgument(
+            "--from-env-prefix must not be empty".into(),
+        ));
+    }
+    let mut secrets: Vec<NewSecret> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let key = k.to_str()?;
+            let rest = key.strip_prefix(prefix)?;
+            Some(NewSecret {
+                name: rest.to_ascii_lowercase().replace('_', "-"),
+                value: SecretString::new(v.into_string().ok()?),
+                options: SetOptions {
+                    content_type: None,
+                    tags: Vec::new(),
+                },
+            })
+        })
+        .collect();
+    secrets.sort_by(|a, b| a.name.cmp(&b.name));
+    if secrets.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "no environment variable starts with {prefix:?}"
+        )));
+    }
+    Ok(secrets)
+}
+
+fn serve(addr: SocketAddr, allow_remote: bool, data_dir: Option<PathBuf>) -> Result<ExitCode> {
+    if !addr.ip().is_loopback() && !allow_remote {
+        return Err(Error::Config(format!(
+            "{addr} is not a loopback address; the local vault listens on loopback only unless --allow-remote is given"
+        )));
+    }
+    let data_dir = match data_dir {
+        Some(dir) => dir,
+        None => LocalVaultOptions::default_data_dir()?,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the async runtime", e))?;
+    rt.block_on(async move {
+        let vault = LocalVault::start(LocalVaultOptions { addr, data_dir }).await?;
+        eprintln!("kvrun local vault listening on {}", vault.url());
+        eprintln!("  trust:  {}", vault.data_dir().join("ca.pem").display());
+        eprintln!("  token:  {}", vault.data_dir().join("token").display());
+        wait_for_signal().await?;
+        eprintln!("kvrun local vault stopping");
+        vault.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| Error::io("installing a SIGTERM handler", e))?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map_err(|e| Error::io("waiting for SIGINT", e)),
+        _ = term.recv() => Ok(()),
+    }
+}

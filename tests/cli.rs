@@ -1,0 +1,317 @@
+//! The `kvrun` command line, run as a user would: embedded default, `vault serve` with
+//! `--vault`, values from stdin/env/file (never argv), JSON output, exit statuses.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+fn kvrun(data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kvrun"));
+    command
+        .env("KVRUN_DATA_DIR", data_dir)
+        .env("KVRUN_CACHE_DIR", common::cache_dir())
+        .env_remove("KVRUN_VAULT_URL")
+        .env_remove("KVRUN_ACCESS_TOKEN")
+        .env_remove("KVRUN_API_VERSION")
+        .env_remove("KVRUN_LOG");
+    command
+}
+
+fn run(mut command: Command, stdin: &str) -> Output {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn secret(data_dir: &Path, args: &[&str]) -> Command {
+    let mut command = kvrun(data_dir);
+    command.arg("secret").args(args);
+    command
+}
+
+#[test]
+fn secret_commands_work_on_the_embedded_vault() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let set = ok(&run(secret(d, &["set", "db-password"]), "from-stdin\n"));
+    assert!(set.starts_with("set db-password (version "), "{set}");
+    assert_eq!(
+        ok(&run(secret(d, &["get", "db-password"]), "")),
+        "from-stdin\n"
+    );
+
+    let mut from_env = secret(d, &["set", "api-key", "--value-from-env", "MY_VALUE"]);
+    from_env.env("MY_VALUE", "from-env");
+    ok(&run(from_env, ""));
+    let file = d.join("value.txt");
+    std::fs::write(&file, "from-file\nline two").unwrap();
+    ok(&run(
+        secret(
+            d,
+            &[
+                "set",
+                "cert",
+                "--value-file",
+                file.to_str().unwrap(),
+                "--tag",
+                "env=dev",
+            ],
+        ),
+        "",
+    ));
+
+    let many = ok(&run(
+        secret(d, &["get-many", "api-key", "missing", "cert"]),
+        "",
+    ));
+    let many: serde_json::Value = serde_json::from_str(&many).unwrap();
+    assert_eq!(
+        many,
+        serde_json::json!({"api-key": "from-env", "missing": null, "cert": "from-file\nline two"})
+    );
+
+    let listed = ok(&run(secret(d, &["list"]), ""));
+    assert_eq!(listed, "api-key\ncert\ndb-password\n");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&run(secret(d, &["list", "--output", "json"]), ""))).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 3);
+    assert_eq!(json[1]["tags"]["env"], "dev");
+
+    let got: serde_json::Value =
+        serde_json::from_str(&ok(&run(secret(d, &["get", "cert", "-o", "json"]), ""))).unwrap();
+    assert_eq!(got["value"], "from-file\nline two");
+    let version = got["version"].as_str().unwrap().to_string();
+    ok(&run(
+        secret(d, &["set", "cert", "--value-from-env", "V2"])
+            .env("V2", "second")
+            .to_owned_cmd(),
+        "",
+    ));
+    assert_eq!(
+        ok(&run(secret(d, &["get", "cert", "--version", &version]), "")),
+        "from-file\nline two\n"
+    );
+    assert_eq!(
+        ok(&run(secret(d, &["versions", "cert"]), ""))
+            .lines()
+            .count(),
+        2
+    );
+
+    let json_file = d.join("batch.json");
+    std::fs::write(&json_file, r#"{"b-one": "1", "b-two": "2"}"#).unwrap();
+    let batch = ok(&run(
+        secret(d, &["set-many", "--from-json", json_file.to_str().unwrap()]),
+        "",
+    ));
+    assert_eq!(batch.lines().count(), 2, "{batch}");
+    let mut prefixed = secret(d, &["set-many", "--from-env-prefix", "TRAIN_SECRET_"]);
+    prefixed.env("TRAIN_SECRET_DB_USER", "alice");
+    ok(&run(prefixed, ""));
+    assert_eq!(ok(&run(secret(d, &["get", "db-user"]), "")), "alice\n");
+
+    assert_eq!(
+        ok(&run(secret(d, &["delete", "api-key"]), "")),
+        "deleted api-key\n"
+    );
+    let gone = run(secret(d, &["get", "api-key"]), "");
+    assert_eq!(gone.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&gone.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
+    assert!(
+        stderr.starts_with("kvrun: not found: secret \"api-key\""),
+        "{stderr}"
+    );
+}
+
+trait ToOwnedCmd {
+    fn to_owned_cmd(&mut self) -> Command;
+}
+
+impl ToOwnedCmd for Command {
+    fn to_owned_cmd(&mut self) -> Command {
+        let mut command = Command::new(self.get_program());
+        command.args(self.get_args());
+        for (k, v) in self.get_envs() {
+            match v {
+                Some(v) => command.env(k, v),
+                None => command.env_remove(k),
+            };
+        }
+        command
+    }
+}
+
+#[test]
+fn failures_are_one_line_with_a_distinct_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let invalid = run(secret(d, &["get", "bad/name"]), "");
+    assert_eq!(invalid.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&invalid.stderr);
+    assert!(
+        stderr.contains("invalid secret name \"bad/name\""),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1);
+
+    let argv_value = run(secret(d, &["set", "x", "--value", "in-argv"]), "");
+    assert_eq!(
+        argv_value.status.code(),
+        Some(2),
+        "there is no way to pass a value in argv"
+    );
+
+    let missing_env = run(
+        secret(d, &["set", "x", "--value-from-env", "NOT_SET_ANYWHERE"]),
+        "",
+    );
+    assert_eq!(missing_env.status.code(), Some(4));
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let mut unreachable = secret(d, &["get", "x"]);
+    unreachable.env("KVRUN_VAULT_URL", format!("https://127.0.0.1:{port}"));
+    let out = run(unreachable, "");
+    assert_eq!(out.status.code(), Some(7));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("vault unreachable"));
+
+    let plain = run(
+        secret(d, &["--vault", "http://example.com", "get", "x"]),
+        "",
+    );
+    assert_eq!(
+        plain.status.code(),
+        Some(4),
+        "plain http to a non-loopback host is refused"
+    );
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn vault_serve_with_an_explicit_vault_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut command = kvrun(d);
+    command
+        .args(["vault", "serve", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut server = Server(command.spawn().unwrap());
+    let mut lines = BufReader::new(server.0.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first
+        .strip_prefix("kvrun local vault listening on ")
+        .unwrap()
+        .to_string();
+    std::thread::spawn(move || lines.for_each(drop));
+
+    let client_dir = tempfile::tempdir().unwrap();
+    let ca = d.join("ca.pem");
+    let token = d.join("token");
+    let remote = |args: &[&str]| {
+        let mut command = kvrun(client_dir.path());
+        command
+            .args(["--vault", &url, "--ca-cert", ca.to_str().unwrap()])
+            .arg("secret")
+            .args(args);
+        command
+    };
+    let mut set = remote(&[
+        "set",
+        "remote-secret",
+        "--token-file",
+        token.to_str().unwrap(),
+    ]);
+    set.env("UNUSED", "1");
+    ok(&run(set, "over-the-wire"));
+    let mut get = remote(&["get", "remote-secret"]);
+    get.env(
+        "KVRUN_ACCESS_TOKEN",
+        std::fs::read_to_string(&token).unwrap(),
+    );
+    assert_eq!(ok(&run(get, "")), "over-the-wire\n");
+    assert!(
+        !client_dir.path().join("token").exists(),
+        "no embedded vault was started"
+    );
+
+    let mut wrong = remote(&["get", "remote-secret"]);
+    wrong.env("KVRUN_ACCESS_TOKEN", "wrong-token");
+    let out = run(wrong, "");
+    assert_eq!(out.status.code(), Some(6));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unauthenticated"));
+
+    let no_ca = run(
+        {
+            let mut c = kvrun(client_dir.path());
+            c.args([
+                "--vault",
+                &url,
+                "--token-file",
+                token.to_str().unwrap(),
+                "secret",
+                "get",
+                "remote-secret",
+            ]);
+            c
+        },
+        "",
+    );
+    assert_eq!(
+        no_ca.status.code(),
+        Some(7),
+        "the local CA is not trusted without --ca-cert"
+    );
+
+    unsafe { libc_kill(server.0.id() as i32, 15) };
+    let status = server.0.wait().unwrap();
+    assert!(
+        status.success(),
+        "SIGTERM stops the server cleanly: {status:?}"
+    );
+}
+
+#[test]
+fn vault_serve_refuses_a_non_loopback_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = kvrun(dir.path());
+    command.args(["vault", "serve", "--addr", "0.0.0.0:0"]);
+    let out = run(command, "");
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-remote"));
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, signal: i32) -> i32;
+}

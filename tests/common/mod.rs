@@ -1,0 +1,245 @@
+//! Shared test helpers: a real local vault over TLS on `127.0.0.1:0`, a shared runtime, and a
+//! raw TLS server that answers with whatever bytes a test wants (for broken answers).
+#![allow(dead_code)]
+
+use kvrun::client::RetryOptions;
+use kvrun::transport::TransportOptions;
+use kvrun::vault::{LocalVault, LocalVaultOptions};
+use kvrun::{Client, ClientOptions, Runtime, RuntimeOptions};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// The hostile stand-in for the vault client component (`tests/fixtures/hostile-vault-client`).
+pub static HOSTILE_WASM: &[u8] = include_bytes!(env!("KVRUN_HOSTILE_WASM"));
+
+/// Compiled components are cached here, shared by every test binary.
+pub fn cache_dir() -> PathBuf {
+    std::env::temp_dir().join("kvrun-test-cache")
+}
+
+/// One runtime per test binary (compiling the component once).
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        Runtime::new(RuntimeOptions {
+            cache_dir: Some(cache_dir()),
+        })
+        .expect("runtime")
+    })
+}
+
+/// A runtime whose vault client is the hostile fixture.
+pub fn hostile_runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        Runtime::with_vault_component(
+            RuntimeOptions {
+                cache_dir: Some(cache_dir()),
+            },
+            HOSTILE_WASM,
+        )
+        .expect("hostile runtime")
+    })
+}
+
+/// A fast retry budget for tests.
+pub fn quick_retry() -> RetryOptions {
+    RetryOptions {
+        max_attempts: 3,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(200),
+        deadline: Duration::from_secs(10),
+    }
+}
+
+/// A local vault in a fresh temporary data directory.
+pub struct TestVault {
+    pub vault: LocalVault,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestVault {
+    pub async fn start() -> TestVault {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let vault = LocalVault::start(LocalVaultOptions::ephemeral_port(dir.path()))
+            .await
+            .expect("local vault starts");
+        TestVault { vault, dir }
+    }
+
+    pub fn options(&self) -> ClientOptions {
+        let mut options = self.vault.client_options().expect("client options");
+        options.retry = quick_retry();
+        options
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::new(runtime(), self.options())
+            .await
+            .expect("client")
+    }
+
+    pub fn token(&self) -> String {
+        self.vault.token().expose().to_string()
+    }
+}
+
+/// A request as the raw server saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
+
+    pub fn request_line(&self) -> &str {
+        self.head.lines().next().unwrap_or("")
+    }
+}
+
+type Responder = dyn Fn(usize, &Seen) -> Vec<u8> + Send + Sync;
+
+/// A TLS server (trusted through its own `ca.pem`) that answers request N with the raw
+/// bytes `respond(N, request)` and then closes the connection.
+pub struct RawServer {
+    pub addr: std::net::SocketAddr,
+    pub ca_pem: Vec<u8>,
+    pub connections: Arc<AtomicUsize>,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl RawServer {
+    pub async fn start(
+        respond: impl Fn(usize, &Seen) -> Vec<u8> + Send + Sync + 'static,
+    ) -> RawServer {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = kvrun::vault::identity::load_or_create(dir.path()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(identity.cert_chain, identity.key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let respond: Arc<Responder> = Arc::new(respond);
+        let (c, s) = (connections.clone(), seen.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                c.fetch_add(1, Ordering::SeqCst);
+                let (acceptor, respond, seen) = (acceptor.clone(), respond.clone(), s.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match tls.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                    let mut request = Seen {
+                        head,
+                        body: buf[head_end..].to_vec(),
+                    };
+                    let length: usize = request
+                        .header("content-length")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    while request.body.len() < length {
+                        match tls.read(&mut chunk).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => request.body.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let index = {
+                        let mut seen = seen.lock().unwrap();
+                        seen.push(request.clone());
+                        seen.len() - 1
+                    };
+                    let reply = respond(index, &request);
+                    let _ = tls.write_all(&reply).await;
+                    let _ = tls.flush().await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        RawServer {
+            addr,
+            ca_pem: identity.ca_pem,
+            connections,
+            seen,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Client options for a vault at this server (trusting its CA, with `token`).
+    pub fn options(&self, token: &str) -> ClientOptions {
+        let mut options = ClientOptions::new(self.url());
+        options.transport = TransportOptions {
+            ca_pem: Some(self.ca_pem.clone()),
+            public_roots: false,
+            ..TransportOptions::default()
+        };
+        options.credential = Some(kvrun::credential::Credential::bearer(&token.into()).unwrap());
+        options.retry = quick_retry();
+        options
+    }
+}
+
+/// A raw HTTP/1.1 answer with a JSON body and `Connection: close`.
+pub fn http_reply(status: &str, extra_headers: &[&str], body: &str) -> Vec<u8> {
+    let mut reply = format!("HTTP/1.1 {status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    for h in extra_headers {
+        reply.push_str(h);
+        reply.push_str("\r\n");
+    }
+    reply.push_str("\r\n");
+    reply.push_str(body);
+    reply.into_bytes()
+}
+
+/// A SecretBundle body for `name` on `authority` with `value`.
+pub fn bundle_json(authority: &str, name: &str, value: &str) -> String {
+    serde_json::json!({
+        "value": value,
+        "id": format!("https://{authority}/secrets/{name}/0123456789abcdef0123456789abcdef"),
+        "attributes": {"enabled": true, "created": 1, "updated": 1, "recoveryLevel": "Purgeable"}
+    })
+    .to_string()
+}

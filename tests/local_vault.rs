@@ -1,0 +1,407 @@
+//! The local vault on the wire: auth challenge, api-version, routes, paging, errors,
+//! headers, files and persistence. Spoken to with a plain HTTPS client, no component.
+
+mod common;
+
+use bytes::Bytes;
+use common::TestVault;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+use kvrun::transport::{connector, TransportOptions};
+use kvrun::vault::{LocalVault, LocalVaultOptions};
+use serde_json::Value;
+
+struct Http {
+    client: HyperClient<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+        Full<Bytes>,
+    >,
+    base: String,
+    token: String,
+}
+
+struct Answer {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Value,
+}
+
+impl Http {
+    fn new(vault: &LocalVault) -> Http {
+        let options = TransportOptions {
+            ca_pem: Some(vault.ca_pem().to_vec()),
+            public_roots: false,
+            ..TransportOptions::default()
+        };
+        Http {
+            client: HyperClient::builder(TokioExecutor::new()).build(connector(&options).unwrap()),
+            base: vault.url(),
+            token: vault.token().expose().to_string(),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Answer {
+        let url = if path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        let mut request = http::Request::builder().method(method).uri(url);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        request = request.header("x-ms-client-request-id", "client-id-1");
+        let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        if !body.is_empty() {
+            request = request.header("content-type", "application/json");
+        }
+        let response = self
+            .client
+            .request(request.body(Full::new(body)).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<&str>) -> Answer {
+        self.send(method, path, Some(&self.token.clone()), body)
+            .await
+    }
+}
+
+#[tokio::test]
+async fn requests_without_the_token_get_the_key_vault_challenge() {
+    let t = TestVault::start().await;
+    let http = Http::new(&t.vault);
+    for token in [None, Some("wrong"), Some("")] {
+        let answer = http
+            .send(
+                "PUT",
+                "/secrets/x?api-version=7.5",
+                token,
+                Some(r#"{"value":"v"}"#),
+            )
+            .await;
+        assert_eq!(answer.status, 401);
+        let challenge = answer.headers["www-authenticate"].to_str().unwrap();
+        assert!(
+            challenge.starts_with("Bearer authorization=\""),
+            "{challenge}"
+        );
+        assert!(
+            challenge.contains("resource=\"https://vault.azure.net\""),
+            "{challenge}"
+        );
+        assert_eq!(answer.body["error"]["code"], "Unauthorized");
+        assert!(answer.headers.get("retry-after").is_none());
+    }
+    let answer = http.call("GET", "/secrets/x?api-version=7.5", None).await;
+    assert_eq!(answer.status, 404, "nothing was written without the token");
+}
+
+#[tokio::test]
+async fn api_version_is_required_and_checked() {
+    let t = TestVault::start().await;
+    let http = Http::new(&t.vault);
+    for (version, status) in [
+        ("", 400),
+        ("?api-version=1.0", 400),
+        ("?api-version=7.3", 200),
+        ("?api-version=2016-10-01", 200),
+        ("?api-version=2025-07-01", 200),
+        ("?api-version=2026-04-01", 200),
+        ("?api-version=2027-02-01", 200),
+        ("?api-version=2020-01-01", 400),
+    ] {
+        let answer = http.call("GET", &format!("/secrets{version}"), None).await;
+        assert_eq!(answer.status, status, "{version}");
+        if status == 400 {
+            assert_eq!(answer.body["error"]["code"], "BadParameter");
+        }
+    }
+}
+
+#[tokio::test]
+async fn set_and_get_match_the_service_shapes() {
+    let t = TestVault::start().await;
+    let http = Http::new(&t.vault);
+    let set = http
+        .call("PUT", "/secrets/My-Secret?api-version=7.5", Some(r#"{"value":"v1","contentType":"text/plain","tags":{"a":"b"},"attributes":{"exp":32503680000}}"#))
+        .await;
+    assert_eq!(set.status, 200);
+    let id = set.body["id"].as_str().unwrap();
+    let prefix = format!("{}/secrets/My-Secret/", t.vault.url());
+    let version = id.strip_prefix(&prefix).unwrap();
+    assert!(
+        version.len() == 32
+            && version
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
+    assert_eq!(set.body["value"], "v1");
+    assert_eq!(set.body["contentType"], "text/plain");
+    assert_eq!(set.body["tags"]["a"], "b");
+    assert_eq!(set.body["attributes"]["exp"], 32503680000i64);
+    assert_eq!(
+        set.body["attributes"]["created"],
+        set.body["attributes"]["updated"]
+    );
+    assert_eq!(
+        set.headers["content-type"],
+        "application/json; charset=utf-8"
+    );
+    assert_eq!(set.headers["cache-control"], "no-cache");
+    assert_eq!(set.headers["x-ms-client-request-id"], "client-id-1");
+    assert!(set.headers.contains_key("x-ms-request-id"));
+
+    for path in [
+        "/secrets/my-secret",
+        "/secrets/MY-SECRET/",
+        &format!("/secrets/my-secret/{version}"),
+    ] {
+        let get = http
+            .call("GET", &format!("{path}?api-version=7.5"), None)
+            .await;
+        assert_eq!(get.status, 200, "{path}");
+        assert_eq!(get.body["value"], "v1");
+        assert_eq!(get.body["id"], id);
+    }
+    let missing = http
+        .call("GET", "/secrets/nope?api-version=7.5", None)
+        .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.body["error"]["code"], "SecretNotFound");
+    assert!(missing.headers.get("retry-after").is_none());
+}
+
+#[tokio::test]
+async fn bad_requests_get_bad_parameter_without_echoing_the_body() {
+    let t = TestVault::start().await;
+    let http = Http::new(&t.vault);
+    let big = format!(r#"{{"value":"{}"}}"#, "v".repeat(25 * 1024 + 1));
+    let tags: String = (0..16)
+        .map(|i| format!(r#""t{i}":"v""#))
+        .collect::<Vec<_>>()
+        .join(",");
+    let too_many_tags = format!(r#"{{"value":"v","tags":{{{tags}}}}}"#);
+    for (path, body) in [
+        ("/secrets/bad_name?api-version=7.5", r#"{"value":"v"}"#),
+        ("/secrets/x?api-version=7.5", "not json leak-me"),
+        (
+            "/secrets/x?api-version=7.5",
+            r#"{"value":7,"contentType":"leak-me"}"#,
+        ),
+        (
+            "/secrets/x?api-version=7.5",
+            r#"{"contentType":"text/plain"}"#,
+        ),
+        ("/secrets/x?api-version=7.5", big.as_str()),
+        ("/secrets/x?api-version=7.5", too_many_tags.as_str()),
+    ] {
+        let answer = http.call("PUT", path, Some(body)).await;
+        assert_eq!(answer.status, 400, "{path} {body:.40}");
+        assert_eq!(answer.body["error"]["code"], "BadParameter");
+        assert!(!answer.body.to_string().contains("leak-me"));
+    }
+    let answer = http
+        .call("PUT", "/secrets/?api-version=7.5", Some(r#"{"value":"v"}"#))
+        .await;
+    assert_eq!(answer.status, 405);
+    let answer = http
+        .call("GET", "/secrets/x/not-a-version?api-version=7.5", None)
+        .await;
+    assert_eq!(answer.status, 400);
+    let answer = http.call("GET", "/keys?api-version=7.5", None).await;
+    assert_eq!(answer.status, 404);
+}
+
+#[tokio::test]
+async fn listing_pages_with_an_absolute_next_link() {
+    let t = TestVault::start().await;
+    let http = Http::new(&t.vault);
+    for name in ["b", "A", "c", "D", "e"] {
+        http.call(
+            "PUT",
+            &format!("/secrets/{name}?api-version=7.5"),
+            Some(r#"{"value":"v"}"#),
+        )
+        .await;
+    }
+    http.call(
+        "PUT",
+        "/secrets/c?api-version=7.5",
+        Some(r#"{"value":"v2"}"#),
+    )
+    .await;
+    let mut names = Vec::new();
+    let mut next = Some(format!(
+        "{}/secrets?api-version=7.5&maxresults=2",
+        t.vault.url()
+    ));
+    let mut pages = 0;
+    while let Some(url) = next {
+        let page = http.call("GET", &url, None).await;
+        assert_eq!(page.status, 200);
+        pages += 1;
+        for item in page.body["value"].as_array().unwrap() {
+            assert!(item.get("value").is_none(), "list items carry no value");
+            let id = item["id"].as_str().unwrap();
+            names.push(id.rsplit('/').next().unwrap().to_string());
+        }
+        assert!(
+            page.body.as_object().unwrap().contains_key("nextLink"),
+            "nextLink is present, null at the end"
+        );
+        next = page.body["nextLink"].as_str().map(str::to_string);
+        if let Some(link) = &next {
+            assert!(
+                link.starts_with(&format!(
+                    "{}/secrets?api-version=7.5&$skiptoken=",
+                    t.vault.url()
+                )),
+                "{link}"
+            );
+            assert!(link.ends_with("&maxresults=2"), "{link}");
+        }
+    }
+    assert_eq!(
+        names,
+        ["A", "b", "c", "D", "e"],
+        "sorted case-insensitively, one item per secret"
+    );
+    assert_eq!(pages, 3);
+
+    let versions = http
+        .call("GET", "/secrets/c/versions?api-version=7.5", None)
+        .await;
+    assert_eq!(versions.body["value"].as_array().unwrap().len(), 2);
+    let none = http
+        .call("GET", "/secrets/zzz/versions?api-version=7.5", None)
+        .await;
+    assert_eq!(none.status, 200);
+    assert_eq!(none.body.to_string(), r#"{"value":[],"nextLink":null}"#);
+    let bad = http
+        .call("GET", "/secrets?api-version=7.5&maxresults=26", None)
+        .await;
+    assert_eq!(bad.status, 400);
+}
+
+#[tokio::test]
+async fn delete_removes_every_version() {
+    let t = TestVault::start().await;
+    let http = Http::new(&t.vault);
+    http.call(
+        "PUT",
+        "/secrets/x?api-version=7.5",
+        Some(r#"{"value":"v1"}"#),
+    )
+    .await;
+    http.call(
+        "PUT",
+        "/secrets/x?api-version=7.5",
+        Some(r#"{"value":"v2"}"#),
+    )
+    .await;
+    let deleted = http
+        .call("DELETE", "/secrets/X?api-version=7.5", None)
+        .await;
+    assert_eq!(deleted.status, 200);
+    assert!(
+        deleted.body.get("value").is_none(),
+        "a delete answer carries no value"
+    );
+    assert_eq!(deleted.body["attributes"]["recoveryLevel"], "Purgeable");
+    assert_eq!(
+        http.call("GET", "/secrets/x?api-version=7.5", None)
+            .await
+            .status,
+        404
+    );
+    let versions = http
+        .call("GET", "/secrets/x/versions?api-version=7.5", None)
+        .await;
+    assert_eq!(versions.body["value"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn data_dir_files_and_restart_keep_identity_and_secrets() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    let vault = LocalVault::start(LocalVaultOptions::ephemeral_port(&dir))
+        .await
+        .unwrap();
+    let mode = |name: &str| {
+        std::fs::metadata(dir.join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("token"), 0o600);
+    assert_eq!(mode("server-key.pem"), 0o600);
+    assert_eq!(mode("vault.db"), 0o600);
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert_eq!(std::fs::read(dir.join("ca.pem")).unwrap(), vault.ca_pem());
+    assert!(vault.addr().ip().is_loopback());
+    let http = Http::new(&vault);
+    assert_eq!(
+        http.call(
+            "PUT",
+            "/secrets/kept?api-version=7.5",
+            Some(r#"{"value":"still-here"}"#)
+        )
+        .await
+        .status,
+        200
+    );
+    let (ca, token) = (vault.ca_pem().to_vec(), vault.token().clone());
+    vault.shutdown().await;
+
+    let again = LocalVault::start(LocalVaultOptions::ephemeral_port(&dir))
+        .await
+        .unwrap();
+    assert_eq!(again.ca_pem(), ca.as_slice(), "the CA survives a restart");
+    assert_eq!(again.token(), &token, "the token survives a restart");
+    let got = Http::new(&again)
+        .call("GET", "/secrets/kept?api-version=7.5", None)
+        .await;
+    assert_eq!(got.body["value"], "still-here");
+}
+
+#[tokio::test]
+async fn a_taken_port_is_a_clear_error() {
+    let t = TestVault::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = LocalVaultOptions {
+        addr: t.vault.addr(),
+        data_dir: dir.path().to_path_buf(),
+    };
+    let err = LocalVault::start(options)
+        .await
+        .err()
+        .expect("the port is taken");
+    assert!(err.to_string().contains("port is taken"), "{err}");
+}

@@ -1,0 +1,97 @@
+//! Invariant 5 (host side): secret values never appear in logs, errors or `Debug` output.
+
+mod common;
+
+use common::TestVault;
+use kvrun::{Error, NewSecret, SecretString, SetOptions};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+const VALUE: &str = "pa55-Leak-Canary-7f3e";
+
+#[test]
+fn values_never_reach_logs_errors_or_debug_output() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut seen = Vec::new();
+    rt.block_on(async {
+        let t = TestVault::start().await;
+        let mut client = t.client().await;
+        let value = SecretString::from(VALUE);
+        let options = SetOptions {
+            content_type: None,
+            tags: Vec::new(),
+        };
+        let set = client.set_secret("canary", &value, &options).await.unwrap();
+        seen.push(format!("{set:?}"));
+        let got = client.get_secret("canary", None).await.unwrap();
+        assert_eq!(got.value.expose(), VALUE);
+        seen.push(format!("{got:?}"));
+        seen.push(format!(
+            "{:?}",
+            client.get_secrets(&["canary".into()]).await.unwrap()
+        ));
+        let batch = [NewSecret {
+            name: "canary-2".into(),
+            value: value.clone(),
+            options: options.clone(),
+        }];
+        seen.push(format!("{batch:?}"));
+        seen.push(format!("{:?}", client.set_secrets(&batch).await.unwrap()));
+        seen.push(format!("{:?}", client.list_secrets().await.unwrap()));
+        seen.push(format!(
+            "{:?}",
+            client.delete_secret("canary").await.unwrap()
+        ));
+        let big = SecretString::new(format!("{VALUE}{}", "x".repeat(26 * 1024)));
+        let err: Error = client
+            .set_secret("canary", &big, &options)
+            .await
+            .unwrap_err();
+        seen.push(format!("{err} {err:?}"));
+        let err = client
+            .set_secret("bad/name", &value, &options)
+            .await
+            .unwrap_err();
+        seen.push(format!("{err} {err:?}"));
+        seen.push(format!("{:?}", t.vault.client_options().unwrap()));
+        t.vault.shutdown().await;
+    });
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("kvrun::vault::access"),
+        "the access log was captured"
+    );
+    assert!(!logs.contains(VALUE), "a value reached the logs");
+    for text in seen {
+        assert!(
+            !text.contains(VALUE),
+            "a value reached Debug or an error: {text}"
+        );
+    }
+}
