@@ -87,7 +87,8 @@ async fn persistent_failure_ends_as_unavailable_after_the_attempt_budget() {
 
 #[tokio::test]
 async fn service_errors_map_to_the_wit_variants() {
-    let cases: [(&str, &str, fn(&Error) -> bool); 5] = [
+    type Check = fn(&Error) -> bool;
+    let cases: [(&str, &str, Check); 5] = [
         (
             "404 Not Found",
             r#"{"error":{"code":"SecretNotFound","message":"A secret with (name/id) x was not found in this key vault."}}"#,

@@ -1,0 +1,166 @@
+//! Side-by-side latency of the vault client component and a native Rust client, against
+//! the same local vault, in one run. `cargo bench -p kvrun --bench get_secret`.
+//!
+//! Measures:
+//! - warm `get-secret` through the component vs a native hyper + rustls client with the same
+//!   pooled TLS settings doing the same request (and parsing the same JSON);
+//! - `get-secrets` of 100 names (one component call, concurrent requests) vs 100 sequential
+//!   `get-secret` calls;
+//! - the component's size, and its cold (compile) and warm (cached artifact) load times.
+//!
+//! The vault runs on its own thread and runtime, as a separate server would; the clients run
+//! on a current-thread runtime, as the command line does. Blocks of each client alternate,
+//! so drift on the machine hits both alike.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+use kvrun::vault::{LocalVault, LocalVaultOptions};
+use kvrun::{Client, NewSecret, Runtime, RuntimeOptions, SetOptions};
+use std::time::{Duration, Instant};
+
+const ROUNDS: usize = 5;
+const PER_ROUND: usize = 400;
+const BATCH_ROUNDS: usize = 20;
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    for i in 0..3 {
+        let fresh = dir.path().join(format!("cold-{i}"));
+        let rt = Runtime::new(RuntimeOptions { cache_dir: Some(fresh) }).unwrap();
+        cold.push(rt.load_report().1);
+    }
+    let _prime = Runtime::new(RuntimeOptions { cache_dir: Some(cache.clone()) }).unwrap();
+    let mut runtime = None;
+    for _ in 0..5 {
+        let rt = Runtime::new(RuntimeOptions { cache_dir: Some(cache.clone()) }).unwrap();
+        assert_eq!(rt.load_report().0, kvrun::component_cache::CacheOutcome::Hit);
+        warm.push(rt.load_report().1);
+        runtime = Some(rt);
+    }
+    let runtime = runtime.unwrap();
+
+    let (vault_tx, vault_rx) = std::sync::mpsc::channel();
+    let data_dir = dir.path().join("vault");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let vault = LocalVault::start(LocalVaultOptions::ephemeral_port(data_dir)).await.unwrap();
+            vault_tx
+                .send((vault.client_options().unwrap(), vault.url(), vault.ca_pem().to_vec(), vault.token().clone()))
+                .unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    let (options, url, ca_pem, token) = vault_rx.recv().unwrap();
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        let transport = options.transport.clone();
+        let mut client = Client::new(&runtime, options).await.unwrap();
+        let names: Vec<String> = (0..100).map(|i| format!("bench-{i:03}")).collect();
+        let secrets: Vec<NewSecret> = names
+            .iter()
+            .map(|n| NewSecret {
+                name: n.clone(),
+                value: format!("value-of-{n}-{}", "x".repeat(32)).into(),
+                options: SetOptions { content_type: None, tags: Vec::new() },
+            })
+            .collect();
+        for outcome in client.set_secrets(&secrets).await.unwrap() {
+            outcome.unwrap();
+        }
+
+        let connector = kvrun::transport::connector(&kvrun::transport::TransportOptions { ca_pem: Some(ca_pem), ..transport }).unwrap();
+        let native: HyperClient<_, Full<Bytes>> = HyperClient::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(32)
+            .build(connector);
+        let auth = format!("Bearer {}", token.expose());
+        let native_get = async |name: &str| {
+            let request = http::Request::get(format!("{url}/secrets/{name}?api-version=7.5"))
+                .header("authorization", &auth)
+                .header("accept", "application/json")
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let response = native.request(request).await.unwrap();
+            assert_eq!(response.status(), 200);
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let bundle: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert!(bundle["value"].is_string());
+        };
+
+        // Warm both paths up.
+        for _ in 0..100 {
+            client.get_secret("bench-000", None).await.unwrap();
+            native_get("bench-000").await;
+        }
+        let mut component = Vec::new();
+        let mut baseline = Vec::new();
+        for _ in 0..ROUNDS {
+            for _ in 0..PER_ROUND {
+                let start = Instant::now();
+                client.get_secret("bench-000", None).await.unwrap();
+                component.push(start.elapsed());
+            }
+            for _ in 0..PER_ROUND {
+                let start = Instant::now();
+                native_get("bench-000").await;
+                baseline.push(start.elapsed());
+            }
+        }
+
+        let mut batch = Vec::new();
+        let mut sequential = Vec::new();
+        let mut native_sequential = Vec::new();
+        for _ in 0..BATCH_ROUNDS {
+            let start = Instant::now();
+            let values = client.get_secrets(&names).await.unwrap();
+            batch.push(start.elapsed());
+            assert!(values.iter().all(Option::is_some));
+            let start = Instant::now();
+            for name in &names {
+                client.get_secret(name, None).await.unwrap();
+            }
+            sequential.push(start.elapsed());
+            let start = Instant::now();
+            for name in &names {
+                native_get(name).await;
+            }
+            native_sequential.push(start.elapsed());
+        }
+
+        let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1e3);
+        let us = |d: Duration| format!("{:.0} µs", d.as_secs_f64() * 1e6);
+        let (c50, c99) = (pct(&mut component, 50), pct(&mut component, 99));
+        let (n50, n99) = (pct(&mut baseline, 50), pct(&mut baseline, 99));
+        println!("kvrun get-secret benchmark ({} samples per client, {} rounds alternating)", ROUNDS * PER_ROUND, ROUNDS);
+        println!();
+        println!("| measurement | median | p99 |");
+        println!("|---|---|---|");
+        println!("| get-secret through the component | {} | {} |", us(c50), us(c99));
+        println!("| same GET, native hyper + rustls (same pool/TLS settings) | {} | {} |", us(n50), us(n99));
+        println!("| ratio component / native (median) | {:.2}x | |", c50.as_secs_f64() / n50.as_secs_f64());
+        let (b50, s50, ns50) = (pct(&mut batch, 50), pct(&mut sequential, 50), pct(&mut native_sequential, 50));
+        println!("| get-secrets of 100 names (one call) | {} | {} |", ms(b50), ms(pct(&mut batch, 99)));
+        println!("| 100 sequential get-secret calls | {} | {} |", ms(s50), ms(pct(&mut sequential, 99)));
+        println!("| 100 sequential native GETs | {} | {} |", ms(ns50), ms(pct(&mut native_sequential, 99)));
+        println!("| speed-up of get-secrets over sequential | {:.2}x | |", s50.as_secs_f64() / b50.as_secs_f64());
+        println!("| guest .wasm size | {} bytes | |", kvrun::GUEST_WASM.len());
+        println!("| cold component load (Cranelift compile + cache write), {} runs | {} | |", cold.len(), ms(pct(&mut cold, 50)));
+        println!("| warm component load (cached artifact), {} runs | {} | |", warm.len(), ms(pct(&mut warm, 50)));
+    });
+}
+
+fn pct(samples: &mut [Duration], p: usize) -> Duration {
+    samples.sort();
+    samples[((samples.len() - 1) * p) / 100]
+}
