@@ -196,3 +196,28 @@ async fn an_oversized_answer_is_cut_off() {
     assert!(matches!(err, Error::Transport(_)), "{err:?}");
     assert!(server.connections.load(Ordering::SeqCst) >= 1);
 }
+
+#[tokio::test]
+async fn a_vault_that_never_answers_times_out() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(8) {
+            held.push(stream);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(30));
+    });
+    let server = RawServer::start(|_, _| Vec::new()).await;
+    let mut options = server.options("token");
+    options.vault_url = format!("https://{addr}");
+    options.transport.response_timeout = std::time::Duration::from_millis(300);
+    let mut client = Client::new(common::runtime(), options).await.unwrap();
+    let start = std::time::Instant::now();
+    let err = client.get_secret("x", None).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Transport(ref m) if m.contains("timed out")),
+        "{err:?}"
+    );
+    assert!(start.elapsed() < std::time::Duration::from_secs(10));
+}

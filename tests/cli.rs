@@ -272,7 +272,10 @@ fn vault_serve_with_an_explicit_vault_url() {
         "the local CA is not trusted without --ca-cert"
     );
 
-    let killed = Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     let status = server.0.wait().unwrap();
     assert!(

@@ -32,14 +32,26 @@ fn main() {
     let mut warm = Vec::new();
     for i in 0..3 {
         let fresh = dir.path().join(format!("cold-{i}"));
-        let rt = Runtime::new(RuntimeOptions { cache_dir: Some(fresh) }).unwrap();
+        let rt = Runtime::new(RuntimeOptions {
+            cache_dir: Some(fresh),
+        })
+        .unwrap();
         cold.push(rt.load_report().1);
     }
-    let _prime = Runtime::new(RuntimeOptions { cache_dir: Some(cache.clone()) }).unwrap();
+    let _prime = Runtime::new(RuntimeOptions {
+        cache_dir: Some(cache.clone()),
+    })
+    .unwrap();
     let mut runtime = None;
     for _ in 0..5 {
-        let rt = Runtime::new(RuntimeOptions { cache_dir: Some(cache.clone()) }).unwrap();
-        assert_eq!(rt.load_report().0, kvrun::component_cache::CacheOutcome::Hit);
+        let rt = Runtime::new(RuntimeOptions {
+            cache_dir: Some(cache.clone()),
+        })
+        .unwrap();
+        assert_eq!(
+            rt.load_report().0,
+            kvrun::component_cache::CacheOutcome::Hit
+        );
         warm.push(rt.load_report().1);
         runtime = Some(rt);
     }
@@ -54,16 +66,26 @@ fn main() {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let vault = LocalVault::start(LocalVaultOptions::ephemeral_port(data_dir)).await.unwrap();
+            let vault = LocalVault::start(LocalVaultOptions::ephemeral_port(data_dir))
+                .await
+                .unwrap();
             vault_tx
-                .send((vault.client_options().unwrap(), vault.url(), vault.ca_pem().to_vec(), vault.token().clone()))
+                .send((
+                    vault.client_options().unwrap(),
+                    vault.url(),
+                    vault.ca_pem().to_vec(),
+                    vault.token().clone(),
+                ))
                 .unwrap();
             std::future::pending::<()>().await;
         });
     });
     let (options, url, ca_pem, token) = vault_rx.recv().unwrap();
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let transport = options.transport.clone();
         let mut client = Client::new(&runtime, options).await.unwrap();
@@ -73,14 +95,21 @@ fn main() {
             .map(|n| NewSecret {
                 name: n.clone(),
                 value: format!("value-of-{n}-{}", "x".repeat(32)).into(),
-                options: SetOptions { content_type: None, tags: Vec::new() },
+                options: SetOptions {
+                    content_type: None,
+                    tags: Vec::new(),
+                },
             })
             .collect();
         for outcome in client.set_secrets(&secrets).await.unwrap() {
             outcome.unwrap();
         }
 
-        let connector = kvrun::transport::connector(&kvrun::transport::TransportOptions { ca_pem: Some(ca_pem), ..transport }).unwrap();
+        let connector = kvrun::transport::connector(&kvrun::transport::TransportOptions {
+            ca_pem: Some(ca_pem),
+            ..transport
+        })
+        .unwrap();
         let native: HyperClient<_, Full<Bytes>> = HyperClient::builder(TokioExecutor::new())
             .pool_max_idle_per_host(32)
             .build(connector);
@@ -142,21 +171,63 @@ fn main() {
         let us = |d: Duration| format!("{:.0} µs", d.as_secs_f64() * 1e6);
         let (c50, c99) = (pct(&mut component, 50), pct(&mut component, 99));
         let (n50, n99) = (pct(&mut baseline, 50), pct(&mut baseline, 99));
-        println!("kvrun get-secret benchmark ({} samples per client, {} rounds alternating)", ROUNDS * PER_ROUND, ROUNDS);
+        println!(
+            "kvrun get-secret benchmark ({} samples per client, {} rounds alternating)",
+            ROUNDS * PER_ROUND,
+            ROUNDS
+        );
         println!();
         println!("| measurement | median | p99 |");
         println!("|---|---|---|");
-        println!("| get-secret through the component | {} | {} |", us(c50), us(c99));
-        println!("| same GET, native hyper + rustls (same pool/TLS settings) | {} | {} |", us(n50), us(n99));
-        println!("| ratio component / native (median) | {:.2}x | |", c50.as_secs_f64() / n50.as_secs_f64());
-        let (b50, s50, ns50) = (pct(&mut batch, 50), pct(&mut sequential, 50), pct(&mut native_sequential, 50));
-        println!("| get-secrets of 100 names (one call) | {} | {} |", ms(b50), ms(pct(&mut batch, 99)));
-        println!("| 100 sequential get-secret calls | {} | {} |", ms(s50), ms(pct(&mut sequential, 99)));
-        println!("| 100 sequential native GETs | {} | {} |", ms(ns50), ms(pct(&mut native_sequential, 99)));
-        println!("| speed-up of get-secrets over sequential | {:.2}x | |", s50.as_secs_f64() / b50.as_secs_f64());
+        println!(
+            "| get-secret through the component | {} | {} |",
+            us(c50),
+            us(c99)
+        );
+        println!(
+            "| same GET, native hyper + rustls (same pool/TLS settings) | {} | {} |",
+            us(n50),
+            us(n99)
+        );
+        println!(
+            "| ratio component / native (median) | {:.2}x | |",
+            c50.as_secs_f64() / n50.as_secs_f64()
+        );
+        let (b50, s50, ns50) = (
+            pct(&mut batch, 50),
+            pct(&mut sequential, 50),
+            pct(&mut native_sequential, 50),
+        );
+        println!(
+            "| get-secrets of 100 names (one call) | {} | {} |",
+            ms(b50),
+            ms(pct(&mut batch, 99))
+        );
+        println!(
+            "| 100 sequential get-secret calls | {} | {} |",
+            ms(s50),
+            ms(pct(&mut sequential, 99))
+        );
+        println!(
+            "| 100 sequential native GETs | {} | {} |",
+            ms(ns50),
+            ms(pct(&mut native_sequential, 99))
+        );
+        println!(
+            "| speed-up of get-secrets over sequential | {:.2}x | |",
+            s50.as_secs_f64() / b50.as_secs_f64()
+        );
         println!("| guest .wasm size | {} bytes | |", kvrun::GUEST_WASM.len());
-        println!("| cold component load (Cranelift compile + cache write), {} runs | {} | |", cold.len(), ms(pct(&mut cold, 50)));
-        println!("| warm component load (cached artifact), {} runs | {} | |", warm.len(), ms(pct(&mut warm, 50)));
+        println!(
+            "| cold component load (Cranelift compile + cache write), {} runs | {} | |",
+            cold.len(),
+            ms(pct(&mut cold, 50))
+        );
+        println!(
+            "| warm component load (cached artifact), {} runs | {} | |",
+            warm.len(),
+            ms(pct(&mut warm, 50))
+        );
     });
 }
 

@@ -296,10 +296,7 @@ impl Client {
                 i.kvrun_secrets_keyvault().call_get_secrets(s, names).await
             })
             .await?;
-        Ok(values
-            .into_iter()
-            .map(|v| v.map(SecretString::new))
-            .collect())
+        Ok(wrap_values(values))
     }
 
     /// Lists every secret's properties.
@@ -344,11 +341,16 @@ impl Client {
                 i.kvrun_secrets_run().call_get_secrets(s, names).await
             })
             .await?;
-        Ok(values
-            .into_iter()
-            .map(|v| v.map(SecretString::new))
-            .collect())
+        Ok(wrap_values(values))
     }
+}
+
+/// Moves the component's answer into zeroizing strings.
+fn wrap_values(values: Vec<Option<String>>) -> Vec<Option<SecretString>> {
+    values
+        .into_iter()
+        .map(|v| v.map(SecretString::new))
+        .collect()
 }
 
 /// Parses and checks the vault URL: https, or http to an explicitly named loopback host.

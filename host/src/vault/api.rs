@@ -300,7 +300,7 @@ impl Api {
             .storage
             .get(name, version)?
             .ok_or_else(|| Failure::not_found(name, version))?;
-        if !stored.enabled {
+        if !stored.data.enabled {
             return Err(Failure::new(
                 StatusCode::FORBIDDEN,
                 "Forbidden",
@@ -323,7 +323,7 @@ impl Api {
     async fn list(&self, context: &Context) -> Result<Reply, Failure> {
         let (limit, after) = paging(context)?;
         let (items, more) = self.storage.list(&after, limit)?;
-        let last = items.last().map(|v| super::storage::key(&v.name));
+        let last = items.last().map(|v| super::storage::key(&v.data.name));
         let values: Vec<Value> = items.iter().map(|v| item(context, v, false)).collect();
         Ok(page(
             context,
@@ -390,20 +390,23 @@ fn secret_id(context: &Context, version: &StoredVersion, with_version: bool) -> 
     if with_version {
         format!(
             "https://{}/secrets/{}/{}",
-            context.authority, version.name, version.version
+            context.authority, version.data.name, version.version
         )
     } else {
-        format!("https://{}/secrets/{}", context.authority, version.name)
+        format!(
+            "https://{}/secrets/{}",
+            context.authority, version.data.name
+        )
     }
 }
 
 fn attributes(version: &StoredVersion) -> Value {
     let mut map = Map::new();
-    map.insert("enabled".into(), json!(version.enabled));
-    if let Some(nbf) = version.nbf {
+    map.insert("enabled".into(), json!(version.data.enabled));
+    if let Some(nbf) = version.data.nbf {
         map.insert("nbf".into(), json!(nbf));
     }
-    if let Some(exp) = version.exp {
+    if let Some(exp) = version.data.exp {
         map.insert("exp".into(), json!(exp));
     }
     map.insert("created".into(), json!(version.created));
@@ -413,36 +416,37 @@ fn attributes(version: &StoredVersion) -> Value {
     Value::Object(map)
 }
 
-/// A SecretBundle; with the value for set and get, without it for delete.
+/// A SecretBundle (with the value for set and get, without it for delete).
 fn bundle(context: &Context, version: &StoredVersion, with_value: bool) -> Value {
-    let mut map = Map::new();
-    if with_value {
-        map.insert("value".into(), json!(version.value.expose()));
-    }
-    if let Some(ct) = &version.content_type {
-        map.insert("contentType".into(), json!(ct));
-    }
-    map.insert("id".into(), json!(secret_id(context, version, true)));
-    map.insert("attributes".into(), attributes(version));
-    if !version.tags.is_empty() {
-        map.insert("tags".into(), json!(version.tags));
-    }
-    Value::Object(map)
+    secret_json(context, version, with_value, true)
 }
 
 /// A SecretItem: no value; the id has a version only in version listings.
 fn item(context: &Context, version: &StoredVersion, with_version: bool) -> Value {
+    secret_json(context, version, false, with_version)
+}
+
+/// The service's field order: value, contentType, id, attributes, tags.
+fn secret_json(
+    context: &Context,
+    version: &StoredVersion,
+    with_value: bool,
+    versioned_id: bool,
+) -> Value {
     let mut map = Map::new();
-    if let Some(ct) = &version.content_type {
+    if with_value {
+        map.insert("value".into(), json!(version.data.value.expose()));
+    }
+    if let Some(ct) = &version.data.content_type {
         map.insert("contentType".into(), json!(ct));
     }
     map.insert(
         "id".into(),
-        json!(secret_id(context, version, with_version)),
+        json!(secret_id(context, version, versioned_id)),
     );
     map.insert("attributes".into(), attributes(version));
-    if !version.tags.is_empty() {
-        map.insert("tags".into(), json!(version.tags));
+    if !version.data.tags.is_empty() {
+        map.insert("tags".into(), json!(version.data.tags));
     }
     Value::Object(map)
 }

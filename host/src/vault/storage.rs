@@ -12,13 +12,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-/// A stored secret version.
+/// What a caller gives for a new version.
 #[derive(Debug, Clone)]
-pub struct StoredVersion {
+pub struct NewVersion {
     /// The name as written.
     pub name: String,
-    /// 32 lower-case hex digits.
-    pub version: String,
     /// The value.
     pub value: SecretString,
     /// Content type.
@@ -31,29 +29,19 @@ pub struct StoredVersion {
     pub nbf: Option<i64>,
     /// Expiry (Unix seconds).
     pub exp: Option<i64>,
+}
+
+/// A stored secret version: what was given, plus what the vault assigned.
+#[derive(Debug, Clone)]
+pub struct StoredVersion {
+    /// 32 lower-case hex digits.
+    pub version: String,
     /// Creation time (Unix seconds).
     pub created: i64,
     /// Last update (Unix seconds).
     pub updated: i64,
-}
-
-/// A version to write.
-#[derive(Debug, Clone)]
-pub struct NewVersion {
-    /// The name.
-    pub name: String,
-    /// The value.
-    pub value: SecretString,
-    /// Content type.
-    pub content_type: Option<String>,
-    /// Tags.
-    pub tags: BTreeMap<String, String>,
-    /// Enabled (default true).
-    pub enabled: bool,
-    /// Not before.
-    pub nbf: Option<i64>,
-    /// Expiry.
-    pub exp: Option<i64>,
+    /// Name, value and attributes.
+    pub data: NewVersion,
 }
 
 /// The database.
@@ -113,30 +101,25 @@ impl Storage {
         let now = now();
         let stored = StoredVersion {
             version: hex::encode(bytes),
-            name: new.name,
-            value: new.value,
-            content_type: new.content_type,
-            tags: new.tags,
-            enabled: new.enabled,
-            nbf: new.nbf,
-            exp: new.exp,
             created: now,
             updated: now,
+            data: new,
         };
-        let tags = serde_json::to_string(&stored.tags).expect("tags serialise");
+        let data = &stored.data;
+        let tags = serde_json::to_string(&data.tags).expect("tags serialise");
         self.conn().execute(
             "INSERT INTO versions (name_key, name, version, value, content_type, tags, enabled, nbf, exp, created, updated)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
-                key(&stored.name),
-                stored.name,
+                key(&data.name),
+                data.name,
                 stored.version,
-                stored.value.expose(),
-                stored.content_type,
+                data.value.expose(),
+                data.content_type,
                 tags,
-                stored.enabled,
-                stored.nbf,
-                stored.exp,
+                data.enabled,
+                data.nbf,
+                data.exp,
                 stored.created,
                 stored.updated
             ],
@@ -237,16 +220,18 @@ fn split_page(mut rows: Vec<StoredVersion>, limit: usize) -> (Vec<StoredVersion>
 fn read_row(row: &Row<'_>) -> rusqlite::Result<StoredVersion> {
     let tags: String = row.get(4)?;
     Ok(StoredVersion {
-        name: row.get(0)?,
         version: row.get(1)?,
-        value: SecretString::new(row.get(2)?),
-        content_type: row.get(3)?,
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
-        enabled: row.get(5)?,
-        nbf: row.get(6)?,
-        exp: row.get(7)?,
         created: row.get(8)?,
         updated: row.get(9)?,
+        data: NewVersion {
+            name: row.get(0)?,
+            value: SecretString::new(row.get(2)?),
+            content_type: row.get(3)?,
+            tags: serde_json::from_str(&tags).unwrap_or_default(),
+            enabled: row.get(5)?,
+            nbf: row.get(6)?,
+            exp: row.get(7)?,
+        },
     })
 }
 
