@@ -1,7 +1,9 @@
 //! Builds the vault client component (`guest/`) for `wasm32-wasip2` with a nested cargo, so
 //! that `cargo build` and `cargo test` need nothing else, and hands its path to the crate as
-//! `KVRUN_GUEST_WASM`. The same invocation builds the test fixture components under
-//! `tests/fixtures/` (`KVRUN_HOSTILE_WASM`, used only by the integration tests).
+//! `KVRUN_GUEST_WASM`. The same invocation builds the example training component
+//! (`examples/train`, `KVRUN_EXAMPLE_TRAIN_WASM`) and the test fixture components under
+//! `tests/fixtures/` (`KVRUN_HOSTILE_WASM`, `KVRUN_HOSTILE_TRAINING_WASM`), which only the
+//! integration tests use.
 //!
 //! The nested build uses its own `--target-dir` (`target/guest-build`): the outer cargo
 //! holds the lock on its own target directory, and sharing it would deadlock.
@@ -34,7 +36,8 @@ fn main() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&root)
-        .args(["build", "-p", "kvrun-guest", "-p", "kvrun-hostile-guest"])
+        .args(["build", "-p", "kvrun-guest", "-p", "kvrun-example-train"])
+        .args(["-p", "kvrun-hostile-guest", "-p", "kvrun-hostile-training"])
         .args(["--target", "wasm32-wasip2", "--profile", &profile])
         .arg("--target-dir")
         .arg(&target_dir)
@@ -54,7 +57,9 @@ fn main() {
     let out = target_dir.join("wasm32-wasip2").join(&profile);
     for (var, file) in [
         ("KVRUN_GUEST_WASM", "kvrun_guest.wasm"),
+        ("KVRUN_EXAMPLE_TRAIN_WASM", "kvrun-example-train.wasm"),
         ("KVRUN_HOSTILE_WASM", "kvrun_hostile_guest.wasm"),
+        ("KVRUN_HOSTILE_TRAINING_WASM", "kvrun-hostile-training.wasm"),
     ] {
         let wasm = out.join(file);
         assert!(

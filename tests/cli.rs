@@ -293,3 +293,59 @@ fn vault_serve_refuses_a_non_loopback_address() {
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-remote"));
 }
+
+#[test]
+fn run_masks_the_granted_secret_and_keeps_the_components_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&run(secret(d, &["set", "db-password"]), "cli-run-pa55\n"));
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/data");
+    let audit = d.join("audit.jsonl");
+    let mut command = kvrun(d);
+    command.args([
+        "run",
+        env!("KVRUN_EXAMPLE_TRAIN_WASM"),
+        "--secret",
+        "db-password",
+    ]);
+    command
+        .arg("--dir")
+        .arg(format!("{}::/data:ro", data.display()));
+    command.arg("--audit").arg(&audit);
+    let out = run(command, "");
+    let stdout = ok(&out);
+    assert!(
+        stdout.contains("postgres://trainer:***@db.internal"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("train: fitted y = "), "{stdout}");
+    assert!(!stdout.contains("cli-run-pa55"));
+    let record: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&audit).unwrap().trim()).unwrap();
+    assert_eq!(record["name"], "db-password");
+    assert_eq!(record["outcome"], "ok");
+
+    let mut ungranted = kvrun(d);
+    ungranted.args(["run", env!("KVRUN_EXAMPLE_TRAIN_WASM")]);
+    let out = run(ungranted, "");
+    assert_eq!(out.status.code(), Some(1), "the component's failure status");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not granted"), "{stderr}");
+    assert!(
+        stderr.contains("\"granted\":false"),
+        "audit goes to stderr without --audit: {stderr}"
+    );
+
+    let mut looping = kvrun(d);
+    looping.args([
+        "run",
+        env!("KVRUN_HOSTILE_TRAINING_WASM"),
+        "--timeout",
+        "1s",
+        "--",
+        "loop",
+    ]);
+    let out = run(looping, "");
+    assert_eq!(out.status.code(), Some(124));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wall-clock limit of 1s"));
+}

@@ -249,7 +249,9 @@ fn start(config: &Config, request: &Request) -> Result<FutureIncomingResponse, F
     let _ = options.set_first_byte_timeout(Some(30_000_000_000));
     let _ = options.set_between_bytes_timeout(Some(30_000_000_000));
     let future = outgoing_handler::handle(outgoing, Some(options)).map_err(failure_from_code)?;
-    write_body(body, request.body.as_deref())?;
+    // If the body cannot be written (the host denied the request, or the peer went away),
+    // the response future says why; that is the outcome to report, not the write error.
+    let _ = write_body(body, request.body.as_deref());
     Ok(future)
 }
 

@@ -11,7 +11,7 @@ use crate::bindings::kvrun::secrets::types as wit;
 use crate::bindings::VaultClient;
 use crate::credential::Credential;
 use crate::network::{NetworkStats, VaultHooks};
-use crate::policy::{AllowList, AllowRule, Origin};
+use crate::policy::{AllowList, AllowRule, Origin, SecretGrant};
 use crate::runtime::Runtime;
 use crate::transport::{Transport, TransportOptions};
 use crate::{DeletedSecret, Error, Result, SecretProperties, SecretString, SetOptions};
@@ -56,6 +56,8 @@ pub struct ClientOptions {
     pub credential: Option<Credential>,
     /// Origins the component may reach; `None` means exactly the vault's origin.
     pub allow: Option<AllowList>,
+    /// For a run's client: only `GET`s of these secrets may be sent.
+    pub grant: Option<SecretGrant>,
     /// TLS trust, timeouts and size caps.
     pub transport: TransportOptions,
     /// Key Vault `api-version`.
@@ -75,6 +77,7 @@ impl ClientOptions {
             vault_url: vault_url.into(),
             credential: None,
             allow: None,
+            grant: None,
             transport: TransportOptions::default(),
             api_version: "7.5".into(),
             retry: RetryOptions::default(),
@@ -151,7 +154,10 @@ impl Client {
             .allow
             .clone()
             .unwrap_or_else(|| AllowList::only(&vault));
-        let hooks = VaultHooks::new(allow, credential, transport);
+        let mut hooks = VaultHooks::new(allow, credential, transport);
+        if let Some(grant) = options.grant.clone() {
+            hooks = hooks.with_grant(grant);
+        }
         let mut client = Client {
             pre: runtime.vault_pre().clone(),
             env: guest_env(&options),

@@ -113,6 +113,32 @@ impl std::error::Error for Error {
     }
 }
 
+impl From<Error> for crate::bindings::kvrun::secrets::types::Error {
+    /// How a host-side failure is reported to a component (never with a value).
+    fn from(e: Error) -> Self {
+        use crate::bindings::kvrun::secrets::types::{Error as W, ServiceError};
+        match e {
+            Error::NotFound(m) => W::NotFound(m),
+            Error::Denied(m) => W::Denied(m),
+            Error::Conflict(m) => W::Conflict(m),
+            Error::Unauthenticated(m) => W::Unauthenticated(m),
+            Error::InvalidName(m) => W::InvalidName(m),
+            Error::InvalidArgument(m) => W::InvalidArgument(m),
+            Error::Unavailable(m) | Error::Timeout(m) => W::Unavailable(m),
+            Error::Service {
+                status,
+                code,
+                message,
+            } => W::Service(ServiceError {
+                status,
+                code,
+                message,
+            }),
+            other => W::Transport(other.to_string()),
+        }
+    }
+}
+
 impl From<crate::bindings::kvrun::secrets::types::Error> for Error {
     fn from(e: crate::bindings::kvrun::secrets::types::Error) -> Self {
         use crate::bindings::kvrun::secrets::types::Error as W;

@@ -12,16 +12,22 @@
 //! - [`vault`] is the local Key Vault–compatible HTTPS server: the embedded default when no
 //!   vault is configured, and the backend of the tests.
 //! - [`target`] decides which vault a command talks to.
+//! - [`sandbox`] runs untrusted training components with exactly their granted secrets,
+//!   masked output ([`masking`], [`run_output`]) and an audit log ([`audit`]).
 //!
 //! Secret values live in [`SecretString`], which zeroizes on drop and never prints.
 
+pub mod audit;
 pub mod client;
 pub mod component_cache;
 pub mod credential;
 mod error;
+pub mod masking;
 pub mod network;
 pub mod policy;
+pub mod run_output;
 pub mod runtime;
+pub mod sandbox;
 mod secret;
 pub mod target;
 pub mod transport;

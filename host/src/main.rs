@@ -1,7 +1,9 @@
 //! The `kvrun` command line. See the README for every command.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use kvrun::target::{Session, VaultTarget};
+use kvrun::audit::AuditLog;
+use kvrun::sandbox::{DirGrant, RunIo, RunOptions};
+use kvrun::target::{VaultConnection, VaultTarget};
 use kvrun::vault::{LocalVault, LocalVaultOptions};
 use kvrun::{
     DeletedSecret, Error, NewSecret, Result, Runtime, RuntimeOptions, SecretProperties,
@@ -59,6 +61,75 @@ enum Command {
     /// Run the local vault.
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// Run an untrusted training component with only the secrets it is granted.
+    Run(RunArgs),
+}
+
+/// `kvrun run COMPONENT.wasm [options] [-- ARGS...]`.
+#[derive(Args)]
+struct RunArgs {
+    /// The training component (`wasm32-wasip2`, training world).
+    component: PathBuf,
+    /// Grant the run this secret (repeatable); any other name is refused.
+    #[arg(long = "secret", value_name = "NAME")]
+    secrets: Vec<String>,
+    /// Let the run reach this origin over wasi:http (repeatable); default: no network.
+    #[arg(long = "allow-http", value_name = "ORIGIN")]
+    allow_http: Vec<String>,
+    /// Set an environment variable, K=V (repeatable); nothing else is inherited.
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+    /// Make a host directory visible, HOST::GUEST[:ro] (repeatable).
+    #[arg(long = "dir", value_name = "HOST::GUEST[:ro]")]
+    dirs: Vec<DirGrant>,
+    /// Memory limit (e.g. 256MiB, 1GiB).
+    #[arg(long, default_value = "512MiB", value_parser = parse_size)]
+    max_memory: u64,
+    /// Wall-clock limit (e.g. 30s, 10m, 2h).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
+    /// Limit on stdout and stderr together (e.g. 64MiB).
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    max_output: u64,
+    /// Append audit records (JSON lines) to this file instead of stderr.
+    #[arg(long)]
+    audit: Option<PathBuf>,
+    /// Arguments for the component.
+    #[arg(last = true)]
+    args: Vec<String>,
+}
+
+fn parse_env(text: &str) -> std::result::Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{text:?} is not K=V")),
+    }
+}
+
+/// Parses `512MiB`, `1GiB`, `100MB`, `64k` or a plain number of bytes.
+fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 512MiB"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?} (use KiB, MiB or GiB)"
+            ))
+        }
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 #[derive(Subcommand)]
@@ -136,10 +207,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_log = match cli.command {
         Command::Vault(_) => "info",
-        Command::Secret(_) => "warn",
+        Command::Secret(_) | Command::Run(_) => "warn",
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KVRUN_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
@@ -152,6 +224,7 @@ fn main() -> ExitCode {
         Command::Secret(command) => {
             current_thread().and_then(|rt| rt.block_on(secret(command, &cli.global)))
         }
+        Command::Run(args) => current_thread().and_then(|rt| rt.block_on(run(args, &cli.global))),
     };
     match outcome {
         Ok(code) => code,
@@ -200,28 +273,80 @@ async fn secret(command: SecretCommand, global: &Global) -> Result<ExitCode> {
         )?),
         _ => None,
     };
-    let runtime = Runtime::new(RuntimeOptions {
+    let runtime = runtime()?;
+    let connection = connect(global).await?;
+    let outcome = match connection.client(&runtime).await {
+        Ok(mut client) => run_secret(&mut client, command, pending_value, global.output).await,
+        Err(e) => Err(e),
+    };
+    connection.close().await;
+    outcome
+}
+
+fn runtime() -> Result<Runtime> {
+    Runtime::new(RuntimeOptions {
         cache_dir: RuntimeOptions::default_cache_dir(),
-    })?;
+    })
+}
+
+async fn connect(global: &Global) -> Result<VaultConnection> {
     let target = VaultTarget::resolve(
         global.vault.clone(),
         global.ca_cert.clone(),
         global.token_file.clone(),
         global.data_dir.clone(),
     )?;
-    let mut session = Session::open(&runtime, target, global.api_version.clone()).await?;
-    let outcome = run_secret(&mut session, command, pending_value, global.output).await;
-    session.close().await;
-    outcome
+    VaultConnection::open(target, global.api_version.clone()).await
+}
+
+/// `kvrun run`: the exit status is the component's, or one per limit (see the README).
+async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
+    let wasm = std::fs::read(&args.component)
+        .map_err(|e| Error::io(format!("could not read {}", args.component.display()), e))?;
+    let max_memory = usize::try_from(args.max_memory)
+        .map_err(|_| Error::InvalidArgument("--max-memory is too large".into()))?;
+    let run_id = {
+        let mut bytes = [0u8; 8];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+        hex::encode(bytes)
+    };
+    let audit = match &args.audit {
+        Some(path) => AuditLog::to_file(path, &run_id)?,
+        None => AuditLog::to_stderr(&run_id),
+    };
+    let runtime = runtime()?;
+    let connection = connect(global).await?;
+    let options = RunOptions {
+        args: args.args,
+        secrets: args.secrets,
+        allow_http: args.allow_http,
+        env: args.env,
+        dirs: args.dirs,
+        max_memory,
+        timeout: args.timeout,
+        max_output: args.max_output,
+    };
+    let io = RunIo {
+        stdout: Box::new(std::io::stdout()),
+        stderr: Box::new(std::io::stderr()),
+        audit: std::sync::Arc::new(audit),
+    };
+    let outcome =
+        kvrun::sandbox::run(&runtime, &wasm, connection.options.clone(), options, io).await;
+    connection.close().await;
+    let exit = outcome?;
+    if let Some(message) = exit.message() {
+        eprintln!("kvrun: {message}");
+    }
+    Ok(ExitCode::from(exit.status()))
 }
 
 async fn run_secret(
-    session: &mut Session,
+    client: &mut kvrun::Client,
     command: SecretCommand,
     value: Option<SecretString>,
     output: Output,
 ) -> Result<ExitCode> {
-    let client = &mut session.client;
     match command {
         SecretCommand::Set {
             name,

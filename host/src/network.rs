@@ -3,8 +3,10 @@
 //! Isolation model: the component builds requests, the host decides. For every outgoing
 //! request [`VaultHooks::send_request`] does, in this order:
 //!
-//! 1. **Policy**: the request's origin must match the allow-list ([`crate::policy`]);
-//!    otherwise the component gets `HTTP-request-denied` and nothing leaves the machine.
+//! 1. **Policy**: the request's origin must match the allow-list ([`crate::policy`]), and,
+//!    for a run's vault client, the request must be a `GET` of a granted secret
+//!    ([`SecretGrant`]); otherwise the component gets `HTTP-request-denied` and nothing
+//!    leaves the machine.
 //! 2. **Credential**: any `Authorization` header is removed, and the host's bearer token is
 //!    added only if the origin is the vault's. The component cannot set `Authorization`
 //!    itself either: it is a forbidden header, so `fields.append` fails with `forbidden`.
@@ -13,7 +15,7 @@
 //! [`NetworkStats`] counts what was sent and what was denied, for audits and tests.
 
 use crate::credential::Credential;
-use crate::policy::{AllowList, Origin};
+use crate::policy::{AllowList, Origin, SecretGrant};
 use crate::transport::Transport;
 use http::header::AUTHORIZATION;
 use std::future::Future;
@@ -47,6 +49,7 @@ impl NetworkStats {
 #[derive(Clone)]
 pub struct VaultHooks {
     allow: Arc<AllowList>,
+    grant: Option<Arc<SecretGrant>>,
     credential: Option<(Origin, Credential)>,
     transport: Arc<Transport>,
     stats: Arc<NetworkStats>,
@@ -62,10 +65,17 @@ impl VaultHooks {
     ) -> VaultHooks {
         VaultHooks {
             allow: Arc::new(allow),
+            grant: None,
             credential,
             transport,
             stats: Arc::new(NetworkStats::default()),
         }
+    }
+
+    /// Restricts every request to a `GET` of a secret in `grant` (a run's vault client).
+    pub fn with_grant(mut self, grant: SecretGrant) -> VaultHooks {
+        self.grant = Some(Arc::new(grant));
+        self
     }
 
     /// The counters.
@@ -104,6 +114,15 @@ impl WasiHttpHooks for VaultHooks {
         _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> SendFuture {
         let origin = match Origin::from_uri(request.uri()) {
+            Ok(origin)
+                if self.grant.as_ref().is_some_and(|grant| {
+                    !grant.allows_request(request.method(), request.uri().path())
+                }) =>
+            {
+                self.stats.denied.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%origin, method = %request.method(), "denied a run's vault request: not a GET of a granted secret");
+                return Box::new(async { Err(HttpError::HttpRequestDenied) });
+            }
             Ok(origin) if self.allow.allows(&origin) => origin,
             Ok(origin) => {
                 self.stats.denied.fetch_add(1, Ordering::Relaxed);

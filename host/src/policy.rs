@@ -247,6 +247,80 @@ impl AllowList {
     }
 }
 
+/// The secrets a run was granted, and the only vault requests its client may make.
+///
+/// A run's vault client may send exactly `GET /secrets/{name}`, `GET /secrets/{name}/` or
+/// `GET /secrets/{name}/{version}` (32 hex digits) for a granted `name` (case-insensitive,
+/// as Key Vault names are), with any query. Everything else (other names, listing, `PUT`, `DELETE`,
+/// other paths, percent-encoding, dot segments) is refused.
+///
+/// ```
+/// use kvrun::policy::SecretGrant;
+/// let grant = SecretGrant::new(["db-password"]).unwrap();
+/// assert!(grant.allows_request(&http::Method::GET, "/secrets/DB-Password"));
+/// assert!(!grant.allows_request(&http::Method::GET, "/secrets"));
+/// assert!(!grant.allows_request(&http::Method::DELETE, "/secrets/db-password"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretGrant {
+    keys: std::collections::BTreeSet<String>,
+}
+
+impl SecretGrant {
+    /// A grant of these names; each must follow `^[0-9A-Za-z-]{1,127}$`.
+    pub fn new<I, S>(names: I) -> Result<SecretGrant, PolicyError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut keys = std::collections::BTreeSet::new();
+        for name in names {
+            let name = name.as_ref();
+            if !is_secret_name(name) {
+                return Err(PolicyError(format!(
+                    "{name:?} cannot be granted: secret names use 1 to 127 characters from A-Z, a-z, 0-9 and '-'"
+                )));
+            }
+            keys.insert(name.to_ascii_uppercase());
+        }
+        Ok(SecretGrant { keys })
+    }
+
+    /// Whether `name` was granted.
+    pub fn allows_name(&self, name: &str) -> bool {
+        is_secret_name(name) && self.keys.contains(&name.to_ascii_uppercase())
+    }
+
+    /// Whether a request with this method and path may be sent for the run.
+    pub fn allows_request(&self, method: &http::Method, path: &str) -> bool {
+        if method != http::Method::GET {
+            return false;
+        }
+        let Some(rest) = path.strip_prefix("/secrets/") else {
+            return false;
+        };
+        let mut segments = rest.split('/');
+        let name = segments.next().unwrap_or("");
+        let version_ok = match (segments.next(), segments.next()) {
+            (None, _) | (Some(""), None) => true,
+            (Some(v), None) => v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()),
+            _ => false,
+        };
+        version_ok && self.allows_name(name)
+    }
+
+    /// The granted names, upper-cased.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(String::as_str)
+    }
+}
+
+fn is_secret_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 127
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 fn split(text: &str) -> Result<(Scheme, String, u16), PolicyError> {
     let (scheme_text, rest) = text.split_once("://").ok_or_else(|| {
         PolicyError(format!(
@@ -452,6 +526,51 @@ mod tests {
         assert!(Origin::from_uri(&uri).is_err());
         let uri: http::Uri = "/relative".parse().unwrap();
         assert!(Origin::from_uri(&uri).is_err());
+    }
+
+    #[test]
+    fn a_grant_allows_only_gets_of_granted_names() {
+        let grant = SecretGrant::new(["db-password", "api-key"]).unwrap();
+        let get = http::Method::GET;
+        for ok in [
+            "/secrets/db-password",
+            "/secrets/DB-PASSWORD",
+            "/secrets/db-password/",
+            "/secrets/api-key/0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(grant.allows_request(&get, ok), "{ok}");
+        }
+        for denied in [
+            "/secrets",
+            "/secrets/",
+            "/secrets/other",
+            "/secrets/db-password/versions",
+            "/secrets/db-password/versions/x",
+            "/secrets/db-password/backup",
+            "/secrets/db-password/../other",
+            "/secrets/db-password%2F..%2Fother",
+            "/secrets/db-password/a%2Fb",
+            "/secrets/..",
+            "/deletedsecrets/db-password",
+            "/secrets/db-password/backup/x",
+            "//secrets/db-password",
+        ] {
+            assert!(!grant.allows_request(&get, denied), "{denied}");
+        }
+        for method in [
+            http::Method::PUT,
+            http::Method::DELETE,
+            http::Method::POST,
+            http::Method::PATCH,
+        ] {
+            assert!(
+                !grant.allows_request(&method, "/secrets/db-password"),
+                "{method}"
+            );
+        }
+        assert!(SecretGrant::new(["a/b"]).is_err());
+        assert!(SecretGrant::new([".."]).is_err());
+        assert!(!SecretGrant::default().allows_request(&get, "/secrets/db-password"));
     }
 
     #[test]

@@ -40,6 +40,7 @@ impl RuntimeOptions {
 /// The engine, the epoch ticker and the linked vault client component.
 pub struct Runtime {
     engine: Engine,
+    cache_dir: Option<PathBuf>,
     vault_pre: VaultClientPre<GuestState>,
     load: (CacheOutcome, Duration),
     _ticker: EpochTicker,
@@ -64,6 +65,7 @@ impl Runtime {
         let ticker = EpochTicker::start(engine.clone());
         Ok(Runtime {
             engine,
+            cache_dir: options.cache_dir,
             vault_pre,
             load: (loaded.outcome, loaded.elapsed),
             _ticker: ticker,
@@ -78,6 +80,11 @@ impl Runtime {
     /// Whether the vault client came from the cache, and how long loading it took.
     pub fn load_report(&self) -> (CacheOutcome, Duration) {
         self.load
+    }
+
+    /// Loads another component (a training component) through the same cache.
+    pub fn load_component(&self, name: &str, wasm: &[u8]) -> Result<component_cache::Loaded> {
+        component_cache::load(&self.engine, self.cache_dir.as_deref(), name, wasm)
     }
 
     pub(crate) fn vault_pre(&self) -> &VaultClientPre<GuestState> {

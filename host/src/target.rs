@@ -1,4 +1,4 @@
-//! Which vault a command talks to, and the session that reaches it.
+//! Which vault a command talks to, and the connection that reaches it.
 //!
 //! Order: `--vault URL`, then `KVRUN_VAULT_URL`, then the embedded local vault, started
 //! in-process on `127.0.0.1:0` over the data directory (`--data-dir`, `KVRUN_DATA_DIR`,
@@ -60,20 +60,16 @@ impl VaultTarget {
     }
 }
 
-/// A client connected to its vault; owns the embedded vault when there is one.
-pub struct Session {
-    /// The vault client component.
-    pub client: Client,
+/// How to reach the chosen vault; owns the embedded vault when there is one.
+pub struct VaultConnection {
+    /// Client options for that vault (URL, trust, credential, api-version).
+    pub options: ClientOptions,
     embedded: Option<LocalVault>,
 }
 
-impl Session {
-    /// Starts the embedded vault if needed and instantiates the client.
-    pub async fn open(
-        runtime: &Runtime,
-        target: VaultTarget,
-        api_version: Option<String>,
-    ) -> Result<Session> {
+impl VaultConnection {
+    /// Starts the embedded vault if the target is embedded, and builds the client options.
+    pub async fn open(target: VaultTarget, api_version: Option<String>) -> Result<VaultConnection> {
         let (mut options, embedded) = match target {
             VaultTarget::Embedded { data_dir } => {
                 let vault = LocalVault::start(LocalVaultOptions::ephemeral_port(data_dir)).await?;
@@ -112,11 +108,15 @@ impl Session {
         if let Some(version) = api_version {
             options.api_version = version;
         }
-        let client = Client::new(runtime, options).await?;
-        Ok(Session { client, embedded })
+        Ok(VaultConnection { options, embedded })
     }
 
-    /// The embedded vault, when the session started one.
+    /// A client component for this vault.
+    pub async fn client(&self, runtime: &Runtime) -> Result<Client> {
+        Client::new(runtime, self.options.clone()).await
+    }
+
+    /// The embedded vault, when one was started.
     pub fn embedded(&self) -> Option<&LocalVault> {
         self.embedded.as_ref()
     }

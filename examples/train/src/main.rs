@@ -1,0 +1,96 @@
+//! An example training job, built as a `wasm32-wasip2` command for the `training` world.
+//!
+//! It does what a real job does with a secret: reads the database password by name through
+//! `kvrun:secrets/run` (the host checks the grant and masks the value in the output), builds
+//! its connection string, and trains: an ordinary least-squares fit of `y` on `x` over the
+//! CSV it finds at `/data/train.csv` (mount it with `--dir HOST_DIR::/data:ro`).
+//!
+//! ```text
+//! kvrun run kvrun_example_train.wasm --secret db-password --dir examples/data::/data:ro
+//! ```
+
+mod bindings {
+    // The component is a command (std's `main` exports `wasi:cli/run`), so only the
+    // training world's own import is generated here.
+    wit_bindgen::generate!({
+        inline: "package kvrun:app; world app { import kvrun:secrets/run@0.1.0; }",
+        generate_all,
+        path: "../../wit",
+    });
+}
+
+use bindings::kvrun::secrets::run;
+use bindings::kvrun::secrets::types::Error;
+
+fn main() {
+    let secret_name = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "db-password".to_string());
+    let password = match run::get_secret(&secret_name) {
+        Ok(value) => value,
+        Err(e) => {
+            eprintln!(
+                "train: could not read secret {secret_name:?}: {}",
+                describe(&e)
+            );
+            std::process::exit(2);
+        }
+    };
+    println!("train: connecting to postgres://trainer:{password}@db.internal:5432/experiments");
+
+    let path = "/data/train.csv";
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("train: cannot read {path} ({e}); mount data with --dir HOST_DIR::/data:ro");
+            std::process::exit(3);
+        }
+    };
+    let points: Vec<(f64, f64)> = text
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let (x, y) = line.split_once(',')?;
+            Some((x.trim().parse().ok()?, y.trim().parse().ok()?))
+        })
+        .collect();
+    if points.len() < 2 {
+        eprintln!("train: {path} needs a header and at least two x,y rows");
+        std::process::exit(3);
+    }
+    let n = points.len() as f64;
+    let (mean_x, mean_y) = (
+        points.iter().map(|p| p.0).sum::<f64>() / n,
+        points.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let sxy: f64 = points
+        .iter()
+        .map(|(x, y)| (x - mean_x) * (y - mean_y))
+        .sum();
+    let sxx: f64 = points.iter().map(|(x, _)| (x - mean_x).powi(2)).sum();
+    let slope = sxy / sxx;
+    let intercept = mean_y - slope * mean_x;
+    let mse = points
+        .iter()
+        .map(|(x, y)| (y - (slope * x + intercept)).powi(2))
+        .sum::<f64>()
+        / n;
+    println!(
+        "train: fitted y = {slope:.4} * x + {intercept:.4} on {} rows (mse {mse:.4})",
+        points.len()
+    );
+}
+
+fn describe(e: &Error) -> String {
+    match e {
+        Error::NotFound(m)
+        | Error::Denied(m)
+        | Error::Conflict(m)
+        | Error::Unauthenticated(m)
+        | Error::InvalidName(m)
+        | Error::InvalidArgument(m)
+        | Error::Unavailable(m)
+        | Error::Transport(m) => m.clone(),
+        Error::Service(s) => format!("HTTP {} {}: {}", s.status, s.code, s.message),
+    }
+}

@@ -1,0 +1,200 @@
+//! Streaming masking of secret values in a run's output.
+//!
+//! A [`Masker`] replaces every occurrence of every registered value with `***`, also when a
+//! value is split across writes, and when occurrences of several values overlap (the union of
+//! the overlapping occurrences becomes one `***`). It holds back the last `longest - 1`
+//! bytes of the output seen so far, since they could be the start of a value; they are
+//! released as soon as later bytes show they are not, or masked and released by
+//! [`Masker::finish`]. Pure logic, no I/O: the caller writes what it is given.
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
+/// What replaces a value.
+pub const MASK: &[u8] = b"***";
+
+/// The shortest beginning of a value that [`Masker::finish`] masks at the end of output.
+pub const MIN_TRAILING_PREFIX: usize = 3;
+
+/// The masking state of one output stream.
+#[derive(Default)]
+pub struct Masker {
+    values: Vec<zeroize::Zeroizing<Vec<u8>>>,
+    automaton: Option<AhoCorasick>,
+    longest: usize,
+    pending: Vec<u8>,
+    masked_prefix: usize,
+}
+
+impl Masker {
+    /// A masker with no values yet.
+    pub fn new() -> Masker {
+        Masker::default()
+    }
+
+    /// Adds a value to mask from now on (empty values are ignored).
+    pub fn add(&mut self, value: &[u8]) {
+        if value.is_empty() || self.values.iter().any(|v| v.as_slice() == value) {
+            return;
+        }
+        self.values.push(zeroize::Zeroizing::new(value.to_vec()));
+        self.longest = self.longest.max(value.len());
+        self.automaton = Some(
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .build(self.values.iter().map(|v| v.as_slice()))
+                .expect("byte patterns always build"),
+        );
+    }
+
+    /// Feeds output; appends what is safe to show to `out`.
+    pub fn write(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        self.pending.extend_from_slice(input);
+        let hold = self.longest.saturating_sub(1);
+        let safe_end = self.pending.len().saturating_sub(hold);
+        self.release(safe_end, out);
+    }
+
+    /// Flushes everything held back, masked. A run that stops in the middle of printing a
+    /// value leaves a beginning of it at the end of its output: a trailing beginning of a
+    /// value (at least [`MIN_TRAILING_PREFIX`] bytes, or the whole value minus one byte) is
+    /// masked too.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        let cut = self.trailing_prefix_len();
+        let end = self.pending.len() - cut;
+        self.release(end, out);
+        if cut > 0 && self.masked_prefix < cut {
+            out.extend_from_slice(MASK);
+        }
+        zeroize::Zeroize::zeroize(&mut self.pending[..]);
+        self.pending.clear();
+        self.masked_prefix = 0;
+    }
+
+    /// The length of the longest end of the held-back output that begins a value.
+    fn trailing_prefix_len(&self) -> usize {
+        self.values
+            .iter()
+            .flat_map(|v| {
+                let shortest = MIN_TRAILING_PREFIX.min(v.len().saturating_sub(1)).max(1);
+                (shortest..v.len()).filter(|&k| self.pending.ends_with(&v[..k]))
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Emits `pending[..safe_end]` masked; keeps the rest, remembering how much of it is
+    /// already covered by an emitted mask.
+    fn release(&mut self, safe_end: usize, out: &mut Vec<u8>) {
+        let mut intervals: Vec<(usize, usize)> = Vec::new();
+        if self.masked_prefix > 0 {
+            intervals.push((0, self.masked_prefix));
+        }
+        if let Some(automaton) = &self.automaton {
+            intervals.extend(
+                automaton
+                    .find_overlapping_iter(self.pending.as_slice())
+                    .filter(|m| m.start() < safe_end)
+                    .map(|m| (m.start(), m.end())),
+            );
+        }
+        intervals.sort_unstable();
+        let mut cursor = 0;
+        let mut covered_until = self.masked_prefix;
+        for (start, end) in intervals {
+            if start < cursor {
+                cursor = cursor.max(end);
+                continue;
+            }
+            out.extend_from_slice(&self.pending[cursor..start]);
+            if start >= covered_until {
+                out.extend_from_slice(MASK);
+            }
+            cursor = end;
+            covered_until = covered_until.max(end);
+        }
+        if cursor < safe_end {
+            out.extend_from_slice(&self.pending[cursor..safe_end]);
+            self.masked_prefix = 0;
+        } else {
+            self.masked_prefix = cursor - safe_end;
+        }
+        zeroize::Zeroize::zeroize(&mut self.pending[..safe_end]);
+        self.pending.drain(..safe_end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(values: &[&str], chunks: &[&str]) -> String {
+        let mut masker = Masker::new();
+        for v in values {
+            masker.add(v.as_bytes());
+        }
+        let mut out = Vec::new();
+        for chunk in chunks {
+            masker.write(chunk.as_bytes(), &mut out);
+        }
+        masker.finish(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn masks_whole_values() {
+        assert_eq!(run(&["hunter2"], &["password=hunter2\n"]), "password=***\n");
+        assert_eq!(run(&["hunter2"], &["no secret here\n"]), "no secret here\n");
+        assert_eq!(run(&[], &["nothing to mask"]), "nothing to mask");
+        assert_eq!(run(&["x"], &["xxx"]), "*********");
+    }
+
+    #[test]
+    fn masks_values_split_across_writes() {
+        assert_eq!(run(&["hunter2"], &["pw=hun", "ter", "2!"]), "pw=***!");
+        let bytes: Vec<String> = "a hunter2 b".chars().map(String::from).collect();
+        let chunks: Vec<&str> = bytes.iter().map(String::as_str).collect();
+        assert_eq!(run(&["hunter2"], &chunks), "a *** b");
+        assert_eq!(run(&["hunter2"], &["hunter", "\n2"]), "hunter\n2");
+    }
+
+    #[test]
+    fn masks_several_and_overlapping_values() {
+        assert_eq!(
+            run(&["alpha", "beta"], &["alpha beta alphabeta"]),
+            "*** *** ******"
+        );
+        assert_eq!(run(&["abcd", "cdef"], &["xabcdefx"]), "x***x");
+        assert_eq!(
+            run(&["abcd", "cdefgh"], &["ab", "cd", "ef", "gh", "!"]),
+            "***!"
+        );
+        assert_eq!(run(&["abc", "abcdef"], &["abc", "def"]), "***");
+        assert_eq!(run(&["abc", "abcdef"], &["abc", "x"]), "***x");
+    }
+
+    #[test]
+    fn nothing_unmasked_is_released_before_it_is_safe() {
+        let mut masker = Masker::new();
+        masker.add(b"secret");
+        let mut out = Vec::new();
+        masker.write(b"sec", &mut out);
+        assert!(out.is_empty(), "a possible prefix is held back");
+        masker.write(b"ond", &mut out);
+        assert_eq!(out, b"s");
+        masker.finish(&mut out);
+        assert_eq!(out, b"second");
+    }
+
+    #[test]
+    fn a_run_cut_off_while_printing_a_value_shows_no_beginning_of_it() {
+        assert_eq!(run(&["hunter2"], &["pw=hunt"]), "pw=***");
+        assert_eq!(run(&["hunter2"], &["pw=hunter"]), "pw=***");
+        assert_eq!(
+            run(&["hunter2"], &["pw=hu"]),
+            "pw=hu",
+            "two bytes are not masked"
+        );
+        assert_eq!(run(&["hunter2"], &["hunter2 hunt"]), "*** ***");
+        assert_eq!(run(&["ab"], &["xa"]), "x***", "a short value's first byte");
+    }
+}

@@ -1,0 +1,457 @@
+//! `kvrun run`: untrusted training code with exactly the secrets it was granted.
+//!
+//! Isolation model (two stores, two policies; the components are never composed):
+//!
+//! - **Store A, the training component** (untrusted). Its WASI context holds only what the
+//!   operator grants: arguments, `--env` pairs, `--dir` preopens (read-only with `:ro`), no
+//!   inherited environment, no stdin, no sockets. Its `wasi:http` goes through
+//!   [`VaultHooks`] with the `--allow-http` allow-list and no credential (empty list: no
+//!   network at all). Memory is capped by a resource limiter, CPU by epoch interruption
+//!   (it yields every tick and traps past the deadline), wall-clock time by a timeout
+//!   around the whole run, and output by a byte budget. Its stdout and stderr pass through
+//!   [`MaskedOutput`], which replaces every secret value the run has read with `***`.
+//! - **`kvrun:secrets/run`** is implemented here, on the host: a name that was not granted is
+//!   refused (and audited) without any request; a granted one is forwarded to store B, and
+//!   every call is audited ([`AuditLog`]), never with a value.
+//! - **Store B, the vault client component** ([`Client`]), the only holder of network access to
+//!   the vault; its hooks allow only `GET /secrets/{granted}[/{version}]` on the vault's
+//!   origin ([`SecretGrant`]), whatever the component does, and add the credential.
+
+use crate::audit::AuditLog;
+use crate::bindings::kvrun::secrets::types::Error as WitError;
+use crate::client::{Client, ClientOptions};
+use crate::network::VaultHooks;
+use crate::policy::{AllowList, SecretGrant};
+use crate::run_output::{MaskedOutput, OutputBudget};
+use crate::runtime::Runtime;
+use crate::transport::{Transport, TransportOptions};
+use crate::{Error, Result, SecretString};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+mod training {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "training",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "wasi:cli": wasmtime_wasi::p2::bindings::cli,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+            "wasi:filesystem": wasmtime_wasi::p2::bindings::filesystem,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:random": wasmtime_wasi::p2::bindings::random,
+            "wasi:sockets": wasmtime_wasi::p2::bindings::sockets,
+            "kvrun:secrets/types": crate::bindings::kvrun::secrets::types,
+        },
+    });
+}
+
+/// A host directory made visible to the run: `HOST::GUEST[:ro]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirGrant {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// Where the run sees it.
+    pub guest: String,
+    /// Read-only.
+    pub read_only: bool,
+}
+
+impl FromStr for DirGrant {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, Self::Err> {
+        let (host, guest) = text
+            .split_once("::")
+            .ok_or_else(|| format!("{text:?} is not HOST::GUEST[:ro]"))?;
+        let (guest, read_only) = match guest.strip_suffix(":ro") {
+            Some(guest) => (guest, true),
+            None => (guest, false),
+        };
+        if host.is_empty() || guest.is_empty() {
+            return Err(format!("{text:?} is not HOST::GUEST[:ro]"));
+        }
+        Ok(DirGrant {
+            host: PathBuf::from(host),
+            guest: guest.to_string(),
+            read_only,
+        })
+    }
+}
+
+/// What a run may use.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Arguments after the program name.
+    pub args: Vec<String>,
+    /// Secrets the run may read (`--secret`).
+    pub secrets: Vec<String>,
+    /// Origins the run may reach over `wasi:http` (`--allow-http`); empty: none.
+    pub allow_http: Vec<String>,
+    /// Environment (`--env`); nothing else is inherited.
+    pub env: Vec<(String, String)>,
+    /// Directories (`--dir`).
+    pub dirs: Vec<DirGrant>,
+    /// Linear memory cap, in bytes.
+    pub max_memory: usize,
+    /// Wall-clock limit.
+    pub timeout: Duration,
+    /// Cap on stdout and stderr together, in bytes.
+    pub max_output: u64,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            args: Vec::new(),
+            secrets: Vec::new(),
+            allow_http: Vec::new(),
+            env: Vec::new(),
+            dirs: Vec::new(),
+            max_memory: 512 << 20,
+            timeout: Duration::from_secs(3600),
+            max_output: 64 << 20,
+        }
+    }
+}
+
+/// Where a run's output and audit records go.
+pub struct RunIo {
+    /// The run's stdout (masked).
+    pub stdout: Box<dyn std::io::Write + Send>,
+    /// The run's stderr (masked).
+    pub stderr: Box<dyn std::io::Write + Send>,
+    /// The audit log.
+    pub audit: Arc<AuditLog>,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunExit {
+    /// The component exited with this status.
+    Code(i32),
+    /// The wall-clock limit was reached.
+    Timeout(Duration),
+    /// The memory limit was reached.
+    MemoryLimit(usize),
+    /// The output limit was reached.
+    OutputLimit(u64),
+    /// The component trapped.
+    Trap(String),
+}
+
+impl RunExit {
+    /// The exit status `kvrun run` uses: the component's own, or one per limit.
+    pub fn status(&self) -> u8 {
+        match self {
+            RunExit::Code(code) => (*code).clamp(0, 255) as u8,
+            RunExit::OutputLimit(_) => 121,
+            RunExit::MemoryLimit(_) => 122,
+            RunExit::Trap(_) => 123,
+            RunExit::Timeout(_) => 124,
+        }
+    }
+
+    /// A line for the user, for every end but a normal exit.
+    pub fn message(&self) -> Option<String> {
+        Some(match self {
+            RunExit::Code(_) => return None,
+            RunExit::Timeout(d) => format!(
+                "run stopped: the wall-clock limit of {} was reached (--timeout)",
+                humantime::format_duration(*d)
+            ),
+            RunExit::MemoryLimit(bytes) => {
+                format!("run stopped: the memory limit of {bytes} bytes was reached (--max-memory)")
+            }
+            RunExit::OutputLimit(bytes) => {
+                format!("run stopped: the output limit of {bytes} bytes was reached (--max-output)")
+            }
+            RunExit::Trap(why) => format!("run stopped: the component trapped: {why}"),
+        })
+    }
+}
+
+/// Serves `kvrun:secrets/run` for one run.
+struct SecretBroker {
+    grant: SecretGrant,
+    vault: Client,
+    audit: Arc<AuditLog>,
+    outputs: [MaskedOutput; 2],
+}
+
+impl SecretBroker {
+    fn remember(&self, value: &SecretString) {
+        for output in &self.outputs {
+            output.add_secret(value.expose().as_bytes());
+        }
+    }
+
+    async fn get_secret(&mut self, name: String) -> std::result::Result<String, WitError> {
+        if !self.grant.allows_name(&name) {
+            self.audit
+                .record("get-secret", &name, false, "denied: not granted");
+            return Err(not_granted(&name));
+        }
+        let outcome = self.vault.run_get_secret(&name).await;
+        self.audit
+            .record("get-secret", &name, true, &outcome_label(&outcome));
+        let value = outcome.map_err(WitError::from)?;
+        self.remember(&value);
+        Ok(value.expose().to_string())
+    }
+
+    async fn get_secrets(
+        &mut self,
+        names: Vec<String>,
+    ) -> std::result::Result<Vec<Option<String>>, WitError> {
+        if let Some(refused) = names.iter().find(|n| !self.grant.allows_name(n)) {
+            for name in &names {
+                let granted = self.grant.allows_name(name);
+                let outcome = if granted {
+                    "skipped: another name was not granted"
+                } else {
+                    "denied: not granted"
+                };
+                self.audit.record("get-secrets", name, granted, outcome);
+            }
+            return Err(not_granted(refused));
+        }
+        let outcome = self.vault.run_get_secrets(&names).await;
+        match outcome {
+            Ok(values) => {
+                for (name, value) in names.iter().zip(&values) {
+                    let label = if value.is_some() { "ok" } else { "not-found" };
+                    self.audit.record("get-secrets", name, true, label);
+                }
+                values.iter().flatten().for_each(|v| self.remember(v));
+                Ok(values
+                    .into_iter()
+                    .map(|v| v.map(|v| v.expose().to_string()))
+                    .collect())
+            }
+            Err(e) => {
+                let label = outcome_label::<()>(&Err(clone_kind(&e)));
+                for name in &names {
+                    self.audit.record("get-secrets", name, true, &label);
+                }
+                Err(e.into())
+            }
+        }
+    }
+}
+
+fn not_granted(name: &str) -> WitError {
+    let shown: String = name.chars().take(130).collect();
+    WitError::Denied(format!(
+        "secret {shown:?} was not granted to this run (grant it with --secret)"
+    ))
+}
+
+fn outcome_label<T>(outcome: &Result<T>) -> String {
+    match outcome {
+        Ok(_) => "ok".into(),
+        Err(Error::NotFound(_)) => "not-found".into(),
+        Err(Error::Denied(_)) => "error: denied".into(),
+        Err(Error::Unauthenticated(_)) => "error: unauthenticated".into(),
+        Err(Error::Unavailable(_)) | Err(Error::Timeout(_)) => "error: unavailable".into(),
+        Err(Error::Transport(_)) => "error: transport".into(),
+        Err(_) => "error".into(),
+    }
+}
+
+fn clone_kind(e: &Error) -> Error {
+    match e {
+        Error::NotFound(_) => Error::NotFound(String::new()),
+        Error::Denied(_) => Error::Denied(String::new()),
+        Error::Unauthenticated(_) => Error::Unauthenticated(String::new()),
+        Error::Unavailable(_) => Error::Unavailable(String::new()),
+        Error::Transport(_) => Error::Transport(String::new()),
+        _ => Error::Component(String::new()),
+    }
+}
+
+/// Tracks the memory limit and whether a run hit it.
+struct RunLimiter {
+    max_memory: usize,
+    hit: bool,
+}
+
+impl ResourceLimiter for RunLimiter {
+    fn memory_growing(
+        &mut self,
+        _: usize,
+        desired: usize,
+        _: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_memory {
+            self.hit = true;
+            wasmtime::bail!("memory limit of {} bytes reached", self.max_memory);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _: usize,
+        desired: usize,
+        _: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+struct RunState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    hooks: VaultHooks,
+    limiter: RunLimiter,
+    broker: SecretBroker,
+}
+
+impl WasiView for RunState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for RunState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+impl training::kvrun::secrets::run::Host for RunState {
+    async fn get_secret(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<std::result::Result<String, WitError>> {
+        Ok(self.broker.get_secret(name).await)
+    }
+
+    async fn get_secrets(
+        &mut self,
+        names: Vec<String>,
+    ) -> wasmtime::Result<std::result::Result<Vec<Option<String>>, WitError>> {
+        Ok(self.broker.get_secrets(names).await)
+    }
+}
+
+/// Runs `wasm` (a component of the `training` world) with `options`, its secrets served
+/// from the vault that `vault` reaches.
+pub async fn run(
+    runtime: &Runtime,
+    wasm: &[u8],
+    vault: ClientOptions,
+    options: RunOptions,
+    io: RunIo,
+) -> Result<RunExit> {
+    let grant = SecretGrant::new(&options.secrets)?;
+    let allow = AllowList::parse(&options.allow_http)?;
+    let mut vault = vault;
+    vault.grant = Some(grant.clone());
+    vault.allow = None;
+    let vault_client = Client::new(runtime, vault).await?;
+
+    let loaded = runtime.load_component("training", wasm)?;
+    let mut linker = Linker::<RunState>::new(runtime.engine());
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    training::kvrun::secrets::run::add_to_linker::<RunState, HasSelf<RunState>>(
+        &mut linker,
+        |s| s,
+    )?;
+    let pre = training::TrainingPre::new(linker.instantiate_pre(&loaded.component)?)?;
+
+    let budget = OutputBudget::new(options.max_output);
+    let stdout = MaskedOutput::new(io.stdout, budget.clone());
+    let stderr = MaskedOutput::new(io.stderr, budget.clone());
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.arg("main.wasm").args(&options.args).envs(&options.env);
+    wasi.stdout(stdout.clone()).stderr(stderr.clone());
+    for dir in &options.dirs {
+        let perms = if dir.read_only {
+            FsPerms::ReadOnly
+        } else {
+            FsPerms::ReadWrite
+        };
+        wasi.preopened_dir(&dir.host, &dir.guest, perms)
+            .map_err(|e| Error::Config(format!("--dir {}: {e:#}", dir.host.display())))?;
+    }
+    let transport = Arc::new(Transport::new(TransportOptions::default())?);
+    let state = RunState {
+        wasi: wasi.build(),
+        http: WasiHttpCtx::new(),
+        table: ResourceTable::new(),
+        hooks: VaultHooks::new(allow, None, transport),
+        limiter: RunLimiter {
+            max_memory: options.max_memory,
+            hit: false,
+        },
+        broker: SecretBroker {
+            grant,
+            vault: vault_client,
+            audit: io.audit,
+            outputs: [stdout.clone(), stderr.clone()],
+        },
+    };
+    let mut store = Store::new(runtime.engine(), state);
+    store.limiter(|s| &mut s.limiter);
+    let deadline = Instant::now() + options.timeout;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+
+    let outcome = tokio::time::timeout(options.timeout, async {
+        let instance = pre.instantiate_async(&mut store).await?;
+        instance.wasi_cli_run().call_run(&mut store).await
+    })
+    .await;
+    let exit = match outcome {
+        Err(_) => RunExit::Timeout(options.timeout),
+        Ok(Ok(Ok(()))) => RunExit::Code(0),
+        Ok(Ok(Err(()))) => RunExit::Code(1),
+        Ok(Err(e)) => {
+            if let Some(exit) = e.downcast_ref::<I32Exit>() {
+                RunExit::Code(exit.0)
+            } else if store.data().limiter.hit {
+                RunExit::MemoryLimit(options.max_memory)
+            } else if budget.exceeded() {
+                RunExit::OutputLimit(options.max_output)
+            } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                RunExit::Timeout(options.timeout)
+            } else {
+                RunExit::Trap(format!("{e:#}"))
+            }
+        }
+    };
+    let exit = match exit {
+        RunExit::Code(_) | RunExit::Trap(_) if budget.exceeded() => {
+            RunExit::OutputLimit(options.max_output)
+        }
+        other => other,
+    };
+    stdout.finish();
+    stderr.finish();
+    Ok(exit)
+}

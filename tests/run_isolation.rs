@@ -1,0 +1,174 @@
+//! Invariant 4: untrusted training code gets no network, environment or files beyond what
+//! the operator grants, and bounded memory, time and output; hitting a limit stops the run
+//! with a distinct status and leaves the host healthy.
+
+mod common;
+
+use common::{http_reply, run_options, run_training, RawServer, TestVault, HOSTILE_TRAINING_WASM};
+use kvrun::sandbox::{DirGrant, RunExit};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn no_network_unless_granted_not_even_to_the_vault() {
+    let t = TestVault::start().await;
+    let elsewhere = RawServer::start(|_, _| http_reply("200 OK", &[], "{}")).await;
+    for url in [
+        format!("{}/secrets?api-version=7.5", t.vault.url()),
+        format!("{}/", elsewhere.url()),
+        "https://example.com/".to_string(),
+    ] {
+        let ran = run_training(
+            HOSTILE_TRAINING_WASM,
+            t.options(),
+            run_options(&["http", &url], &[]),
+        )
+        .await;
+        assert_eq!(
+            ran.stdout.trim(),
+            "http: ErrorCode::HttpRequestDenied",
+            "{url}"
+        );
+    }
+    assert_eq!(elsewhere.connections.load(Ordering::SeqCst), 0);
+
+    let mut options = run_options(&["http", &format!("{}/", elsewhere.url())], &[]);
+    options.allow_http = vec![elsewhere.url()];
+    let ran = run_training(HOSTILE_TRAINING_WASM, t.options(), options).await;
+    assert!(
+        ran.stdout.contains("http: "),
+        "an allowed origin is reached: {}",
+        ran.stdout
+    );
+    assert_eq!(elsewhere.connections.load(Ordering::SeqCst), 1);
+
+    let mut options = run_options(
+        &[
+            "http",
+            &format!("{}/secrets?api-version=7.5", t.vault.url()),
+        ],
+        &[],
+    );
+    options.allow_http = vec![elsewhere.url()];
+    let ran = run_training(HOSTILE_TRAINING_WASM, t.options(), options).await;
+    assert_eq!(
+        ran.stdout.trim(),
+        "http: ErrorCode::HttpRequestDenied",
+        "the vault stays closed"
+    );
+}
+
+#[tokio::test]
+async fn environment_is_only_what_was_given() {
+    let t = TestVault::start().await;
+    std::env::set_var("KVRUN_HOST_ONLY", "host-secret-env");
+    let mut options = run_options(&["env"], &[]);
+    options.env = vec![("MODE".into(), "train".into())];
+    let ran = run_training(HOSTILE_TRAINING_WASM, t.options(), options).await;
+    assert_eq!(ran.stdout.trim(), "env: MODE=train");
+    assert!(!ran.output().contains(&t.token()));
+}
+
+#[tokio::test]
+async fn files_are_only_what_was_given_and_read_only_stays_read_only() {
+    let t = TestVault::start().await;
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("train.csv"), "x,y\n1,2\n").unwrap();
+    let ran = run_training(
+        HOSTILE_TRAINING_WASM,
+        t.options(),
+        run_options(&["read", "/etc/passwd"], &[]),
+    )
+    .await;
+    assert!(ran.stdout.starts_with("read failed"), "{}", ran.stdout);
+    let ran = run_training(
+        HOSTILE_TRAINING_WASM,
+        t.options(),
+        run_options(
+            &["read", &t.dir.path().join("token").display().to_string()],
+            &[],
+        ),
+    )
+    .await;
+    assert!(ran.stdout.starts_with("read failed"), "{}", ran.stdout);
+
+    let grant = DirGrant {
+        host: data.path().to_path_buf(),
+        guest: "/data".into(),
+        read_only: true,
+    };
+    let mut options = run_options(&["read", "/data/train.csv"], &[]);
+    options.dirs = vec![grant.clone()];
+    let ran = run_training(HOSTILE_TRAINING_WASM, t.options(), options).await;
+    assert_eq!(ran.stdout.trim(), "read: 8 bytes");
+    let mut options = run_options(&["write", "/data/train.csv"], &[]);
+    options.dirs = vec![grant.clone()];
+    let ran = run_training(HOSTILE_TRAINING_WASM, t.options(), options).await;
+    assert!(ran.stdout.starts_with("write failed"), "{}", ran.stdout);
+    let mut options = run_options(&["read", "/data/../../etc/passwd"], &[]);
+    options.dirs = vec![grant];
+    let ran = run_training(HOSTILE_TRAINING_WASM, t.options(), options).await;
+    assert!(ran.stdout.starts_with("read failed"), "{}", ran.stdout);
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("train.csv")).unwrap(),
+        "x,y\n1,2\n"
+    );
+}
+
+#[tokio::test]
+async fn limits_stop_the_run_with_a_distinct_status_and_the_host_stays_healthy() {
+    let t = TestVault::start().await;
+    let mut options = run_options(&["loop"], &[]);
+    options.timeout = Duration::from_millis(500);
+    let start = Instant::now();
+    let ran = run_training(HOSTILE_TRAINING_WASM, t.options(), options).await;
+    assert_eq!(ran.exit, RunExit::Timeout(Duration::from_millis(500)));
+    assert_eq!(ran.exit.status(), 124);
+    assert!(start.elapsed() < Duration::from_secs(10));
+
+    let mut options = run_options(&["sleep"], &[]);
+    options.timeout = Duration::from_millis(500);
+    let ran = run_training(HOSTILE_TRAINING_WASM, t.options(), options).await;
+    assert_eq!(
+        ran.exit,
+        RunExit::Timeout(Duration::from_millis(500)),
+        "also while waiting on I/O"
+    );
+
+    let mut options = run_options(&["alloc"], &[]);
+    options.max_memory = 64 << 20;
+    let ran = run_training(HOSTILE_TRAINING_WASM, t.options(), options).await;
+    assert_eq!(ran.exit, RunExit::MemoryLimit(64 << 20));
+    assert_eq!(ran.exit.status(), 122);
+
+    let mut options = run_options(&["spam"], &[]);
+    options.max_output = 100_000;
+    let ran = run_training(HOSTILE_TRAINING_WASM, t.options(), options).await;
+    assert_eq!(ran.exit, RunExit::OutputLimit(100_000));
+    assert_eq!(ran.exit.status(), 121);
+    assert!(ran.output().len() <= 100_000);
+
+    let ran = run_training(
+        HOSTILE_TRAINING_WASM,
+        t.options(),
+        run_options(&["env"], &[]),
+    )
+    .await;
+    assert_eq!(
+        ran.exit,
+        RunExit::Code(0),
+        "a run after the limits still works"
+    );
+    let unknown = run_training(
+        HOSTILE_TRAINING_WASM,
+        t.options(),
+        run_options(&["no-such-probe"], &[]),
+    )
+    .await;
+    // WASI 0.2's `exit` carries only success or failure, so a component's exit(64) is 1.
+    assert_eq!(
+        unknown.exit,
+        RunExit::Code(1),
+        "the component's own exit status is kept"
+    );
+}

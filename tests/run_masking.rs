@@ -1,0 +1,142 @@
+//! Invariant 5 in runs: a granted value the run has read never appears in its stdout or
+//! stderr, whole, in pieces, on both streams, or when the run traps or times out.
+
+mod common;
+
+use common::{run_options, run_training, TestVault, EXAMPLE_TRAIN_WASM, HOSTILE_TRAINING_WASM};
+use kvrun::sandbox::{DirGrant, RunExit};
+use kvrun::SetOptions;
+use std::time::Duration;
+
+const VALUE: &str = "Tr4in-Pa55word-42";
+
+async fn vault() -> TestVault {
+    let t = TestVault::start().await;
+    let mut client = t.client().await;
+    let options = SetOptions {
+        content_type: None,
+        tags: Vec::new(),
+    };
+    client
+        .set_secret("db-password", &VALUE.into(), &options)
+        .await
+        .unwrap();
+    client
+        .set_secret("multi-line", &"line-one\nline-two".into(), &options)
+        .await
+        .unwrap();
+    client
+        .set_secret("api-key", &"Pa55word-42-extra".into(), &options)
+        .await
+        .unwrap();
+    t
+}
+
+#[tokio::test]
+async fn a_value_printed_whole_in_pieces_or_on_both_streams_is_masked() {
+    let t = vault().await;
+    for mode in ["whole", "pieces", "both"] {
+        let ran = run_training(
+            HOSTILE_TRAINING_WASM,
+            t.options(),
+            run_options(&["print", "db-password", mode], &["db-password"]),
+        )
+        .await;
+        assert_eq!(ran.exit, RunExit::Code(0), "{mode}: {}", ran.stderr);
+        assert!(
+            !ran.output().contains(VALUE),
+            "{mode} leaked: {}",
+            ran.output()
+        );
+        assert!(
+            !ran.output().contains("Pa55"),
+            "{mode} leaked a piece: {}",
+            ran.output()
+        );
+        assert!(ran.output().contains("***"), "{mode}: {}", ran.output());
+    }
+    let ran = run_training(
+        HOSTILE_TRAINING_WASM,
+        t.options(),
+        run_options(&["print", "multi-line", "pieces"], &["multi-line"]),
+    )
+    .await;
+    assert!(!ran.output().contains("line-one"), "{}", ran.output());
+}
+
+#[tokio::test]
+async fn overlapping_values_are_masked_together() {
+    let t = vault().await;
+    let ran = run_training(
+        HOSTILE_TRAINING_WASM,
+        t.options(),
+        run_options(&["ask", "api-key"], &["api-key", "db-password"]),
+    )
+    .await;
+    assert_eq!(ran.stdout.trim(), "api-key: ok");
+    let ran = run_training(
+        HOSTILE_TRAINING_WASM,
+        t.options(),
+        run_options(&["print", "db-password", "whole"], &["db-password"]),
+    )
+    .await;
+    assert_eq!(ran.stdout.trim(), "value=***");
+}
+
+#[tokio::test]
+async fn nothing_unmasked_is_written_on_a_timeout_or_a_trap() {
+    let t = vault().await;
+    let mut options = run_options(&["print", "db-password", "then-loop"], &["db-password"]);
+    options.timeout = Duration::from_millis(700);
+    let ran = run_training(HOSTILE_TRAINING_WASM, t.options(), options).await;
+    assert!(matches!(ran.exit, RunExit::Timeout(_)), "{:?}", ran.exit);
+    assert!(!ran.output().contains("Tr4in-Pa"), "{}", ran.output());
+    assert!(ran.stdout.starts_with("partial=***"), "{}", ran.stdout);
+
+    let ran = run_training(
+        HOSTILE_TRAINING_WASM,
+        t.options(),
+        run_options(&["print", "db-password", "then-trap"], &["db-password"]),
+    )
+    .await;
+    assert!(matches!(ran.exit, RunExit::Trap(_)), "{:?}", ran.exit);
+    assert_eq!(ran.exit.status(), 123);
+    assert!(
+        !ran.output().contains("Tr4in-Pa55word-4"),
+        "{}",
+        ran.output()
+    );
+}
+
+#[tokio::test]
+async fn the_example_job_reads_its_password_and_trains() {
+    let t = vault().await;
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/data");
+    let mut options = run_options(&[], &["db-password"]);
+    options.dirs = vec![DirGrant {
+        host: data,
+        guest: "/data".into(),
+        read_only: true,
+    }];
+    let ran = run_training(EXAMPLE_TRAIN_WASM, t.options(), options).await;
+    assert_eq!(ran.exit, RunExit::Code(0), "{}", ran.stderr);
+    assert!(
+        ran.stdout.contains("postgres://trainer:***@db.internal"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("train: fitted y = 2.50"),
+        "{}",
+        ran.stdout
+    );
+    assert!(!ran.output().contains(VALUE));
+
+    let ran = run_training(EXAMPLE_TRAIN_WASM, t.options(), run_options(&[], &[])).await;
+    assert_eq!(
+        ran.exit,
+        RunExit::Code(1),
+        "without the grant the job cannot start"
+    );
+    assert!(ran.stderr.contains("not granted"), "{}", ran.stderr);
+}
