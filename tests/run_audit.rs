@@ -4,20 +4,10 @@
 mod common;
 
 use common::{run_options, run_training, TestVault, HOSTILE_TRAINING_WASM};
-use kvrun::SetOptions;
 
 #[tokio::test]
 async fn every_access_is_one_audit_line_without_the_value() {
-    let t = TestVault::start().await;
-    let mut client = t.client().await;
-    let options = SetOptions {
-        content_type: None,
-        tags: Vec::new(),
-    };
-    client
-        .set_secret("db-password", &"audit-canary-99".into(), &options)
-        .await
-        .unwrap();
+    let t = TestVault::with_secrets(&[("db-password", "audit-canary-99")]).await;
 
     let ran = run_training(
         HOSTILE_TRAINING_WASM,

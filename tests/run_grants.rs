@@ -10,22 +10,6 @@ use common::{
 use kvrun::sandbox::RunExit;
 use kvrun::{Client, SetOptions};
 
-async fn vault_with(names: &[(&str, &str)]) -> TestVault {
-    let t = TestVault::start().await;
-    let mut client = t.client().await;
-    for (name, value) in names {
-        let options = SetOptions {
-            content_type: None,
-            tags: Vec::new(),
-        };
-        client
-            .set_secret(name, &(*value).into(), &options)
-            .await
-            .unwrap();
-    }
-    t
-}
-
 #[tokio::test]
 async fn ungranted_names_are_refused_without_a_request() {
     let server = RawServer::start(|_, request| {
@@ -99,7 +83,7 @@ async fn a_batch_with_an_ungranted_name_sends_nothing() {
 
 #[tokio::test]
 async fn granted_batch_reads_work_and_missing_names_are_none() {
-    let t = vault_with(&[("a", "value-of-a"), ("b", "value-of-b")]).await;
+    let t = TestVault::with_secrets(&[("a", "value-of-a"), ("b", "value-of-b")]).await;
     let ran = run_training(
         HOSTILE_TRAINING_WASM,
         t.options(),
@@ -117,7 +101,7 @@ async fn granted_batch_reads_work_and_missing_names_are_none() {
 
 #[tokio::test]
 async fn the_runs_vault_client_can_only_get_granted_names() {
-    let t = vault_with(&[("db-password", "pw"), ("other", "x")]).await;
+    let t = TestVault::with_secrets(&[("db-password", "pw"), ("other", "x")]).await;
     let mut options = t.options();
     options.grant = Some(kvrun::policy::SecretGrant::new(["db-password"]).unwrap());
     let mut client = Client::new(common::hostile_runtime(), options)
@@ -151,7 +135,7 @@ async fn the_runs_vault_client_can_only_get_granted_names() {
 
 #[tokio::test]
 async fn the_real_client_under_a_grant_cannot_list_write_or_delete() {
-    let t = vault_with(&[("db-password", "pw")]).await;
+    let t = TestVault::with_secrets(&[("db-password", "pw")]).await;
     let mut options = t.options();
     options.grant = Some(kvrun::policy::SecretGrant::new(["db-password"]).unwrap());
     let mut client = Client::new(common::runtime(), options).await.unwrap();

@@ -5,31 +5,17 @@ mod common;
 
 use common::{run_options, run_training, TestVault, EXAMPLE_TRAIN_WASM, HOSTILE_TRAINING_WASM};
 use kvrun::sandbox::{DirGrant, RunExit};
-use kvrun::SetOptions;
 use std::time::Duration;
 
 const VALUE: &str = "Tr4in-Pa55word-42";
 
 async fn vault() -> TestVault {
-    let t = TestVault::start().await;
-    let mut client = t.client().await;
-    let options = SetOptions {
-        content_type: None,
-        tags: Vec::new(),
-    };
-    client
-        .set_secret("db-password", &VALUE.into(), &options)
-        .await
-        .unwrap();
-    client
-        .set_secret("multi-line", &"line-one\nline-two".into(), &options)
-        .await
-        .unwrap();
-    client
-        .set_secret("api-key", &"Pa55word-42-extra".into(), &options)
-        .await
-        .unwrap();
-    t
+    TestVault::with_secrets(&[
+        ("db-password", VALUE),
+        ("multi-line", "line-one\nline-two"),
+        ("api-key", "Pa55word-42-extra"),
+    ])
+    .await
 }
 
 #[tokio::test]

@@ -71,6 +71,23 @@ impl TestVault {
         TestVault { vault, dir }
     }
 
+    /// A vault that already holds these secrets.
+    pub async fn with_secrets(secrets: &[(&str, &str)]) -> TestVault {
+        let t = TestVault::start().await;
+        let mut client = t.client().await;
+        let options = kvrun::SetOptions {
+            content_type: None,
+            tags: Vec::new(),
+        };
+        for (name, value) in secrets {
+            client
+                .set_secret(name, &(*value).into(), &options)
+                .await
+                .expect("set");
+        }
+        t
+    }
+
     pub fn options(&self) -> ClientOptions {
         let mut options = self.vault.client_options().expect("client options");
         options.retry = quick_retry();

@@ -1,0 +1,142 @@
+//! Start-up cost of `kvrun run`, in one run: `cargo bench -p kvrun --bench run_startup`.
+//!
+//! - time from calling the sandbox to the training component's first output (components
+//!   cached), which includes instantiating the vault client for the run;
+//! - 100 sequential runs of a trivial component;
+//! - N concurrent runs (1, 8, 32) that each print and then wait: time until all have
+//!   printed, and resident memory, giving the cost of each additional run.
+//!
+//! The vault runs on its own thread and runtime; the runs share one current-thread
+//! runtime and one engine, as in a runner process.
+
+use kvrun::audit::AuditLog;
+use kvrun::sandbox::{RunIo, RunOptions};
+use kvrun::vault::{LocalVault, LocalVaultOptions};
+use kvrun::{ClientOptions, Runtime, RuntimeOptions};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+static TRAINING: &[u8] = include_bytes!(env!("KVRUN_HOSTILE_TRAINING_WASM"));
+
+/// Records when the first byte was written.
+#[derive(Clone, Default)]
+struct FirstWrite(Arc<Mutex<Option<Instant>>>);
+
+impl Write for FirstWrite {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().get_or_insert_with(Instant::now);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 4096
+}
+
+async fn one_run(runtime: &Runtime, vault: &ClientOptions, args: &[&str]) -> Instant {
+    let first = FirstWrite::default();
+    let options = RunOptions {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        secrets: vec!["db-password".into()],
+        timeout: Duration::from_secs(60),
+        ..RunOptions::default()
+    };
+    let io = RunIo {
+        stdout: Box::new(first.clone()),
+        stderr: Box::new(std::io::sink()),
+        audit: Arc::new(AuditLog::to_writer(Box::new(std::io::sink()), "bench")),
+    };
+    kvrun::sandbox::run(runtime, TRAINING, vault.clone(), options, io)
+        .await
+        .unwrap();
+    let first = first.0.lock().unwrap().expect("the run printed");
+    first
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: Some(dir.path().join("cache")),
+    })
+    .unwrap();
+    runtime.load_component("training", TRAINING).unwrap();
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let data_dir = dir.path().join("vault");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let vault = LocalVault::start(LocalVaultOptions::ephemeral_port(data_dir))
+                .await
+                .unwrap();
+            tx.send(vault.client_options().unwrap()).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    let vault = rx.recv().unwrap();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for _ in 0..5 {
+            one_run(&runtime, &vault, &["env"]).await;
+        }
+        let mut first_output = Vec::new();
+        for _ in 0..30 {
+            let start = Instant::now();
+            let first = one_run(&runtime, &vault, &["env"]).await;
+            first_output.push(first - start);
+        }
+        first_output.sort();
+
+        let start = Instant::now();
+        for _ in 0..100 {
+            one_run(&runtime, &vault, &["env"]).await;
+        }
+        let sequential = start.elapsed();
+
+        let mut concurrent = Vec::new();
+        for n in [1usize, 8, 32] {
+            let before = rss_bytes();
+            let start = Instant::now();
+            let runs = (0..n).map(|_| one_run(&runtime, &vault, &["hold", "1500"]));
+            let sampler = async {
+                tokio::time::sleep(Duration::from_millis(1000)).await;
+                rss_bytes()
+            };
+            let (firsts, peak) = tokio::join!(futures::future::join_all(runs), sampler);
+            let all_started = firsts.iter().max().unwrap().duration_since(start);
+            concurrent.push((n, all_started, peak.saturating_sub(before), peak));
+        }
+
+        let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
+        println!("kvrun run start-up benchmark");
+        println!();
+        println!("| measurement | result |");
+        println!("|---|---|");
+        println!("| start to first output, cached components (median of {}) | {} (p90 {}) |", first_output.len(), ms(first_output[first_output.len() / 2]), ms(first_output[first_output.len() * 9 / 10]));
+        println!("| 100 sequential runs of a trivial component | {} total, {} per run |", ms(sequential), ms(sequential / 100));
+        for (n, started, grown, peak) in &concurrent {
+            println!("| {n} concurrent runs: all printed after | {} (RSS +{:.1} MiB during the runs, {:.1} MiB total) |", ms(*started), *grown as f64 / 1048576.0, *peak as f64 / 1048576.0);
+        }
+        let (n1, _, g1, _) = concurrent[0];
+        let (nn, _, gn, _) = concurrent[concurrent.len() - 1];
+        println!("| resident memory per additional concurrent run | {:.2} MiB |", (gn as f64 - g1 as f64) / (nn - n1) as f64 / 1048576.0);
+    });
+}
