@@ -3,6 +3,7 @@
 
 mod common;
 
+use base64::Engine as _;
 use bytes::Bytes;
 use common::TestVault;
 use http_body_util::{BodyExt, Full};
@@ -306,40 +307,236 @@ async fn listing_pages_with_an_absolute_next_link() {
 }
 
 #[tokio::test]
-async fn delete_removes_every_version() {
+async fn soft_delete_recover_and_purge() {
     let t = TestVault::start().await;
     let http = Http::new(&t.vault);
     http.call(
         "PUT",
-        "/secrets/x?api-version=7.5",
+        "/secrets/Gone?api-version=7.5",
         Some(r#"{"value":"v1"}"#),
     )
     .await;
     http.call(
         "PUT",
-        "/secrets/x?api-version=7.5",
+        "/secrets/gone?api-version=7.5",
         Some(r#"{"value":"v2"}"#),
     )
     .await;
     let deleted = http
-        .call("DELETE", "/secrets/X?api-version=7.5", None)
+        .call("DELETE", "/secrets/GONE?api-version=7.5", None)
         .await;
     assert_eq!(deleted.status, 200);
     assert!(
         deleted.body.get("value").is_none(),
         "a delete answer carries no value"
     );
-    assert_eq!(deleted.body["attributes"]["recoveryLevel"], "Purgeable");
+    assert!(deleted.body["recoveryId"]
+        .as_str()
+        .unwrap()
+        .ends_with("/deletedsecrets/gone"));
+    let (when, purge) = (
+        deleted.body["deletedDate"].as_i64().unwrap(),
+        deleted.body["scheduledPurgeDate"].as_i64().unwrap(),
+    );
+    assert_eq!(purge - when, 90 * 86_400);
     assert_eq!(
-        http.call("GET", "/secrets/x?api-version=7.5", None)
+        deleted.body["attributes"]["recoveryLevel"],
+        "Recoverable+Purgeable"
+    );
+    assert_eq!(deleted.body["attributes"]["recoverableDays"], 90);
+
+    assert_eq!(
+        http.call("GET", "/secrets/gone?api-version=7.5", None)
             .await
             .status,
         404
     );
     let versions = http
-        .call("GET", "/secrets/x/versions?api-version=7.5", None)
+        .call("GET", "/secrets/gone/versions?api-version=7.5", None)
         .await;
     assert_eq!(versions.body["value"].as_array().unwrap().len(), 0);
+    let shown = http
+        .call("GET", "/deletedsecrets/gone?api-version=7.5", None)
+        .await;
+    assert_eq!(shown.status, 200, "visible under /deletedsecrets at once");
+    let listed = http
+        .call("GET", "/deletedsecrets?api-version=7.5", None)
+        .await;
+    assert_eq!(listed.body["value"].as_array().unwrap().len(), 1);
+    let reuse = http
+        .call(
+            "PUT",
+            "/secrets/gone?api-version=7.5",
+            Some(r#"{"value":"v3"}"#),
+        )
+        .await;
+    assert_eq!(reuse.status, 409);
+    assert_eq!(
+        reuse.body["error"]["innererror"]["code"],
+        "ObjectIsDeletedButRecoverable"
+    );
+
+    let recovered = http
+        .call("POST", "/deletedsecrets/gone/recover?api-version=7.5", None)
+        .await;
+    assert_eq!(recovered.status, 200);
+    assert!(recovered.body.get("value").is_none());
+    assert_eq!(
+        http.call("GET", "/secrets/gone?api-version=7.5", None)
+            .await
+            .body["value"],
+        "v2"
+    );
+    assert_eq!(
+        http.call("GET", "/deletedsecrets/gone?api-version=7.5", None)
+            .await
+            .status,
+        404
+    );
+
+    http.call("DELETE", "/secrets/gone?api-version=7.5", None)
+        .await;
+    let purged = http
+        .call("DELETE", "/deletedsecrets/gone?api-version=7.5", None)
+        .await;
+    assert_eq!(purged.status, 204);
+    assert!(purged.headers.get("content-type").is_none());
+    assert_eq!(purged.body, Value::Null);
+    assert_eq!(
+        http.call("DELETE", "/deletedsecrets/gone?api-version=7.5", None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        http.call(
+            "PUT",
+            "/secrets/gone?api-version=7.5",
+            Some(r#"{"value":"new"}"#)
+        )
+        .await
+        .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn update_disable_backup_and_restore() {
+    let t = TestVault::start().await;
+    let http = Http::new(&t.vault);
+    let set = http
+        .call(
+            "PUT",
+            "/secrets/p?api-version=7.5",
+            Some(r#"{"value":"pv-bk-value","tags":{"a":"1"}}"#),
+        )
+        .await;
+    let version = set.body["id"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let patched = http
+        .call(
+            "PATCH",
+            "/secrets/p/?api-version=7.5",
+            Some(r#"{"contentType":"text/plain","attributes":{"enabled":false}}"#),
+        )
+        .await;
+    assert_eq!(patched.status, 200);
+    assert!(patched.body.get("value").is_none());
+    assert_eq!(patched.body["contentType"], "text/plain");
+    assert_eq!(patched.body["tags"]["a"], "1", "tags not given stay");
+    let disabled = http.call("GET", "/secrets/p?api-version=7.5", None).await;
+    assert_eq!(disabled.status, 403);
+    assert_eq!(
+        disabled.body["error"]["innererror"]["code"],
+        "SecretDisabled"
+    );
+    let listed = http.call("GET", "/secrets?api-version=7.5", None).await;
+    assert_eq!(
+        listed.body["value"][0]["attributes"]["enabled"], false,
+        "a disabled secret still lists"
+    );
+    let enabled = http
+        .call(
+            "PATCH",
+            &format!("/secrets/p/{version}?api-version=7.5"),
+            Some(r#"{"attributes":{"enabled":true},"tags":{}}"#),
+        )
+        .await;
+    assert_eq!(enabled.status, 200);
+    assert!(enabled.body.get("tags").is_none());
+
+    let backup = http
+        .call("POST", "/secrets/p/backup?api-version=7.5", None)
+        .await;
+    let blob = backup.body["value"].as_str().unwrap().to_string();
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&blob)
+        .unwrap();
+    assert!(!raw.windows(5).any(|w| w == b"pv-bk"), "the blob is sealed");
+    let body = format!(r#"{{"value":"{blob}"}}"#);
+    assert_eq!(
+        http.call("POST", "/secrets/restore?api-version=7.5", Some(&body))
+            .await
+            .status,
+        409,
+        "the name exists"
+    );
+    http.call("DELETE", "/secrets/p?api-version=7.5", None)
+        .await;
+    http.call("DELETE", "/deletedsecrets/p?api-version=7.5", None)
+        .await;
+    let restored = http
+        .call("POST", "/secrets/restore?api-version=7.5", Some(&body))
+        .await;
+    assert_eq!(restored.status, 200);
+    assert!(restored.body.get("value").is_none());
+    assert_eq!(
+        http.call(
+            "GET",
+            &format!("/secrets/p/{version}?api-version=7.5"),
+            None
+        )
+        .await
+        .body["value"],
+        "pv-bk-value"
+    );
+
+    let other = TestVault::start().await;
+    let foreign = Http::new(&other.vault)
+        .call("POST", "/secrets/restore?api-version=7.5", Some(&body))
+        .await;
+    assert_eq!(
+        foreign.status, 400,
+        "only the vault that made a blob reads it"
+    );
+    assert_eq!(foreign.body["error"]["code"], "Malformed backup blob");
+    let garbage = http
+        .call(
+            "POST",
+            "/secrets/restore?api-version=7.5",
+            Some(r#"{"value":"AAAA"}"#),
+        )
+        .await;
+    assert_eq!(garbage.status, 400);
+}
+
+#[tokio::test]
+async fn percent_encoded_query_keys_are_understood() {
+    let t = TestVault::start().await;
+    let http = Http::new(&t.vault);
+    let answer = http
+        .call(
+            "GET",
+            "/secrets?api%2Dversion=2026-04-01&maxresults=%32",
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, 200);
 }
 
 #[tokio::test]

@@ -4,20 +4,27 @@
 //!
 //! | method | path | answer |
 //! |---|---|---|
-//! | `PUT` | `/secrets/{name}` | 200 SecretBundle with value (a new version) |
-//! | `GET` | `/secrets/{name}`, `/secrets/{name}/` | 200 latest SecretBundle |
+//! | `PUT` | `/secrets/{name}` | 200 SecretBundle with value (a new version); 409 `ObjectIsDeletedButRecoverable` for a deleted name |
+//! | `GET` | `/secrets/{name}`, `/secrets/{name}/` | 200 latest SecretBundle; 403 `SecretDisabled` if disabled |
 //! | `GET` | `/secrets/{name}/{version}` | 200 that version |
+//! | `PATCH` | `/secrets/{name}[/]`, `/secrets/{name}/{version}` | 200 SecretBundle without value |
 //! | `GET` | `/secrets[/]?maxresults=1..25` | 200 `{"value":[SecretItem…],"nextLink":…}` |
 //! | `GET` | `/secrets/{name}/versions?maxresults=` | 200 the same shape, ids with versions |
-//! | `DELETE` | `/secrets/{name}` | 200 DeletedSecretBundle (no value) |
+//! | `DELETE` | `/secrets/{name}` | 200 DeletedSecretBundle (soft delete, no value) |
+//! | `GET` | `/deletedsecrets[/]`, `/deletedsecrets/{name}` | 200 deleted secrets |
+//! | `POST` | `/deletedsecrets/{name}/recover` | 200 SecretBundle without value |
+//! | `DELETE` | `/deletedsecrets/{name}` | 204, empty (purge) |
+//! | `POST` | `/secrets/{name}/backup` | 200 `{"value": blob}` ([`super::backup`]) |
+//! | `POST` | `/secrets/restore` | 200 SecretBundle without value; 409 if the name exists |
 //!
 //! Without a valid token the answer is 401 with the Key Vault challenge, before the body is
-//! read. Errors use the Key Vault envelope `{"error":{"code","message"}}`. `nextLink` is
-//! absolute, on the request's authority, and carries all paging state in `$skiptoken`.
-//! No answer other than a successful set or get carries a value, and nothing is logged but
-//! method, path, status and latency.
+//! read. Errors use the Key Vault envelope `{"error":{"code","message","innererror"}}`.
+//! `nextLink` is absolute, on the request's authority, and carries all paging state in
+//! `$skiptoken`. Only set and get answers carry a value, and nothing is logged but method,
+//! path, status and latency.
 
-use super::storage::{NewVersion, Storage, StoredVersion};
+use super::backup::BackupKey;
+use super::storage::{Deletion, NewVersion, Patch, Storage, StoredVersion, RECOVERABLE_DAYS};
 use crate::SecretString;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -44,6 +51,7 @@ const MAX_PAGE: usize = 25;
 pub struct Api {
     storage: Arc<Storage>,
     token: SecretString,
+    backup_key: BackupKey,
     fallback_authority: String,
 }
 
@@ -53,6 +61,7 @@ type Reply = Response<Full<Bytes>>;
 struct Failure {
     status: StatusCode,
     code: &'static str,
+    inner: Option<&'static str>,
     message: String,
 }
 
@@ -61,8 +70,14 @@ impl Failure {
         Failure {
             status,
             code,
+            inner: None,
             message: message.into(),
         }
+    }
+
+    fn with_inner(mut self, inner: &'static str) -> Failure {
+        self.inner = Some(inner);
+        self
     }
 
     fn bad(message: impl Into<String>) -> Failure {
@@ -78,6 +93,14 @@ impl Failure {
             StatusCode::NOT_FOUND,
             "SecretNotFound",
             format!("A secret with (name/id) {id} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"),
+        )
+    }
+
+    fn deleted_not_found(name: &str) -> Failure {
+        Failure::new(
+            StatusCode::NOT_FOUND,
+            "SecretNotFound",
+            format!("Deleted Secret not found: {name}"),
         )
     }
 }
@@ -100,13 +123,76 @@ struct Context {
     query: BTreeMap<String, String>,
 }
 
+#[derive(Deserialize)]
+struct AttributesBody {
+    enabled: Option<bool>,
+    nbf: Option<i64>,
+    exp: Option<i64>,
+}
+
+/// The body of `PUT` (with `value`) and `PATCH` (without).
+#[derive(Deserialize)]
+struct PropertiesBody {
+    value: Option<String>,
+    #[serde(rename = "contentType")]
+    content_type: Option<String>,
+    attributes: Option<AttributesBody>,
+    tags: Option<BTreeMap<String, String>>,
+}
+
+impl PropertiesBody {
+    /// Parses and checks a body. serde's messages can quote the input, and the input holds
+    /// the value, so they are never passed on.
+    fn parse(body: &[u8]) -> Result<PropertiesBody, Failure> {
+        let parsed: PropertiesBody = serde_json::from_slice(body).map_err(|_| {
+            Failure::bad("The request body is not a valid secret (JSON with a string 'value').")
+        })?;
+        if parsed
+            .content_type
+            .as_ref()
+            .is_some_and(|c| c.chars().count() > 255)
+        {
+            return Err(Failure::bad(
+                "The content type is longer than 255 characters.",
+            ));
+        }
+        if let Some(tags) = &parsed.tags {
+            if tags.len() > MAX_TAGS
+                || tags.iter().any(|(k, v)| {
+                    k.is_empty() || k.chars().count() > 256 || v.chars().count() > 256
+                })
+            {
+                return Err(Failure::bad("Property has invalid value\r\n"));
+            }
+        }
+        Ok(parsed)
+    }
+
+    fn patch(self) -> Patch {
+        let attributes = self.attributes;
+        Patch {
+            content_type: self.content_type,
+            tags: self.tags,
+            enabled: attributes.as_ref().and_then(|a| a.enabled),
+            nbf: attributes.as_ref().and_then(|a| a.nbf),
+            exp: attributes.as_ref().and_then(|a| a.exp),
+        }
+    }
+}
+
 impl Api {
-    /// A handler over `storage` that requires `token`; ids use the request's `Host`, or
-    /// `fallback_authority` when it is missing or malformed.
-    pub fn new(storage: Arc<Storage>, token: SecretString, fallback_authority: String) -> Api {
+    /// A handler over `storage` that requires `token` and seals backups with `backup_key`;
+    /// ids use the request's `Host`, or `fallback_authority` when it is missing or malformed.
+    pub fn new(
+        storage: Arc<Storage>,
+        token: SecretString,
+        backup_key: BackupKey,
+        fallback_authority: String,
+    ) -> Api {
         Api {
             storage,
             token,
+            backup_key,
             fallback_authority,
         }
     }
@@ -155,6 +241,10 @@ impl Api {
         let method = request.method().clone();
         match (&method, segments.as_slice()) {
             (&Method::GET, ["secrets"] | ["secrets", ""]) => self.list(&context).await,
+            (&Method::POST, ["secrets", "restore"]) => {
+                let body = read_body(request).await?;
+                self.restore(&context, &body).await
+            }
             (_, ["secrets"] | ["secrets", ""]) => Err(method_not_allowed(&method)),
             (&Method::PUT, ["secrets", name]) => {
                 check_name(name)?;
@@ -165,6 +255,11 @@ impl Api {
                 check_name(name)?;
                 self.get(&context, name, None).await
             }
+            (&Method::PATCH, ["secrets", name] | ["secrets", name, ""]) => {
+                check_name(name)?;
+                let body = read_body(request).await?;
+                self.update(&context, name, None, &body).await
+            }
             (&Method::DELETE, ["secrets", name]) => {
                 check_name(name)?;
                 self.delete(&context, name).await
@@ -173,12 +268,38 @@ impl Api {
                 check_name(name)?;
                 self.list_versions(&context, name).await
             }
+            (&Method::POST, ["secrets", name, "backup"]) => {
+                check_name(name)?;
+                self.backup(name).await
+            }
             (&Method::GET, ["secrets", name, version]) => {
                 check_name(name)?;
                 check_version(version)?;
                 self.get(&context, name, Some(version)).await
             }
+            (&Method::PATCH, ["secrets", name, version]) => {
+                check_name(name)?;
+                check_version(version)?;
+                let body = read_body(request).await?;
+                self.update(&context, name, Some(version), &body).await
+            }
             (_, ["secrets", ..]) => Err(method_not_allowed(&method)),
+            (&Method::GET, ["deletedsecrets"] | ["deletedsecrets", ""]) => {
+                self.list_deleted(&context).await
+            }
+            (&Method::GET, ["deletedsecrets", name]) => {
+                check_name(name)?;
+                self.get_deleted(&context, name).await
+            }
+            (&Method::DELETE, ["deletedsecrets", name]) => {
+                check_name(name)?;
+                self.purge(name).await
+            }
+            (&Method::POST, ["deletedsecrets", name, "recover"]) => {
+                check_name(name)?;
+                self.recover(&context, name).await
+            }
+            (_, ["deletedsecrets", ..]) => Err(method_not_allowed(&method)),
             _ => Err(Failure::new(
                 StatusCode::NOT_FOUND,
                 "NotFound",
@@ -188,17 +309,11 @@ impl Api {
     }
 
     fn context(&self, request: &Request<Incoming>) -> Result<Context, Failure> {
-        let query: BTreeMap<String, String> = request
-            .uri()
-            .query()
-            .unwrap_or("")
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (k.to_string(), v.to_string())
-            })
-            .collect();
+        // Keys and values may be percent-encoded (the JS SDK sends `api%2Dversion`).
+        let query: BTreeMap<String, String> =
+            form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
         let api_version = query
             .get("api-version")
             .cloned()
@@ -226,28 +341,24 @@ impl Api {
         })
     }
 
+    /// Runs a storage write off the async threads (it waits for an fsync).
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Storage) -> crate::Result<T> + Send + 'static,
+    ) -> Result<T, Failure> {
+        let storage = self.storage.clone();
+        tokio::task::spawn_blocking(move || f(&storage))
+            .await
+            .map_err(|_| Failure::from(crate::Error::Storage("the writer task failed".into())))?
+            .map_err(Failure::from)
+    }
+
     async fn set(&self, context: &Context, name: &str, body: &[u8]) -> Result<Reply, Failure> {
-        #[derive(Deserialize)]
-        struct Attributes {
-            enabled: Option<bool>,
-            nbf: Option<i64>,
-            exp: Option<i64>,
-        }
-        #[derive(Deserialize)]
-        struct SetBody {
-            value: Option<String>,
-            #[serde(rename = "contentType")]
-            content_type: Option<String>,
-            attributes: Option<Attributes>,
-            tags: Option<BTreeMap<String, String>>,
-        }
-        // serde's messages can quote the input, and the input holds the value.
-        let parsed: SetBody = serde_json::from_slice(body).map_err(|_| {
-            Failure::bad("The request body is not a valid secret (JSON with a string 'value').")
-        })?;
+        let parsed = PropertiesBody::parse(body)?;
         let value = SecretString::new(
             parsed
                 .value
+                .clone()
                 .ok_or_else(|| Failure::bad("The request body has no 'value'."))?,
         );
         if value.len() > MAX_VALUE_BYTES {
@@ -256,37 +367,24 @@ impl Api {
                 value.len()
             )));
         }
-        if parsed
-            .content_type
-            .as_ref()
-            .is_some_and(|c| c.chars().count() > 255)
-        {
-            return Err(Failure::bad(
-                "The content type is longer than 255 characters.",
-            ));
-        }
-        let tags = parsed.tags.unwrap_or_default();
-        if tags.len() > MAX_TAGS
-            || tags
-                .iter()
-                .any(|(k, v)| k.is_empty() || k.chars().count() > 256 || v.chars().count() > 256)
-        {
-            return Err(Failure::bad("Property has invalid value\r\n"));
-        }
-        let attributes = parsed.attributes;
+        let patch = parsed.patch();
         let new = NewVersion {
             name: name.to_string(),
             value,
-            content_type: parsed.content_type,
-            tags,
-            enabled: attributes.as_ref().and_then(|a| a.enabled).unwrap_or(true),
-            nbf: attributes.as_ref().and_then(|a| a.nbf),
-            exp: attributes.as_ref().and_then(|a| a.exp),
+            content_type: patch.content_type,
+            tags: patch.tags.unwrap_or_default(),
+            enabled: patch.enabled.unwrap_or(true),
+            nbf: patch.nbf,
+            exp: patch.exp,
         };
-        let storage = self.storage.clone();
-        let stored = tokio::task::spawn_blocking(move || storage.set(new))
-            .await
-            .map_err(|_| Failure::from(crate::Error::Storage("the writer task failed".into())))??;
+        let stored = self.write(move |s| s.set(new)).await?.ok_or_else(|| {
+            Failure::new(
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!("Secret {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged."),
+            )
+            .with_inner("ObjectIsDeletedButRecoverable")
+        })?;
         Ok(json_reply(StatusCode::OK, bundle(context, &stored, true)))
     }
 
@@ -305,19 +403,107 @@ impl Api {
                 StatusCode::FORBIDDEN,
                 "Forbidden",
                 "Operation get is not allowed on a disabled secret.",
-            ));
+            )
+            .with_inner("SecretDisabled"));
         }
         Ok(json_reply(StatusCode::OK, bundle(context, &stored, true)))
     }
 
+    async fn update(
+        &self,
+        context: &Context,
+        name: &str,
+        version: Option<&str>,
+        body: &[u8],
+    ) -> Result<Reply, Failure> {
+        let patch = PropertiesBody::parse(body)?.patch();
+        let (owned, version_owned) = (name.to_string(), version.map(str::to_string));
+        let stored = self
+            .write(move |s| s.update(&owned, version_owned.as_deref(), &patch))
+            .await?
+            .ok_or_else(|| Failure::not_found(name, version))?;
+        Ok(json_reply(StatusCode::OK, bundle(context, &stored, false)))
+    }
+
     async fn delete(&self, context: &Context, name: &str) -> Result<Reply, Failure> {
-        let storage = self.storage.clone();
         let owned = name.to_string();
-        let deleted = tokio::task::spawn_blocking(move || storage.delete(&owned))
-            .await
-            .map_err(|_| Failure::from(crate::Error::Storage("the writer task failed".into())))??
+        let (latest, deletion) = self
+            .write(move |s| s.delete(&owned))
+            .await?
             .ok_or_else(|| Failure::not_found(name, None))?;
-        Ok(json_reply(StatusCode::OK, bundle(context, &deleted, false)))
+        Ok(json_reply(
+            StatusCode::OK,
+            deleted_json(context, &latest, &deletion, true),
+        ))
+    }
+
+    async fn get_deleted(&self, context: &Context, name: &str) -> Result<Reply, Failure> {
+        let (latest, deletion) = self
+            .storage
+            .get_deleted(name)?
+            .ok_or_else(|| Failure::deleted_not_found(name))?;
+        Ok(json_reply(
+            StatusCode::OK,
+            deleted_json(context, &latest, &deletion, true),
+        ))
+    }
+
+    async fn recover(&self, context: &Context, name: &str) -> Result<Reply, Failure> {
+        let owned = name.to_string();
+        let latest = self
+            .write(move |s| s.recover(&owned))
+            .await?
+            .ok_or_else(|| Failure::deleted_not_found(name))?;
+        Ok(json_reply(StatusCode::OK, bundle(context, &latest, false)))
+    }
+
+    async fn purge(&self, name: &str) -> Result<Reply, Failure> {
+        let owned = name.to_string();
+        if !self.write(move |s| s.purge(&owned)).await? {
+            return Err(Failure::deleted_not_found(name));
+        }
+        let mut reply = Response::new(Full::new(Bytes::new()));
+        *reply.status_mut() = StatusCode::NO_CONTENT;
+        Ok(reply)
+    }
+
+    async fn backup(&self, name: &str) -> Result<Reply, Failure> {
+        let versions = self.storage.all_versions(name)?;
+        if versions.is_empty() {
+            return Err(Failure::not_found(name, None));
+        }
+        Ok(json_reply(
+            StatusCode::OK,
+            json!({ "value": self.backup_key.seal(&versions) }),
+        ))
+    }
+
+    async fn restore(&self, context: &Context, body: &[u8]) -> Result<Reply, Failure> {
+        #[derive(Deserialize)]
+        struct RestoreBody {
+            value: String,
+        }
+        let malformed = || {
+            Failure::new(
+                StatusCode::BAD_REQUEST,
+                "Malformed backup blob",
+                "Backup blob is corrupt.",
+            )
+        };
+        let blob: RestoreBody = serde_json::from_slice(body).map_err(|_| malformed())?;
+        let versions = self.backup_key.open(&blob.value).ok_or_else(malformed)?;
+        let name = versions
+            .last()
+            .map(|v| v.data.name.clone())
+            .unwrap_or_default();
+        let latest = self.write(move |s| s.restore(&versions)).await?.ok_or_else(|| {
+            Failure::new(
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!("Secret {name} already exists (or is deleted and recoverable); delete and purge it before restoring."),
+            )
+        })?;
+        Ok(json_reply(StatusCode::OK, bundle(context, &latest, false)))
     }
 
     async fn list(&self, context: &Context) -> Result<Reply, Failure> {
@@ -345,6 +531,45 @@ impl Api {
             more.then_some(last).flatten(),
         ))
     }
+
+    async fn list_deleted(&self, context: &Context) -> Result<Reply, Failure> {
+        let (limit, after) = paging(context)?;
+        let (items, more) = self.storage.list_deleted(&after, limit)?;
+        let last = items.last().map(|(v, _)| super::storage::key(&v.data.name));
+        let values: Vec<Value> = items
+            .iter()
+            .map(|(v, d)| deleted_json(context, v, d, false))
+            .collect();
+        Ok(page(
+            context,
+            "/deletedsecrets",
+            values,
+            more.then_some(last).flatten(),
+        ))
+    }
+}
+
+/// A DeletedSecretBundle (`full`: the id has the version) or DeletedSecretItem; no value.
+fn deleted_json(
+    context: &Context,
+    latest: &StoredVersion,
+    deletion: &Deletion,
+    full: bool,
+) -> Value {
+    let mut map = Map::new();
+    map.insert(
+        "recoveryId".into(),
+        json!(format!(
+            "https://{}/deletedsecrets/{}",
+            context.authority, latest.data.name
+        )),
+    );
+    map.insert("deletedDate".into(), json!(deletion.deleted_date));
+    map.insert("scheduledPurgeDate".into(), json!(deletion.scheduled_purge));
+    if let Value::Object(rest) = secret_json(context, latest, false, full) {
+        map.extend(rest);
+    }
+    Value::Object(map)
 }
 
 /// `maxresults` (1..=25, default 25) and the position after which the page starts.
@@ -411,8 +636,8 @@ fn attributes(version: &StoredVersion) -> Value {
     }
     map.insert("created".into(), json!(version.created));
     map.insert("updated".into(), json!(version.updated));
-    map.insert("recoveryLevel".into(), json!("Purgeable"));
-    map.insert("recoverableDays".into(), json!(0));
+    map.insert("recoveryLevel".into(), json!("Recoverable+Purgeable"));
+    map.insert("recoverableDays".into(), json!(RECOVERABLE_DAYS));
     Value::Object(map)
 }
 
@@ -532,10 +757,11 @@ fn json_reply(status: StatusCode, body: Value) -> Reply {
 }
 
 fn failure_reply(failure: &Failure) -> Reply {
-    json_reply(
-        failure.status,
-        json!({ "error": { "code": failure.code, "message": failure.message } }),
-    )
+    let mut error = json!({ "code": failure.code, "message": failure.message });
+    if let Some(inner) = failure.inner {
+        error["innererror"] = json!({ "code": inner });
+    }
+    json_reply(failure.status, json!({ "error": error }))
 }
 
 /// 401 with the Key Vault challenge.

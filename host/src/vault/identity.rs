@@ -8,6 +8,7 @@
 //! | `server.pem` | 0644 | the server certificate (localhost, 127.0.0.1, ::1) and the CA |
 //! | `server-key.pem` | 0600 | the server's private key |
 //! | `token` | 0600 | the bearer token every request must carry |
+//! | `backup.key` | 0600 | the key that seals backup blobs, so only this vault reads them back |
 //!
 //! The CA's private key is never written: nobody, kvrun included, can issue another
 //! certificate under this CA. Delete the four files to start over.
@@ -30,6 +31,8 @@ pub struct Identity {
     pub key: PrivateKeyDer<'static>,
     /// The access token.
     pub token: SecretString,
+    /// The key of backup blobs (hex of 32 bytes).
+    pub backup_key: SecretString,
 }
 
 /// Loads the identity from `dir`, creating what is missing.
@@ -42,10 +45,13 @@ pub fn load_or_create(dir: &Path) -> Result<Identity> {
         generate_certificates(dir)?;
     }
     let token_path = dir.join("token");
-    if !token_path.is_file() {
-        let mut bytes = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut bytes);
-        write_private(&token_path, hex::encode(bytes).as_bytes())?;
+    let backup_key_path = dir.join("backup.key");
+    for path in [&token_path, &backup_key_path] {
+        if !path.is_file() {
+            let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+            rand::thread_rng().fill_bytes(&mut bytes[..]);
+            write_private(path, hex::encode(&bytes[..]).as_bytes())?;
+        }
     }
     let read = |path: &Path| {
         std::fs::read(path).map_err(|e| {
@@ -64,23 +70,26 @@ pub fn load_or_create(dir: &Path) -> Result<Identity> {
         .map_err(|e| Error::Config(format!("{} is not valid PEM: {e}", server.display())))?;
     let key = PrivateKeyDer::from_pem_slice(&read(&server_key)?)
         .map_err(|e| Error::Config(format!("{} is not a PEM key: {e}", server_key.display())))?;
-    let token = SecretString::new(
-        String::from_utf8(read(&token_path)?)
-            .map_err(|_| Error::Config(format!("{} is not text", token_path.display())))?
-            .trim()
-            .to_string(),
-    );
-    if token.is_empty() {
-        return Err(Error::Config(format!(
-            "{} is empty; delete it to have a new token generated",
-            token_path.display()
-        )));
-    }
+    let read_secret = |path: &Path| -> Result<SecretString> {
+        let text = SecretString::new(
+            String::from_utf8(read(path)?)
+                .map_err(|_| Error::Config(format!("{} is not text", path.display())))?,
+        );
+        let trimmed = SecretString::new(text.expose().trim().to_string());
+        if trimmed.is_empty() {
+            return Err(Error::Config(format!(
+                "{} is empty; delete it to have a new one generated",
+                path.display()
+            )));
+        }
+        Ok(trimmed)
+    };
     Ok(Identity {
         ca_pem,
         cert_chain,
         key,
-        token,
+        token: read_secret(&token_path)?,
+        backup_key: read_secret(&backup_key_path)?,
     })
 }
 

@@ -9,6 +9,7 @@
 //! ([`storage`]). The routes it serves are listed in [`api`].
 
 pub mod api;
+pub mod backup;
 pub mod identity;
 pub mod storage;
 
@@ -93,9 +94,11 @@ impl LocalVault {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("reading the listen address", e))?;
+        let backup_key = backup::BackupKey::from_hex(&identity.backup_key)?;
         let api = Arc::new(api::Api::new(
             storage,
             identity.token.clone(),
+            backup_key,
             authority(addr),
         ));
         let (stop, stopped) = watch::channel(false);

@@ -1,6 +1,7 @@
 //! Durable storage of the local vault: SQLite (WAL, `synchronous=FULL`).
 //!
-//! Every version of every secret is a row; nothing is rewritten in place. A write is
+//! Every version of every secret is a row of `versions`; a soft-deleted secret keeps its
+//! rows and gets a row in `deleted` until it is recovered or purged. A write is
 //! acknowledged only after its transaction has committed and the WAL has been synced, so
 //! an acknowledged write survives `kill -9` and power loss. Names are case-insensitive:
 //! rows are keyed by the upper-cased name and keep the spelling they were written with.
@@ -11,6 +12,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
+
+/// Days a deleted secret stays recoverable (the service's default retention).
+pub const RECOVERABLE_DAYS: i64 = 90;
 
 /// What a caller gives for a new version.
 #[derive(Debug, Clone)]
@@ -44,6 +48,30 @@ pub struct StoredVersion {
     pub data: NewVersion,
 }
 
+/// When a secret was deleted, and when it would be purged.
+#[derive(Debug, Clone, Copy)]
+pub struct Deletion {
+    /// Unix seconds.
+    pub deleted_date: i64,
+    /// Unix seconds: `deleted_date` + [`RECOVERABLE_DAYS`].
+    pub scheduled_purge: i64,
+}
+
+/// Changes to a version's properties; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Patch {
+    /// New content type.
+    pub content_type: Option<String>,
+    /// New tags (replacing all).
+    pub tags: Option<BTreeMap<String, String>>,
+    /// Enable or disable.
+    pub enabled: Option<bool>,
+    /// New not-before.
+    pub nbf: Option<i64>,
+    /// New expiry.
+    pub exp: Option<i64>,
+}
+
 /// The database.
 pub struct Storage {
     conn: Mutex<Connection>,
@@ -51,6 +79,7 @@ pub struct Storage {
 
 const COLUMNS: &str =
     "name, version, value, content_type, tags, enabled, nbf, exp, created, updated";
+const ACTIVE: &str = "name_key NOT IN (SELECT name_key FROM deleted)";
 
 impl Storage {
     /// Opens (or creates) the database at `path`.
@@ -76,7 +105,12 @@ impl Storage {
                  updated INTEGER NOT NULL,
                  UNIQUE (name_key, version)
              );
-             CREATE INDEX IF NOT EXISTS versions_by_name ON versions (name_key, seq);",
+             CREATE INDEX IF NOT EXISTS versions_by_name ON versions (name_key, seq);
+             CREATE TABLE IF NOT EXISTS deleted (
+                 name_key TEXT PRIMARY KEY,
+                 deleted_date INTEGER NOT NULL,
+                 scheduled_purge INTEGER NOT NULL
+             );",
         )?;
         #[cfg(unix)]
         {
@@ -94,68 +128,78 @@ impl Storage {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes a new version; returns it.
-    pub fn set(&self, new: NewVersion) -> Result<StoredVersion> {
-        let mut bytes = [0u8; 16];
-        rand::thread_rng().fill_bytes(&mut bytes);
+    /// Writes a new version; `None` if the name is deleted (and so cannot be reused).
+    pub fn set(&self, new: NewVersion) -> Result<Option<StoredVersion>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if deletion(&tx, &new.name)?.is_some() {
+            return Ok(None);
+        }
         let now = now();
         let stored = StoredVersion {
-            version: hex::encode(bytes),
+            version: new_version_id(),
             created: now,
             updated: now,
             data: new,
         };
-        let data = &stored.data;
-        let tags = serde_json::to_string(&data.tags).expect("tags serialise");
-        self.conn().execute(
-            "INSERT INTO versions (name_key, name, version, value, content_type, tags, enabled, nbf, exp, created, updated)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        insert(&tx, &stored)?;
+        tx.commit()?;
+        Ok(Some(stored))
+    }
+
+    /// The latest version, or the given one, of a secret that is not deleted.
+    pub fn get(&self, name: &str, version: Option<&str>) -> Result<Option<StoredVersion>> {
+        find(&self.conn(), name, version, true)
+    }
+
+    /// Changes a version's properties (the latest when `version` is `None`).
+    pub fn update(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        patch: &Patch,
+    ) -> Result<Option<StoredVersion>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let Some(mut stored) = find(&tx, name, version, true)? else {
+            return Ok(None);
+        };
+        let data = &mut stored.data;
+        if let Some(ct) = &patch.content_type {
+            data.content_type = Some(ct.clone());
+        }
+        if let Some(tags) = &patch.tags {
+            data.tags = tags.clone();
+        }
+        data.enabled = patch.enabled.unwrap_or(data.enabled);
+        data.nbf = patch.nbf.or(data.nbf);
+        data.exp = patch.exp.or(data.exp);
+        stored.updated = now().max(stored.updated);
+        tx.execute(
+            "UPDATE versions SET content_type = ?3, tags = ?4, enabled = ?5, nbf = ?6, exp = ?7, updated = ?8
+             WHERE name_key = ?1 AND version = ?2",
             params![
-                key(&data.name),
-                data.name,
+                key(name),
                 stored.version,
-                data.value.expose(),
-                data.content_type,
-                tags,
-                data.enabled,
-                data.nbf,
-                data.exp,
-                stored.created,
+                stored.data.content_type,
+                serde_json::to_string(&stored.data.tags).expect("tags serialise"),
+                stored.data.enabled,
+                stored.data.nbf,
+                stored.data.exp,
                 stored.updated
             ],
         )?;
-        Ok(stored)
+        tx.commit()?;
+        Ok(Some(stored))
     }
 
-    /// The latest version, or the given one.
-    pub fn get(&self, name: &str, version: Option<&str>) -> Result<Option<StoredVersion>> {
-        let conn = self.conn();
-        let found = match version {
-            None => conn
-                .query_row(
-                    &format!("SELECT {COLUMNS} FROM versions WHERE name_key = ?1 ORDER BY seq DESC LIMIT 1"),
-                    params![key(name)],
-                    read_row,
-                )
-                .optional()?,
-            Some(version) => conn
-                .query_row(
-                    &format!("SELECT {COLUMNS} FROM versions WHERE name_key = ?1 AND version = ?2"),
-                    params![key(name), version.to_ascii_lowercase()],
-                    read_row,
-                )
-                .optional()?,
-        };
-        Ok(found)
-    }
-
-    /// The latest version of each secret whose key sorts after `after`, at most `limit`;
-    /// and whether more follow.
+    /// The latest version of each active secret whose key sorts after `after`, at most
+    /// `limit`; and whether more follow.
     pub fn list(&self, after: &str, limit: usize) -> Result<(Vec<StoredVersion>, bool)> {
         let conn = self.conn();
         let mut statement = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM versions WHERE seq IN (
-                 SELECT MAX(seq) FROM versions WHERE name_key > ?1
+                 SELECT MAX(seq) FROM versions WHERE name_key > ?1 AND {ACTIVE}
                  GROUP BY name_key ORDER BY name_key LIMIT ?2)
              ORDER BY name_key"
         ))?;
@@ -165,8 +209,8 @@ impl Storage {
         Ok(split_page(rows, limit))
     }
 
-    /// The versions of `name` whose id sorts after `after`, at most `limit`; and whether
-    /// more follow.
+    /// The versions of an active `name` whose id sorts after `after`, at most `limit`; and
+    /// whether more follow.
     pub fn list_versions(
         &self,
         name: &str,
@@ -175,7 +219,7 @@ impl Storage {
     ) -> Result<(Vec<StoredVersion>, bool)> {
         let conn = self.conn();
         let mut statement = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM versions WHERE name_key = ?1 AND version > ?2
+            "SELECT {COLUMNS} FROM versions WHERE name_key = ?1 AND version > ?2 AND {ACTIVE}
              ORDER BY version LIMIT ?3"
         ))?;
         let rows = statement
@@ -184,26 +228,207 @@ impl Storage {
         Ok(split_page(rows, limit))
     }
 
-    /// Deletes every version; returns the latest one, if the secret existed.
-    pub fn delete(&self, name: &str) -> Result<Option<StoredVersion>> {
+    /// Every version of an active secret, oldest first (for a backup).
+    pub fn all_versions(&self, name: &str) -> Result<Vec<StoredVersion>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM versions WHERE name_key = ?1 AND {ACTIVE} ORDER BY seq"
+        ))?;
+        let rows = statement
+            .query_map(params![key(name)], read_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Soft-deletes a secret: returns its latest version and the deletion, if it was active.
+    pub fn delete(&self, name: &str) -> Result<Option<(StoredVersion, Deletion)>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let latest = tx
-            .query_row(
-                &format!(
-                    "SELECT {COLUMNS} FROM versions WHERE name_key = ?1 ORDER BY seq DESC LIMIT 1"
-                ),
-                params![key(name)],
-                read_row,
-            )
-            .optional()?;
+        let Some(latest) = find(&tx, name, None, true)? else {
+            return Ok(None);
+        };
+        let deleted_date = now();
+        let deletion = Deletion {
+            deleted_date,
+            scheduled_purge: deleted_date + RECOVERABLE_DAYS * 86_400,
+        };
+        tx.execute(
+            "INSERT INTO deleted (name_key, deleted_date, scheduled_purge) VALUES (?1, ?2, ?3)",
+            params![key(name), deletion.deleted_date, deletion.scheduled_purge],
+        )?;
+        tx.commit()?;
+        Ok(Some((latest, deletion)))
+    }
+
+    /// A deleted secret: its latest version and the deletion.
+    pub fn get_deleted(&self, name: &str) -> Result<Option<(StoredVersion, Deletion)>> {
+        let conn = self.conn();
+        let Some(deletion) = deletion(&conn, name)? else {
+            return Ok(None);
+        };
+        Ok(find(&conn, name, None, false)?.map(|v| (v, deletion)))
+    }
+
+    /// Deleted secrets whose key sorts after `after`, at most `limit`; and whether more follow.
+    pub fn list_deleted(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<(Vec<(StoredVersion, Deletion)>, bool)> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
+            "SELECT name_key, deleted_date, scheduled_purge FROM deleted WHERE name_key > ?1
+             ORDER BY name_key LIMIT ?2",
+        )?;
+        let keys = statement
+            .query_map(params![after, (limit + 1) as i64], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    Deletion {
+                        deleted_date: row.get(1)?,
+                        scheduled_purge: row.get(2)?,
+                    },
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut items = Vec::new();
+        for (name_key, deletion) in keys {
+            if let Some(latest) = find(&conn, &name_key, None, false)? {
+                items.push((latest, deletion));
+            }
+        }
+        let more = items.len() > limit;
+        items.truncate(limit);
+        Ok((items, more))
+    }
+
+    /// Undoes a delete; returns the latest version.
+    pub fn recover(&self, name: &str) -> Result<Option<StoredVersion>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if tx.execute(
+            "DELETE FROM deleted WHERE name_key = ?1",
+            params![key(name)],
+        )? == 0
+        {
+            return Ok(None);
+        }
+        let latest = find(&tx, name, None, true)?;
+        tx.commit()?;
+        Ok(latest)
+    }
+
+    /// Removes a deleted secret for good; `false` if it was not deleted.
+    pub fn purge(&self, name: &str) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if tx.execute(
+            "DELETE FROM deleted WHERE name_key = ?1",
+            params![key(name)],
+        )? == 0
+        {
+            return Ok(false);
+        }
         tx.execute(
             "DELETE FROM versions WHERE name_key = ?1",
             params![key(name)],
         )?;
         tx.commit()?;
-        Ok(latest)
+        Ok(true)
     }
+
+    /// Writes back every version of one secret from a backup; `None` if the name exists
+    /// (active or deleted). Returns the latest version.
+    pub fn restore(&self, versions: &[StoredVersion]) -> Result<Option<StoredVersion>> {
+        let Some(latest) = versions.last() else {
+            return Ok(None);
+        };
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let exists: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM versions WHERE name_key = ?1)",
+            params![key(&latest.data.name)],
+            |row| row.get(0),
+        )?;
+        if exists {
+            return Ok(None);
+        }
+        for version in versions {
+            insert(&tx, version)?;
+        }
+        tx.commit()?;
+        Ok(Some(latest.clone()))
+    }
+}
+
+fn insert(conn: &Connection, stored: &StoredVersion) -> Result<()> {
+    let data = &stored.data;
+    conn.execute(
+        "INSERT INTO versions (name_key, name, version, value, content_type, tags, enabled, nbf, exp, created, updated)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            key(&data.name),
+            data.name,
+            stored.version,
+            data.value.expose(),
+            data.content_type,
+            serde_json::to_string(&data.tags).expect("tags serialise"),
+            data.enabled,
+            data.nbf,
+            data.exp,
+            stored.created,
+            stored.updated
+        ],
+    )?;
+    Ok(())
+}
+
+/// The latest version (or the given one); with `active`, only if the secret is not deleted.
+fn find(
+    conn: &Connection,
+    name: &str,
+    version: Option<&str>,
+    active: bool,
+) -> Result<Option<StoredVersion>> {
+    let only_active = if active { ACTIVE } else { "1" };
+    let found = match version {
+        None => conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM versions WHERE name_key = ?1 AND {only_active} ORDER BY seq DESC LIMIT 1"),
+                params![key(name)],
+                read_row,
+            )
+            .optional()?,
+        Some(version) => conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM versions WHERE name_key = ?1 AND version = ?2 AND {only_active}"),
+                params![key(name), version.to_ascii_lowercase()],
+                read_row,
+            )
+            .optional()?,
+    };
+    Ok(found)
+}
+
+fn deletion(conn: &Connection, name: &str) -> Result<Option<Deletion>> {
+    Ok(conn
+        .query_row(
+            "SELECT deleted_date, scheduled_purge FROM deleted WHERE name_key = ?1",
+            params![key(name)],
+            |row| {
+                Ok(Deletion {
+                    deleted_date: row.get(0)?,
+                    scheduled_purge: row.get(1)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+fn new_version_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
 }
 
 /// The sort and identity key of a name: upper case, as the service keys them.
