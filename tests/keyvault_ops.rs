@@ -365,3 +365,119 @@ async fn an_unreachable_vault_is_a_transport_error() {
     assert!(matches!(err, Error::Transport(_)), "{err:?}");
     assert!(err.to_string().contains("refused"), "{err}");
 }
+
+#[tokio::test]
+async fn update_soft_delete_recover_purge_backup_restore_through_the_component() {
+    let t = TestVault::start().await;
+    let mut client = t.client().await;
+    let set = client
+        .set_secret("life", &"cycle-value".into(), &no_options())
+        .await
+        .unwrap();
+
+    let update = kvrun::PropertyUpdate {
+        enabled: Some(false),
+        content_type: Some("text/plain".into()),
+        tags: Some(vec![("k".into(), "v".into())]),
+        not_before: None,
+        expires: Some(32503680000),
+    };
+    let updated = client
+        .update_secret_properties("life", None, &update)
+        .await
+        .unwrap();
+    assert!(!updated.enabled);
+    assert_eq!(updated.expires, Some(32503680000));
+    assert_eq!(updated.version, set.version);
+    let disabled = client.get_secret("life", None).await.unwrap_err();
+    assert!(
+        matches!(disabled, Error::Denied(ref m) if m.contains("SecretDisabled")),
+        "{disabled:?}"
+    );
+    let enable = kvrun::PropertyUpdate {
+        enabled: Some(true),
+        content_type: None,
+        tags: None,
+        not_before: None,
+        expires: None,
+    };
+    client
+        .update_secret_properties("life", set.version.as_deref(), &enable)
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .get_secret("life", None)
+            .await
+            .unwrap()
+            .value
+            .expose(),
+        "cycle-value"
+    );
+
+    let deleted = client.delete_secret("life").await.unwrap();
+    assert!(deleted
+        .recovery_id
+        .as_deref()
+        .unwrap()
+        .ends_with("/deletedsecrets/life"));
+    assert!(deleted.scheduled_purge_date > deleted.deleted_date);
+    assert_eq!(
+        client
+            .get_deleted_secret("life")
+            .await
+            .unwrap()
+            .properties
+            .name,
+        "life"
+    );
+    assert_eq!(client.list_deleted_secrets().await.unwrap().len(), 1);
+    let reuse = client
+        .set_secret("life", &"x".into(), &no_options())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(reuse, Error::Conflict(ref m) if m.contains("ObjectIsDeletedButRecoverable")),
+        "{reuse:?}"
+    );
+    client.recover_deleted_secret("life").await.unwrap();
+    assert_eq!(
+        client
+            .get_secret("life", None)
+            .await
+            .unwrap()
+            .value
+            .expose(),
+        "cycle-value"
+    );
+
+    let blob = client.backup_secret("life").await.unwrap();
+    assert!(!blob.contains("cycle-value"));
+    assert!(matches!(
+        client.restore_secret(&blob).await,
+        Err(Error::Conflict(_))
+    ));
+    client.delete_secret("life").await.unwrap();
+    client.purge_deleted_secret("life").await.unwrap();
+    assert!(matches!(
+        client.get_deleted_secret("life").await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        client.purge_deleted_secret("life").await,
+        Err(Error::NotFound(_))
+    ));
+    let restored = client.restore_secret(&blob).await.unwrap();
+    assert_eq!(restored.name, "life");
+    assert_eq!(
+        client
+            .get_secret("life", None)
+            .await
+            .unwrap()
+            .value
+            .expose(),
+        "cycle-value"
+    );
+    let err = client.restore_secret("not a blob!").await.unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+}

@@ -35,6 +35,21 @@ pub enum Verb {
     Get,
     Put,
     Delete,
+    Patch,
+    Post,
+}
+
+impl Verb {
+    /// Statuses worth a retry: for `PATCH` and `POST`, which are not idempotent, only those
+    /// that say the request was not processed (as the Azure SDKs do).
+    fn retries(self, status: u16) -> bool {
+        match self {
+            Verb::Get | Verb::Put | Verb::Delete => {
+                matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+            }
+            Verb::Patch | Verb::Post => matches!(status, 429 | 500 | 503 | 504),
+        }
+    }
 }
 
 /// One request to the vault's origin.
@@ -181,7 +196,7 @@ impl<'a> Batch<'a> {
         retry_after: Option<Duration>,
     ) {
         let retryable = match &outcome {
-            Ok(response) => matches!(response.status, 408 | 429 | 500 | 502 | 503 | 504),
+            Ok(response) => self.requests[index].verb.retries(response.status),
             Err(Failure::Transport(_)) => true,
             Err(Failure::Denied) => false,
         };
@@ -223,6 +238,8 @@ fn start(config: &Config, request: &Request) -> Result<FutureIncomingResponse, F
         Verb::Get => Method::Get,
         Verb::Put => Method::Put,
         Verb::Delete => Method::Delete,
+        Verb::Patch => Method::Patch,
+        Verb::Post => Method::Post,
     };
     let scheme = if config.https {
         Scheme::Https

@@ -1,7 +1,8 @@
 //! Key Vault operations: requests out, WIT types back.
 
 use crate::bindings::kvrun::secrets::types::{
-    DeletedSecret, Error, Secret, SecretInput, SecretProperties, ServiceError, SetOptions,
+    DeletedSecret, Error, PropertyUpdate, Secret, SecretInput, SecretProperties, ServiceError,
+    SetOptions,
 };
 use crate::config::Config;
 use crate::http::{self, Failure, Request, Response, Verb};
@@ -137,22 +138,131 @@ impl Vault {
     /// `DELETE /secrets/{name}`.
     pub fn delete_secret(&self, name: &str) -> Result<DeletedSecret, Error> {
         rules::check_name(name)?;
-        let request = Request {
-            verb: Verb::Delete,
-            path_and_query: self.path(&format!("/secrets/{name}")),
-            body: None,
+        let response = self.send(
+            self.request(Verb::Delete, &format!("/secrets/{name}"), None),
+            name,
+        )?;
+        Ok(deleted(parse_bundle(&response, "deleted secret bundle")?))
+    }
+
+    /// `PATCH /secrets/{name}/{version}` (an empty version is the latest).
+    pub fn update_secret_properties(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        update: &PropertyUpdate,
+    ) -> Result<SecretProperties, Error> {
+        rules::check_name(name)?;
+        if let Some(version) = version {
+            rules::check_version(version)?;
+        }
+        rules::check_properties(
+            name,
+            update.content_type.as_deref(),
+            update.tags.as_deref().unwrap_or(&[]),
+        )?;
+        let attributes =
+            (update.enabled.is_some() || update.not_before.is_some() || update.expires.is_some())
+                .then_some(wire::UpdateAttributes {
+                    enabled: update.enabled,
+                    nbf: update.not_before,
+                    exp: update.expires,
+                });
+        let body = wire::UpdateBody {
+            content_type: update.content_type.as_deref(),
+            attributes,
+            tags: update
+                .tags
+                .as_ref()
+                .map(|tags| tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()),
         };
-        let response = self.send(request, name)?;
-        let bundle = parse_bundle(&response, "deleted secret bundle")?;
-        Ok(DeletedSecret {
-            recovery_id: bundle.recovery_id.clone(),
-            deleted_date: bundle.deleted_date,
-            scheduled_purge_date: bundle.scheduled_purge_date,
-            properties: properties(bundle, true),
+        let path = format!("/secrets/{name}/{}", version.unwrap_or(""));
+        let body = serde_json::to_vec(&body).expect("an update body serialises");
+        let response = self.send(self.request(Verb::Patch, &path, Some(body)), name)?;
+        Ok(properties(parse_bundle(&response, "secret bundle")?, true))
+    }
+
+    /// `GET /deletedsecrets/{name}`.
+    pub fn get_deleted_secret(&self, name: &str) -> Result<DeletedSecret, Error> {
+        rules::check_name(name)?;
+        let response = self.send(
+            self.request(Verb::Get, &format!("/deletedsecrets/{name}"), None),
+            name,
+        )?;
+        Ok(deleted(parse_bundle(&response, "deleted secret bundle")?))
+    }
+
+    /// `GET /deletedsecrets`, every page.
+    pub fn list_deleted_secrets(&self) -> Result<Vec<DeletedSecret>, Error> {
+        Ok(self
+            .pages(&self.path("/deletedsecrets"), "the deleted secret list")?
+            .into_iter()
+            .map(deleted)
+            .collect())
+    }
+
+    /// `POST /deletedsecrets/{name}/recover`.
+    pub fn recover_deleted_secret(&self, name: &str) -> Result<SecretProperties, Error> {
+        rules::check_name(name)?;
+        let path = format!("/deletedsecrets/{name}/recover");
+        let response = self.send(self.request(Verb::Post, &path, None), name)?;
+        Ok(properties(parse_bundle(&response, "secret bundle")?, true))
+    }
+
+    /// `DELETE /deletedsecrets/{name}` (204).
+    pub fn purge_deleted_secret(&self, name: &str) -> Result<(), Error> {
+        rules::check_name(name)?;
+        self.send(
+            self.request(Verb::Delete, &format!("/deletedsecrets/{name}"), None),
+            name,
+        )?;
+        Ok(())
+    }
+
+    /// `POST /secrets/{name}/backup`.
+    pub fn backup_secret(&self, name: &str) -> Result<String, Error> {
+        rules::check_name(name)?;
+        let response = self.send(
+            self.request(Verb::Post, &format!("/secrets/{name}/backup"), None),
+            name,
+        )?;
+        let blob: wire::Blob = parse_json(&response.body, "backup answer")?;
+        Ok(blob.value)
+    }
+
+    /// `POST /secrets/restore`.
+    pub fn restore_secret(&self, backup: &str) -> Result<SecretProperties, Error> {
+        rules::check_backup(backup)?;
+        let body = serde_json::to_vec(&wire::Blob {
+            value: backup.to_string(),
         })
+        .expect("a blob serialises");
+        let response = self.send(
+            self.request(Verb::Post, "/secrets/restore", Some(body)),
+            "the restored secret",
+        )?;
+        Ok(properties(parse_bundle(&response, "secret bundle")?, true))
+    }
+
+    fn request(&self, verb: Verb, path: &str, body: Option<Vec<u8>>) -> Request {
+        Request {
+            verb,
+            path_and_query: self.path(path),
+            body,
+        }
     }
 
     fn list(&self, first: &str, subject: &str) -> Result<Vec<SecretProperties>, Error> {
+        let versioned = first.contains("/versions");
+        Ok(self
+            .pages(first, subject)?
+            .into_iter()
+            .map(|b| properties(b, versioned))
+            .collect())
+    }
+
+    /// Every item of a listing, following `nextLink` until it is null.
+    fn pages(&self, first: &str, subject: &str) -> Result<Vec<wire::Bundle>, Error> {
         let mut items = Vec::new();
         let mut next = Some(first.to_string());
         let mut pages = 0;
@@ -170,8 +280,7 @@ impl Vault {
             };
             let response = self.send(request, subject)?;
             let page: wire::Page = parse_json(&response.body, "page of a listing")?;
-            let versioned = first.contains("/versions");
-            items.extend(page.value.into_iter().map(|b| properties(b, versioned)));
+            items.extend(page.value);
             next = match page.next_link {
                 Some(link) if !link.is_empty() => Some(self.next_page(&link)?),
                 _ => None,
@@ -309,6 +418,15 @@ fn parse_json<'a, T: serde::Deserialize<'a>>(body: &'a [u8], what: &str) -> Resu
 
 fn parse_bundle(response: &Response, what: &str) -> Result<wire::Bundle, Error> {
     parse_json(&response.body, what)
+}
+
+fn deleted(bundle: wire::Bundle) -> DeletedSecret {
+    DeletedSecret {
+        recovery_id: bundle.recovery_id.clone(),
+        deleted_date: bundle.deleted_date,
+        scheduled_purge_date: bundle.scheduled_purge_date,
+        properties: properties(bundle, true),
+    }
 }
 
 fn secret(bundle: wire::Bundle) -> Result<Secret, Error> {

@@ -40,7 +40,7 @@ mod wire;
 use bindings::exports::kvrun::secrets::keyvault::Guest as KeyvaultGuest;
 use bindings::exports::kvrun::secrets::run::Guest as RunGuest;
 use bindings::kvrun::secrets::types::{
-    DeletedSecret, Error, Secret, SecretInput, SecretProperties, SetOptions,
+    DeletedSecret, Error, PropertyUpdate, Secret, SecretInput, SecretProperties, SetOptions,
 };
 
 /// The component: every export builds a [`keyvault::Vault`] from the environment and calls it.
@@ -80,6 +80,38 @@ impl KeyvaultGuest for Component {
 
     fn delete_secret(name: String) -> Result<DeletedSecret, Error> {
         keyvault::Vault::from_env()?.delete_secret(&name)
+    }
+
+    fn update_secret_properties(
+        name: String,
+        version: Option<String>,
+        update: PropertyUpdate,
+    ) -> Result<SecretProperties, Error> {
+        keyvault::Vault::from_env()?.update_secret_properties(&name, version.as_deref(), &update)
+    }
+
+    fn get_deleted_secret(name: String) -> Result<DeletedSecret, Error> {
+        keyvault::Vault::from_env()?.get_deleted_secret(&name)
+    }
+
+    fn list_deleted_secrets() -> Result<Vec<DeletedSecret>, Error> {
+        keyvault::Vault::from_env()?.list_deleted_secrets()
+    }
+
+    fn recover_deleted_secret(name: String) -> Result<SecretProperties, Error> {
+        keyvault::Vault::from_env()?.recover_deleted_secret(&name)
+    }
+
+    fn purge_deleted_secret(name: String) -> Result<(), Error> {
+        keyvault::Vault::from_env()?.purge_deleted_secret(&name)
+    }
+
+    fn backup_secret(name: String) -> Result<String, Error> {
+        keyvault::Vault::from_env()?.backup_secret(&name)
+    }
+
+    fn restore_secret(backup: String) -> Result<SecretProperties, Error> {
+        keyvault::Vault::from_env()?.restore_secret(&backup)
     }
 }
 

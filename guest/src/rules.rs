@@ -55,20 +55,29 @@ pub fn check_set(name: &str, value: &str, options: &SetOptions) -> Result<(), Er
             value.len()
         )));
     }
-    if let Some(content_type) = &options.content_type {
+    check_properties(name, options.content_type.as_deref(), &options.tags)
+}
+
+/// Checks a content type and tags.
+pub fn check_properties(
+    name: &str,
+    content_type: Option<&str>,
+    tags: &[(String, String)],
+) -> Result<(), Error> {
+    if let Some(content_type) = content_type {
         if content_type.chars().count() > MAX_CONTENT_TYPE_CHARS {
             return Err(Error::InvalidArgument(format!(
                 "the content type of secret {name:?} is longer than {MAX_CONTENT_TYPE_CHARS} characters"
             )));
         }
     }
-    if options.tags.len() > MAX_TAGS {
+    if tags.len() > MAX_TAGS {
         return Err(Error::InvalidArgument(format!(
             "secret {name:?} has {} tags; Key Vault accepts at most {MAX_TAGS}",
-            options.tags.len()
+            tags.len()
         )));
     }
-    for (key, tag_value) in &options.tags {
+    for (key, tag_value) in tags {
         if key.is_empty()
             || key.chars().count() > MAX_TAG_CHARS
             || tag_value.chars().count() > MAX_TAG_CHARS
@@ -78,7 +87,7 @@ pub fn check_set(name: &str, value: &str, options: &SetOptions) -> Result<(), Er
             )));
         }
     }
-    let mut keys: Vec<&str> = options.tags.iter().map(|(k, _)| k.as_str()).collect();
+    let mut keys: Vec<&str> = tags.iter().map(|(k, _)| k.as_str()).collect();
     keys.sort_unstable();
     if keys.windows(2).any(|w| w[0] == w[1]) {
         return Err(Error::InvalidArgument(format!(
@@ -86,4 +95,20 @@ pub fn check_set(name: &str, value: &str, options: &SetOptions) -> Result<(), Er
         )));
     }
     Ok(())
+}
+
+/// Checks a backup blob: base64url text of a sane size (it goes into a JSON body).
+pub fn check_backup(blob: &str) -> Result<(), Error> {
+    let ok = !blob.is_empty()
+        && blob.len() <= 4 * 1024 * 1024
+        && blob
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'='));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(
+            "the backup is not a backup blob (base64url text, as backup-secret returns it)".into(),
+        ))
+    }
 }

@@ -76,3 +76,31 @@ impl ErrorBody {
         }
     }
 }
+
+/// `PATCH /secrets/{name}[/{version}]` body.
+#[derive(Serialize)]
+pub struct UpdateBody<'a> {
+    #[serde(rename = "contentType", skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<UpdateAttributes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<&'a str, &'a str>>,
+}
+
+/// The attributes part of an update.
+#[derive(Serialize)]
+pub struct UpdateAttributes {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+}
+
+/// `{"value": "<blob>"}`: a backup answer, and a restore body.
+#[derive(Serialize, Deserialize)]
+pub struct Blob {
+    pub value: String,
+}

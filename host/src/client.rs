@@ -14,7 +14,9 @@ use crate::network::{NetworkStats, VaultHooks};
 use crate::policy::{AllowList, AllowRule, Origin, SecretGrant};
 use crate::runtime::Runtime;
 use crate::transport::{Transport, TransportOptions};
-use crate::{DeletedSecret, Error, Result, SecretProperties, SecretString, SetOptions};
+use crate::{
+    DeletedSecret, Error, PropertyUpdate, Result, SecretProperties, SecretString, SetOptions,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
@@ -327,6 +329,79 @@ impl Client {
     pub async fn delete_secret(&mut self, name: &str) -> Result<DeletedSecret> {
         self.call("delete-secret", async |i, s| {
             i.kvrun_secrets_keyvault().call_delete_secret(s, name).await
+        })
+        .await
+    }
+
+    /// Changes a version's properties (the latest when `version` is `None`).
+    pub async fn update_secret_properties(
+        &mut self,
+        name: &str,
+        version: Option<&str>,
+        update: &PropertyUpdate,
+    ) -> Result<SecretProperties> {
+        self.call("update-secret-properties", async |i, s| {
+            i.kvrun_secrets_keyvault()
+                .call_update_secret_properties(s, name, version, update)
+                .await
+        })
+        .await
+    }
+
+    /// Shows a deleted secret.
+    pub async fn get_deleted_secret(&mut self, name: &str) -> Result<DeletedSecret> {
+        self.call("get-deleted-secret", async |i, s| {
+            i.kvrun_secrets_keyvault()
+                .call_get_deleted_secret(s, name)
+                .await
+        })
+        .await
+    }
+
+    /// Lists every deleted secret.
+    pub async fn list_deleted_secrets(&mut self) -> Result<Vec<DeletedSecret>> {
+        self.call("list-deleted-secrets", async |i, s| {
+            i.kvrun_secrets_keyvault()
+                .call_list_deleted_secrets(s)
+                .await
+        })
+        .await
+    }
+
+    /// Undoes a delete.
+    pub async fn recover_deleted_secret(&mut self, name: &str) -> Result<SecretProperties> {
+        self.call("recover-deleted-secret", async |i, s| {
+            i.kvrun_secrets_keyvault()
+                .call_recover_deleted_secret(s, name)
+                .await
+        })
+        .await
+    }
+
+    /// Removes a deleted secret for good.
+    pub async fn purge_deleted_secret(&mut self, name: &str) -> Result<()> {
+        self.call("purge-deleted-secret", async |i, s| {
+            i.kvrun_secrets_keyvault()
+                .call_purge_deleted_secret(s, name)
+                .await
+        })
+        .await
+    }
+
+    /// Backs up every version of a secret as an opaque blob.
+    pub async fn backup_secret(&mut self, name: &str) -> Result<String> {
+        self.call("backup-secret", async |i, s| {
+            i.kvrun_secrets_keyvault().call_backup_secret(s, name).await
+        })
+        .await
+    }
+
+    /// Restores a backup blob.
+    pub async fn restore_secret(&mut self, backup: &str) -> Result<SecretProperties> {
+        self.call("restore-secret", async |i, s| {
+            i.kvrun_secrets_keyvault()
+                .call_restore_secret(s, backup)
+                .await
         })
         .await
     }

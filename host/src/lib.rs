@@ -56,4 +56,6 @@ pub mod bindings {
     });
 }
 
-pub use bindings::kvrun::secrets::types::{DeletedSecret, SecretProperties, SetOptions};
+pub use bindings::kvrun::secrets::types::{
+    DeletedSecret, PropertyUpdate, SecretProperties, SetOptions,
+};

@@ -6,8 +6,8 @@ use kvrun::sandbox::{DirGrant, RunIo, RunOptions};
 use kvrun::target::{VaultConnection, VaultTarget};
 use kvrun::vault::{LocalVault, LocalVaultOptions};
 use kvrun::{
-    DeletedSecret, Error, NewSecret, Result, Runtime, RuntimeOptions, SecretProperties,
-    SecretString, SetOptions,
+    DeletedSecret, Error, NewSecret, PropertyUpdate, Result, Runtime, RuntimeOptions,
+    SecretProperties, SecretString, SetOptions,
 };
 use serde_json::{json, Map, Value};
 use std::io::{IsTerminal, Read};
@@ -180,8 +180,63 @@ enum SecretCommand {
     List,
     /// List the versions of a secret.
     Versions { name: String },
-    /// Delete a secret and all its versions.
+    /// Delete a secret and all its versions (recoverable until purged).
     Delete { name: String },
+    /// Change a secret's properties, never its value (latest version unless --version).
+    SetAttributes {
+        name: String,
+        /// The version to change.
+        #[arg(long)]
+        version: Option<String>,
+        /// Enable (true) or disable (false) reads.
+        #[arg(long)]
+        enabled: Option<bool>,
+        /// New content type.
+        #[arg(long)]
+        content_type: Option<String>,
+        /// Replace the tags with these, KEY=VALUE (repeatable).
+        #[arg(long = "tag", value_parser = parse_tag)]
+        tags: Vec<(String, String)>,
+        /// Expiry: Unix seconds or an RFC 3339 time.
+        #[arg(long, value_parser = parse_time)]
+        expires: Option<i64>,
+        /// Not valid before: Unix seconds or an RFC 3339 time.
+        #[arg(long, value_parser = parse_time)]
+        not_before: Option<i64>,
+    },
+    /// Show a deleted secret.
+    ShowDeleted { name: String },
+    /// List deleted secrets.
+    ListDeleted,
+    /// Recover a deleted secret.
+    Recover { name: String },
+    /// Purge a deleted secret for good.
+    Purge { name: String },
+    /// Back up every version of a secret into a file (only this vault can restore it).
+    Backup {
+        name: String,
+        /// Where to write the backup.
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Restore a secret from a backup file.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        file: PathBuf,
+    },
+}
+
+/// Unix seconds, or an RFC 3339 time such as 2027-01-31T00:00:00Z.
+fn parse_time(text: &str) -> std::result::Result<i64, String> {
+    if let Ok(seconds) = text.parse::<i64>() {
+        return Ok(seconds);
+    }
+    let time = humantime::parse_rfc3339_weak(text)
+        .map_err(|_| format!("{text:?} is neither Unix seconds nor an RFC 3339 time"))?;
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .map_err(|_| format!("{text:?} is before 1970"))
 }
 
 #[derive(Subcommand)]
@@ -438,6 +493,80 @@ async fn run_secret(
                 Output::Text => println!("deleted {}", deleted.properties.name),
             }
         }
+        SecretCommand::SetAttributes {
+            name,
+            version,
+            enabled,
+            content_type,
+            tags,
+            expires,
+            not_before,
+        } => {
+            let update = PropertyUpdate {
+                enabled,
+                content_type,
+                tags: (!tags.is_empty()).then_some(tags),
+                not_before,
+                expires,
+            };
+            let p = client
+                .update_secret_properties(&name, version.as_deref(), &update)
+                .await?;
+            report(
+                output,
+                properties_json(&p),
+                format!(
+                    "updated {} (version {})",
+                    p.name,
+                    p.version.as_deref().unwrap_or("?")
+                ),
+            );
+        }
+        SecretCommand::ShowDeleted { name } => {
+            let d = client.get_deleted_secret(&name).await?;
+            let line = format!(
+                "{}\tdeleted {}\tpurge after {}",
+                d.properties.name,
+                d.deleted_date.unwrap_or(0),
+                d.scheduled_purge_date.unwrap_or(0)
+            );
+            report(output, deleted_json(&d), line);
+        }
+        SecretCommand::ListDeleted => {
+            let deleted = client.list_deleted_secrets().await?;
+            match output {
+                Output::Json => {
+                    print_json(&Value::Array(deleted.iter().map(deleted_json).collect()))
+                }
+                Output::Text => deleted
+                    .iter()
+                    .for_each(|d| println!("{}", d.properties.name)),
+            }
+        }
+        SecretCommand::Recover { name } => {
+            let p = client.recover_deleted_secret(&name).await?;
+            report(output, properties_json(&p), format!("recovered {}", p.name));
+        }
+        SecretCommand::Purge { name } => {
+            client.purge_deleted_secret(&name).await?;
+            report(
+                output,
+                json!({ "name": name, "purged": true }),
+                format!("purged {name}"),
+            );
+        }
+        SecretCommand::Backup { name, file } => {
+            let blob = client.backup_secret(&name).await?;
+            write_private(&file, blob.as_bytes())?;
+            let line = format!("backed up {name} to {}", file.display());
+            report(output, json!({ "name": name, "file": file }), line);
+        }
+        SecretCommand::Restore { file } => {
+            let blob = std::fs::read_to_string(&file)
+                .map_err(|e| Error::io(format!("could not read {}", file.display()), e))?;
+            let p = client.restore_secret(blob.trim()).await?;
+            report(output, properties_json(&p), format!("restored {}", p.name));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -460,6 +589,26 @@ fn print_list(items: &[SecretProperties], output: Output, versions: bool) {
             }
         }
     }
+}
+
+/// Prints `json` or `line`, as the output format asks.
+fn report(output: Output, json: Value, line: String) {
+    match output {
+        Output::Json => print_json(&json),
+        Output::Text => println!("{line}"),
+    }
+}
+
+/// Writes a file readable by its owner only.
+fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(contents))
+        .map_err(|e| Error::io(format!("could not write {}", path.display()), e))
 }
 
 fn print_json(value: &Value) {
