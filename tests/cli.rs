@@ -292,6 +292,20 @@ fn vault_serve_refuses_a_non_loopback_address() {
     let out = run(command, "");
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-remote"));
+
+    let not_a_dir = dir.path().join("file");
+    std::fs::write(&not_a_dir, "x").unwrap();
+    let mut command = kvrun(dir.path());
+    command
+        .args(["vault", "serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(&not_a_dir);
+    let out = run(command, "");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("could not create the directory") && stderr.contains("file"),
+        "{stderr}"
+    );
 }
 
 #[test]

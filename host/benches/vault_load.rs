@@ -1,0 +1,201 @@
+//! Throughput and latency of `GET /secrets/{name}` on the local vault under load, next to a
+//! minimal hyper + rustls server that answers a fixed body of the same size, in one run:
+//! `cargo bench -p kvrun --bench vault_load`.
+//!
+//! Each server runs on its own 1-worker runtime; the load client runs on another, with one
+//! keep-alive connection per concurrent worker, for a fixed time per level (1 and 64
+//! connections). All on one 2-core machine, so client and server share the CPU.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use kvrun::transport::{connector, TransportOptions};
+use kvrun::vault::{LocalVault, LocalVaultOptions};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SECONDS: u64 = 4;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A server that answers every request with `body`, over the same kind of TLS identity.
+fn fixed_server(dir: &std::path::Path, body: Bytes) -> (String, Vec<u8>) {
+    let identity = kvrun::vault::identity::load_or_create(dir).unwrap();
+    let ca = identity.ca_pem.clone();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(identity.cert_chain, identity.key)
+        .unwrap();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        runtime().block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let _ = tcp.set_nodelay(true);
+                let (acceptor, body) = (acceptor.clone(), body.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = service_fn(move |_req| {
+                        let body = body.clone();
+                        async move {
+                            let mut response = http::Response::new(Full::new(body));
+                            response.headers_mut().insert(
+                                "content-type",
+                                "application/json; charset=utf-8".parse().unwrap(),
+                            );
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+    });
+    (format!("https://{}", rx.recv().unwrap()), ca)
+}
+
+struct Level {
+    requests: usize,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn load(url: &str, ca: &[u8], token: &str, connections: usize) -> Level {
+    let options = TransportOptions {
+        ca_pem: Some(ca.to_vec()),
+        public_roots: false,
+        ..TransportOptions::default()
+    };
+    runtime().block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(SECONDS);
+        let mut workers = Vec::new();
+        for _ in 0..connections {
+            let client: HyperClient<_, Full<Bytes>> = HyperClient::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(1)
+                .build(connector(&options).unwrap());
+            let (url, auth) = (url.to_string(), format!("Bearer {token}"));
+            workers.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let request = http::Request::get(&url)
+                        .header("authorization", &auth)
+                        .body(Full::new(Bytes::new()))
+                        .unwrap();
+                    let start = Instant::now();
+                    let response = client.request(request).await.unwrap();
+                    assert_eq!(response.status(), 200);
+                    response.into_body().collect().await.unwrap();
+                    latencies.push(start.elapsed());
+                }
+                latencies
+            }));
+        }
+        let mut all = Vec::new();
+        for worker in workers {
+            all.extend(worker.await.unwrap());
+        }
+        all.sort();
+        Level {
+            requests: all.len(),
+            p50: all[all.len() / 2],
+            p99: all[all.len() * 99 / 100],
+        }
+    })
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("vault");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        runtime().block_on(async move {
+            let vault = LocalVault::start(LocalVaultOptions::ephemeral_port(data_dir))
+                .await
+                .unwrap();
+            tx.send((
+                vault.url(),
+                vault.ca_pem().to_vec(),
+                vault.token().expose().to_string(),
+            ))
+            .unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    let (vault_url, vault_ca, token) = rx.recv().unwrap();
+    let secret_url = format!("{vault_url}/secrets/db-password?api-version=7.5");
+    let body = runtime().block_on(async {
+        let options = TransportOptions {
+            ca_pem: Some(vault_ca.clone()),
+            public_roots: false,
+            ..TransportOptions::default()
+        };
+        let client: HyperClient<_, Full<Bytes>> =
+            HyperClient::builder(TokioExecutor::new()).build(connector(&options).unwrap());
+        let put = http::Request::put(&secret_url)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::new(Bytes::from(
+                r#"{"value":"a-typical-database-password-1234"}"#,
+            )))
+            .unwrap();
+        client
+            .request(put)
+            .await
+            .unwrap()
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+    });
+    let (fixed_url, fixed_ca) = fixed_server(&dir.path().join("fixed"), body);
+
+    println!("local vault GET /secrets/{{name}} under load ({SECONDS} s per level)");
+    println!();
+    println!("| server | connections | requests/s | p50 | p99 |");
+    println!("|---|---|---|---|---|");
+    for connections in [1, 64] {
+        let vault = load(&secret_url, &vault_ca, &token, connections);
+        let fixed = load(
+            &format!("{fixed_url}/secrets/db-password"),
+            &fixed_ca,
+            &token,
+            connections,
+        );
+        for (name, level) in [
+            ("kvrun local vault", &vault),
+            ("minimal hyper + rustls, fixed body", &fixed),
+        ] {
+            println!(
+                "| {name} | {connections} | {:.0} | {:.0} µs | {:.0} µs |",
+                level.requests as f64 / SECONDS as f64,
+                level.p50.as_secs_f64() * 1e6,
+                level.p99.as_secs_f64() * 1e6
+            );
+        }
+        println!(
+            "| ratio vault / minimal | {connections} | {:.2} | {:.2} | {:.2} |",
+            vault.requests as f64 / fixed.requests as f64,
+            vault.p50.as_secs_f64() / fixed.p50.as_secs_f64(),
+            vault.p99.as_secs_f64() / fixed.p99.as_secs_f64()
+        );
+    }
+}
