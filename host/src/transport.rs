@@ -7,9 +7,10 @@
 //!
 //! - trust: the PEM CA given in [`TransportOptions::ca_pem`], and the public roots
 //!   (`webpki-roots`) when [`TransportOptions::public_roots`] is set;
-//! - a connect timeout and a time-to-first-byte timeout (the smaller of ours and the
-//!   component's request options);
-//! - a response size cap: a larger body ends with `HTTP-response-body-size`.
+//! - a connect timeout, a time-to-first-byte timeout, a between-bytes timeout (each the
+//!   smaller of ours and the component's request options) and a total timeout per request;
+//! - a response size cap: a larger body ends with `HTTP-response-body-size`;
+//! - no redirects: a 3xx answer is handed to the component as it is, never followed.
 
 use crate::{Error, Result};
 use bytes::Bytes;
@@ -35,6 +36,10 @@ pub struct TransportOptions {
     pub connect_timeout: Duration,
     /// Longest wait for the response head.
     pub response_timeout: Duration,
+    /// Longest silence while the body arrives.
+    pub between_bytes_timeout: Duration,
+    /// Longest time for a whole request, head and body.
+    pub total_timeout: Duration,
     /// Largest response body, in bytes.
     pub max_response_bytes: usize,
     /// Idle connections kept per host.
@@ -48,6 +53,8 @@ impl Default for TransportOptions {
             public_roots: true,
             connect_timeout: Duration::from_secs(10),
             response_timeout: Duration::from_secs(60),
+            between_bytes_timeout: Duration::from_secs(30),
+            total_timeout: Duration::from_secs(120),
             max_response_bytes: 8 * 1024 * 1024,
             max_idle_per_host: 32,
         }
@@ -125,11 +132,18 @@ impl Transport {
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
     ) -> std::result::Result<http::Response<WasiBody>, HttpError> {
-        let first_byte = options
-            .and_then(|o| o.first_byte_timeout)
-            .map_or(self.options.response_timeout, |t| {
-                t.min(self.options.response_timeout)
-            });
+        let limit = |ours: Duration, theirs: Option<Duration>| theirs.map_or(ours, |t| t.min(ours));
+        let first_byte = limit(
+            self.options
+                .response_timeout
+                .min(self.options.total_timeout),
+            options.and_then(|o| o.first_byte_timeout),
+        );
+        let between_bytes = limit(
+            self.options.between_bytes_timeout,
+            options.and_then(|o| o.between_bytes_timeout),
+        );
+        let deadline = tokio::time::Instant::now() + self.options.total_timeout;
         let response = match tokio::time::timeout(first_byte, self.client.request(request)).await {
             Err(_) => return Err(HttpError::ConnectionReadTimeout),
             Ok(Err(e)) => return Err(classify(&e)),
@@ -147,7 +161,7 @@ impl Transport {
             }
         }
         Ok(response.map(|body| {
-            Limited::new(body.map_err(body_error), max)
+            let limited = Limited::new(body.map_err(body_error), max)
                 .map_err(|e| {
                     if e.is::<http_body_util::LengthLimitError>() {
                         HttpError::HttpResponseBodySize(None)
@@ -158,8 +172,59 @@ impl Transport {
                         }
                     }
                 })
-                .boxed_unsync()
+                .boxed_unsync();
+            TimedBody {
+                inner: limited,
+                between_bytes,
+                idle: Box::pin(tokio::time::sleep(between_bytes)),
+                total: Box::pin(tokio::time::sleep_until(deadline)),
+            }
+            .boxed_unsync()
         }))
+    }
+}
+
+/// A response body that fails with a read timeout when it goes silent for longer than
+/// `between_bytes`, or runs past the request's total deadline.
+struct TimedBody {
+    inner: WasiBody,
+    between_bytes: Duration,
+    idle: std::pin::Pin<Box<tokio::time::Sleep>>,
+    total: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl http_body::Body for TimedBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<http_body::Frame<Bytes>, HttpError>>> {
+        use std::future::Future;
+        use std::task::Poll;
+        if self.total.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)));
+        }
+        match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let next = tokio::time::Instant::now() + self.between_bytes;
+                self.idle.as_mut().reset(next);
+                Poll::Ready(frame)
+            }
+            Poll::Pending if self.idle.as_mut().poll(cx).is_ready() => {
+                Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -127,7 +127,17 @@ impl Seen {
     }
 }
 
-type Responder = dyn Fn(usize, &Seen) -> Vec<u8> + Send + Sync;
+/// One step of a scripted answer.
+pub enum Step {
+    /// Write these bytes.
+    Write(Vec<u8>),
+    /// Wait this long.
+    Sleep(Duration),
+    /// Drop the connection with a TCP reset.
+    Reset,
+}
+
+type Responder = dyn Fn(usize, &Seen) -> Vec<Step> + Send + Sync;
 
 /// A TLS server (trusted through its own `ca.pem`) that answers request N with the raw
 /// bytes `respond(N, request)` and then closes the connection.
@@ -143,14 +153,59 @@ impl RawServer {
     pub async fn start(
         respond: impl Fn(usize, &Seen) -> Vec<u8> + Send + Sync + 'static,
     ) -> RawServer {
+        RawServer::scripted(move |n, seen| vec![Step::Write(respond(n, seen))]).await
+    }
+
+    /// A server whose answers are scripted step by step.
+    pub async fn scripted(
+        respond: impl Fn(usize, &Seen) -> Vec<Step> + Send + Sync + 'static,
+    ) -> RawServer {
         let dir = tempfile::tempdir().unwrap();
         let identity = kvrun::vault::identity::load_or_create(dir.path()).unwrap();
+        RawServer::with_certificate(
+            dir,
+            identity.ca_pem,
+            identity.cert_chain,
+            identity.key,
+            respond,
+        )
+        .await
+    }
+
+    /// A server with a certificate for `names` only (under a CA the client trusts).
+    pub async fn for_names(
+        names: &[&str],
+        respond: impl Fn(usize, &Seen) -> Vec<Step> + Send + Sync + 'static,
+    ) -> RawServer {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        let der = rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let chain = vec![cert.der().clone()];
+        let dir = tempfile::tempdir().unwrap();
+        RawServer::with_certificate(dir, ca.pem().into_bytes(), chain, der, respond).await
+    }
+
+    async fn with_certificate(
+        dir: tempfile::TempDir,
+        ca_pem: Vec<u8>,
+        chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+        key: rustls_pki_types::PrivateKeyDer<'static>,
+        respond: impl Fn(usize, &Seen) -> Vec<Step> + Send + Sync + 'static,
+    ) -> RawServer {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
-            .with_single_cert(identity.cert_chain, identity.key)
+            .with_single_cert(chain, key)
             .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -201,16 +256,26 @@ impl RawServer {
                         seen.push(request.clone());
                         seen.len() - 1
                     };
-                    let reply = respond(index, &request);
-                    let _ = tls.write_all(&reply).await;
-                    let _ = tls.flush().await;
+                    for step in respond(index, &request) {
+                        match step {
+                            Step::Write(bytes) => {
+                                let _ = tls.write_all(&bytes).await;
+                                let _ = tls.flush().await;
+                            }
+                            Step::Sleep(d) => tokio::time::sleep(d).await,
+                            Step::Reset => {
+                                let _ = tls.get_ref().0.set_linger(Some(Duration::ZERO));
+                                return;
+                            }
+                        }
+                    }
                     let _ = tls.shutdown().await;
                 });
             }
         });
         RawServer {
             addr,
-            ca_pem: identity.ca_pem,
+            ca_pem,
             connections,
             seen,
             _dir: dir,

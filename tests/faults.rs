@@ -1,0 +1,143 @@
+//! Resilience against a fault-injecting vault: resets, stalls, broken and huge answers,
+//! throttling, redirects and a certificate for the wrong name. Each gives a clear error (or
+//! a success after retries) within the retry budget and the host's timeouts.
+
+mod common;
+
+use common::{bundle_json, http_reply, RawServer, Step};
+use kvrun::{Client, Error};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+async fn client_for(server: &RawServer) -> Client {
+    let mut options = server.options("token");
+    options.transport.response_timeout = Duration::from_millis(500);
+    options.transport.between_bytes_timeout = Duration::from_millis(300);
+    Client::new(common::runtime(), options).await.unwrap()
+}
+
+fn ok_bundle(request: &common::Seen, value: &str) -> Vec<Step> {
+    vec![Step::Write(http_reply(
+        "200 OK",
+        &[],
+        &bundle_json(&request.header("host").unwrap(), "x", value),
+    ))]
+}
+
+#[tokio::test]
+async fn a_connection_reset_is_retried_then_reported() {
+    let server = RawServer::scripted(|n, request| {
+        if n < 2 {
+            vec![Step::Reset]
+        } else {
+            ok_bundle(request, "after-resets")
+        }
+    })
+    .await;
+    let mut client = client_for(&server).await;
+    assert_eq!(
+        client.get_secret("x", None).await.unwrap().value.expose(),
+        "after-resets"
+    );
+
+    let always = RawServer::scripted(|_, _| vec![Step::Reset]).await;
+    let mut client = client_for(&always).await;
+    let err = client.get_secret("x", None).await.unwrap_err();
+    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    assert_eq!(always.requests().len(), 3, "three attempts");
+}
+
+#[tokio::test]
+async fn a_stall_before_the_first_byte_or_mid_body_times_out() {
+    let before = RawServer::scripted(|_, _| vec![Step::Sleep(Duration::from_secs(20))]).await;
+    let mut client = client_for(&before).await;
+    let start = Instant::now();
+    let err = client.get_secret("x", None).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Transport(ref m) if m.contains("timed out")),
+        "{err:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+
+    let mid = RawServer::scripted(|_, _| {
+        vec![
+            Step::Write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n{\"value\":\"s3cret-beg".to_vec()),
+            Step::Sleep(Duration::from_secs(20)),
+        ]
+    })
+    .await;
+    let mut client = client_for(&mid).await;
+    let start = Instant::now();
+    let err = client.get_secret("x", None).await.unwrap_err();
+    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    assert!(!err.to_string().contains("s3cret"));
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_ten_megabyte_answer_is_refused() {
+    let server = RawServer::scripted(|_, _| {
+        let body = format!(r#"{{"value":"{}"}}"#, "x".repeat(10 * 1024 * 1024));
+        vec![Step::Write(http_reply("200 OK", &[], &body))]
+    })
+    .await;
+    let mut client = client_for(&server).await;
+    let err = client.get_secret("x", None).await.unwrap_err();
+    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn throttling_without_retry_after_backs_off_and_succeeds() {
+    let server = RawServer::scripted(|n, request| {
+        if n < 2 {
+            vec![Step::Write(http_reply("429 Too Many Requests", &[], r#"{"error":{"code":"Throttled","message":"Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached"}}"#))]
+        } else {
+            ok_bundle(request, "eventually")
+        }
+    })
+    .await;
+    let mut client = client_for(&server).await;
+    assert_eq!(
+        client.get_secret("x", None).await.unwrap().value.expose(),
+        "eventually"
+    );
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_host_is_not_followed() {
+    let elsewhere = RawServer::start(|_, _| http_reply("200 OK", &[], "{}")).await;
+    let location = format!("Location: {}/secrets/x", elsewhere.url());
+    let server = RawServer::scripted(move |_, _| {
+        vec![Step::Write(http_reply("302 Found", &[&location], ""))]
+    })
+    .await;
+    let mut client = client_for(&server).await;
+    let err = client.get_secret("x", None).await.unwrap_err();
+    assert!(matches!(err, Error::Service { status: 302, .. }), "{err:?}");
+    assert_eq!(elsewhere.connections.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_name_is_refused() {
+    let server =
+        RawServer::for_names(&["wrong.example"], |_, request| ok_bundle(request, "never")).await;
+    let mut client = client_for(&server).await;
+    let err = client.get_secret("x", None).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Transport(ref m) if m.contains("certificate")),
+        "{err:?}"
+    );
+    assert!(
+        server.requests().is_empty(),
+        "no request was sent over the unverified connection"
+    );
+}
