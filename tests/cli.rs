@@ -15,7 +15,8 @@ fn kvrun(data_dir: &Path) -> Command {
         .env_remove("KVRUN_VAULT_URL")
         .env_remove("KVRUN_ACCESS_TOKEN")
         .env_remove("KVRUN_API_VERSION")
-        .env_remove("KVRUN_LOG");
+        .env_remove("KVRUN_LOG")
+        .env_remove("KVRUN_AUTH");
     command
 }
 
@@ -172,6 +173,7 @@ fn failures_are_one_line_with_a_distinct_exit_status() {
     drop(listener);
     let mut unreachable = secret(d, &["get", "x"]);
     unreachable.env("KVRUN_VAULT_URL", format!("https://127.0.0.1:{port}"));
+    unreachable.env("KVRUN_ACCESS_TOKEN", "some-token");
     let out = run(unreachable, "");
     assert_eq!(out.status.code(), Some(7));
     assert!(String::from_utf8_lossy(&out.stderr).contains("vault unreachable"));

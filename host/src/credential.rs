@@ -1,19 +1,29 @@
 //! Credentials held by the host, never by a component.
 //!
-//! A [`Credential`] is a bearer token that [`crate::network::VaultHooks`] adds as
-//! `Authorization: Bearer …` to requests for the vault's origin, and to nothing else. The
-//! token can come from an environment variable (`KVRUN_ACCESS_TOKEN`) or a file (the local
-//! vault's `DATA_DIR/token`, or `--token-file`); never from the command line.
+//! A [`Credential`] gives the `Authorization: Bearer …` header that
+//! [`crate::network::VaultHooks`] adds to requests for the vault's origin, and to nothing
+//! else. It is either a static token, from an environment variable (`KVRUN_ACCESS_TOKEN`) or a
+//! file (the local vault's `DATA_DIR/token`, or `--token-file`), never from the command line;
+//! or Azure credentials ([`crate::azure_auth`]), refreshed by the host and answering the
+//! vault's challenge.
 
+use crate::azure_auth::{Challenge, TokenProvider, VAULT_SCOPE};
 use crate::{Error, Result, SecretString};
 use http::HeaderValue;
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
-/// A bearer token. `Debug` never shows it.
+/// A source of bearer tokens. `Debug` never shows a token.
 #[derive(Clone)]
 pub struct Credential {
-    header: HeaderValue,
+    kind: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
+    Static(HeaderValue),
+    Azure(Arc<TokenProvider>),
 }
 
 impl Credential {
@@ -28,10 +38,21 @@ impl Credential {
                 "the access token has characters that an HTTP header cannot carry (spaces or non-ASCII)".into(),
             ));
         }
-        let mut header = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| Error::Config("the access token is not a valid header value".into()))?;
-        header.set_sensitive(true);
-        Ok(Credential { header })
+        Ok(Credential {
+            kind: Kind::Static(bearer_header(token)?),
+        })
+    }
+
+    /// Azure credentials: tokens from `provider`, refreshed before they expire.
+    pub fn azure(provider: Arc<TokenProvider>) -> Credential {
+        Credential {
+            kind: Kind::Azure(provider),
+        }
+    }
+
+    /// Whether a refused token can be replaced (and a challenge answered).
+    pub fn refreshable(&self) -> bool {
+        matches!(self.kind, Kind::Azure(_))
     }
 
     /// Reads a token from a file (such as the local vault's `DATA_DIR/token`).
@@ -55,20 +76,75 @@ impl Credential {
         }
     }
 
-    /// The `Authorization` header value, marked sensitive.
-    pub fn authorization(&self) -> HeaderValue {
-        self.header.clone()
+    /// The `Authorization` header for a vault on `host`: for Azure credentials, a token
+    /// for the challenge's tenant and scope when there is one, else for the vault's cloud.
+    pub async fn authorization(
+        &self,
+        host: &str,
+        challenge: Option<&Challenge>,
+    ) -> Result<HeaderValue> {
+        match &self.kind {
+            Kind::Static(header) => Ok(header.clone()),
+            Kind::Azure(provider) => {
+                let token = match challenge {
+                    Some(c) => provider.token(&c.scope, c.tenant.as_deref(), true).await?,
+                    None => provider.token(&default_scope(host), None, false).await?,
+                };
+                bearer_header(token.expose())
+            }
+        }
     }
+}
+
+/// The Key Vault scope of the cloud a vault host belongs to.
+pub fn default_scope(host: &str) -> String {
+    let host = host.to_ascii_lowercase();
+    for domain in [
+        "vault.azure.cn",
+        "vault.usgovcloudapi.net",
+        "vault.microsoftazure.de",
+    ] {
+        if host.ends_with(&format!(".{domain}")) {
+            return format!("https://{domain}/.default");
+        }
+    }
+    VAULT_SCOPE.to_string()
+}
+
+fn bearer_header(token: &str) -> Result<HeaderValue> {
+    let mut header = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| Error::Config("the access token is not a valid header value".into()))?;
+    header.set_sensitive(true);
+    Ok(header)
 }
 
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Credential(Bearer ***)")
+        match self.kind {
+            Kind::Static(_) => f.write_str("Credential(Bearer ***)"),
+            Kind::Azure(_) => f.write_str("Credential(Azure)"),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sovereign_clouds_get_their_own_scope() {
+        assert_eq!(
+            super::default_scope("kv.vault.azure.net"),
+            "https://vault.azure.net/.default"
+        );
+        assert_eq!(
+            super::default_scope("kv.vault.azure.cn"),
+            "https://vault.azure.cn/.default"
+        );
+        assert_eq!(
+            super::default_scope("KV.Vault.UsGovCloudApi.net"),
+            "https://vault.usgovcloudapi.net/.default"
+        );
+    }
+
     use super::*;
 
     #[test]
@@ -77,8 +153,11 @@ mod tests {
         assert!(Credential::bearer(&"a b".into()).is_err());
         assert!(Credential::bearer(&"tök".into()).is_err());
         let c = Credential::bearer(&" tok-123\n".into()).unwrap();
-        assert_eq!(c.authorization(), "Bearer tok-123");
-        assert!(c.authorization().is_sensitive());
+        let header =
+            futures::executor::block_on(c.authorization("kv.vault.azure.net", None)).unwrap();
+        assert_eq!(header, "Bearer tok-123");
+        assert!(header.is_sensitive());
+        assert!(!c.refreshable());
         assert!(!format!("{c:?}").contains("tok-123"));
     }
 }

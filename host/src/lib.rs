@@ -18,6 +18,7 @@
 //! Secret values live in [`SecretString`], which zeroizes on drop and never prints.
 
 pub mod audit;
+pub mod azure_auth;
 pub mod client;
 pub mod component_cache;
 pub mod credential;
@@ -32,6 +33,7 @@ mod secret;
 pub mod target;
 pub mod transport;
 pub mod vault;
+pub mod workspace;
 
 pub use client::{Client, ClientOptions, NewSecret, Secret};
 pub use error::{Error, Result};

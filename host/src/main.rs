@@ -2,8 +2,9 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kvrun::audit::AuditLog;
+use kvrun::azure_auth::AuthMethod;
 use kvrun::sandbox::{DirGrant, RunIo, RunOptions};
-use kvrun::target::{VaultConnection, VaultTarget};
+use kvrun::target::{AuthChoice, TargetOptions, VaultConnection, VaultSource};
 use kvrun::vault::{LocalVault, LocalVaultOptions};
 use kvrun::{
     DeletedSecret, Error, NewSecret, PropertyUpdate, Result, Runtime, RuntimeOptions,
@@ -45,6 +46,44 @@ struct Global {
     /// Key Vault api-version.
     #[arg(long, global = true, env = "KVRUN_API_VERSION")]
     api_version: Option<String>,
+    /// Credential for a remote vault (default: the token if one is given, else the Azure chain).
+    #[arg(long, global = true, value_enum, env = "KVRUN_AUTH")]
+    auth: Option<Auth>,
+    /// Azure Resource Manager endpoint, for resolving a workspace's vault.
+    #[arg(
+        long,
+        global = true,
+        env = "KVRUN_MANAGEMENT_ENDPOINT",
+        default_value = "https://management.azure.com"
+    )]
+    management_endpoint: String,
+}
+
+/// `--auth` values.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Auth {
+    /// KVRUN_ACCESS_TOKEN or --token-file.
+    Token,
+    /// AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET.
+    ClientSecret,
+    /// AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE.
+    WorkloadIdentity,
+    /// IDENTITY_ENDPOINT/IDENTITY_HEADER, else the IMDS endpoint.
+    ManagedIdentity,
+    /// `az account get-access-token`.
+    AzureCli,
+}
+
+impl Auth {
+    fn choice(self) -> AuthChoice {
+        match self {
+            Auth::Token => AuthChoice::Token,
+            Auth::ClientSecret => AuthChoice::Azure(AuthMethod::ClientSecret),
+            Auth::WorkloadIdentity => AuthChoice::Azure(AuthMethod::WorkloadIdentity),
+            Auth::ManagedIdentity => AuthChoice::Azure(AuthMethod::ManagedIdentity),
+            Auth::AzureCli => AuthChoice::Azure(AuthMethod::AzureCli),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -63,6 +102,15 @@ enum Command {
     Vault(VaultCommand),
     /// Run an untrusted training component with only the secrets it is granted.
     Run(RunArgs),
+    /// Show which vault commands use here, and where that came from.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+}
+
+#[derive(Subcommand)]
+enum WorkspaceCommand {
+    /// Print the config file found, the vault it resolves to, and how.
+    Show,
 }
 
 /// `kvrun run COMPONENT.wasm [options] [-- ARGS...]`.
@@ -262,7 +310,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_log = match cli.command {
         Command::Vault(_) => "info",
-        Command::Secret(_) | Command::Run(_) => "warn",
+        Command::Secret(_) | Command::Run(_) | Command::Workspace(_) => "warn",
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -280,6 +328,9 @@ fn main() -> ExitCode {
             current_thread().and_then(|rt| rt.block_on(secret(command, &cli.global)))
         }
         Command::Run(args) => current_thread().and_then(|rt| rt.block_on(run(args, &cli.global))),
+        Command::Workspace(WorkspaceCommand::Show) => {
+            current_thread().and_then(|rt| rt.block_on(workspace_show(&cli.global)))
+        }
     };
     match outcome {
         Ok(code) => code,
@@ -345,13 +396,44 @@ fn runtime() -> Result<Runtime> {
 }
 
 async fn connect(global: &Global) -> Result<VaultConnection> {
-    let target = VaultTarget::resolve(
-        global.vault.clone(),
-        global.ca_cert.clone(),
-        global.token_file.clone(),
-        global.data_dir.clone(),
-    )?;
-    VaultConnection::open(target, global.api_version.clone()).await
+    let target = TargetOptions {
+        vault_url: global.vault.clone(),
+        ca_cert: global.ca_cert.clone(),
+        token_file: global.token_file.clone(),
+        data_dir: global.data_dir.clone(),
+        auth: global.auth.map(Auth::choice),
+        management_endpoint: global.management_endpoint.clone(),
+        start_dir: std::env::current_dir()
+            .map_err(|e| Error::io("reading the current directory", e))?,
+        cache_dir: RuntimeOptions::default_cache_dir(),
+        api_version: global.api_version.clone(),
+    };
+    VaultConnection::open(&target).await
+}
+
+/// `kvrun workspace show`.
+async fn workspace_show(global: &Global) -> Result<ExitCode> {
+    let connection = connect(global).await?;
+    let url = connection.options.vault_url.clone();
+    let (from, config) = match &connection.source {
+        VaultSource::Explicit => ("--vault / KVRUN_VAULT_URL".to_string(), None),
+        VaultSource::Workspace(config, how) => (
+            format!("workspace config, resolved from {how}"),
+            Some(config.path.clone()),
+        ),
+        VaultSource::Embedded(dir) => (format!("embedded local vault in {}", dir.display()), None),
+    };
+    let line = match &config {
+        Some(path) => format!("vault: {url}\nfrom: {from}\nconfig: {}", path.display()),
+        None => format!("vault: {url}\nfrom: {from}"),
+    };
+    report(
+        global.output,
+        json!({ "vault": url, "from": from, "config": config }),
+        line,
+    );
+    connection.close().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `kvrun run`: the exit status is the component's, or one per limit (see the README).

@@ -14,10 +14,12 @@
 //!
 //! [`NetworkStats`] counts what was sent and what was denied, for audits and tests.
 
+use crate::azure_auth::Challenge;
 use crate::credential::Credential;
 use crate::policy::{AllowList, Origin, SecretGrant};
 use crate::transport::Transport;
 use http::header::AUTHORIZATION;
+use http_body_util::BodyExt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -135,21 +137,95 @@ impl WasiHttpHooks for VaultHooks {
                 return Box::new(async { Err(HttpError::HttpRequestDenied) });
             }
         };
-        let headers = request.headers_mut();
-        headers.remove(AUTHORIZATION);
-        if let Some((vault, credential)) = &self.credential {
-            if *vault == origin {
-                headers.insert(AUTHORIZATION, credential.authorization());
-            }
-        }
+        request.headers_mut().remove(AUTHORIZATION);
+        let credential = self
+            .credential
+            .as_ref()
+            .filter(|(vault, _)| *vault == origin)
+            .map(|(_, credential)| credential.clone());
         self.stats.sent.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%origin, method = %request.method(), path = request.uri().path(), "component request");
         let transport = self.transport.clone();
         Box::new(async move {
-            let response = transport.send(request, options).await?;
+            let response = match credential {
+                None => transport.send(request, options).await?,
+                Some(credential) => {
+                    send_authenticated(&transport, request, options, &credential, origin.host())
+                        .await?
+                }
+            };
             let io: Box<dyn Future<Output = Result<(), HttpError>> + Send> =
                 Box::new(async { Ok(()) });
             Ok((response, io))
         })
     }
+}
+
+/// Sends a vault request with the credential. A refreshable credential answers the vault's
+/// `401` challenge once: the body is kept so the request can be sent again with a token for
+/// the tenant and scope the challenge names, if the vault's host is in that scope's domain.
+/// When no token can be had, the component gets a `401` whose message says why.
+async fn send_authenticated(
+    transport: &Transport,
+    request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+    credential: &Credential,
+    host: &str,
+) -> Result<http::Response<WasiBody>, HttpError> {
+    let (parts, body) = request.into_parts();
+    let body = http_body_util::Limited::new(body, 1 << 20)
+        .collect()
+        .await
+        .map_err(|_| HttpError::HttpRequestBodySize(None))?
+        .to_bytes();
+    let build = |authorization: http::HeaderValue| {
+        let mut request = http::Request::new(
+            http_body_util::Full::new(body.clone())
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        );
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = parts.uri.clone();
+        *request.version_mut() = parts.version;
+        *request.headers_mut() = parts.headers.clone();
+        request.headers_mut().insert(AUTHORIZATION, authorization);
+        request
+    };
+    let authorization = match credential.authorization(host, None).await {
+        Ok(header) => header,
+        Err(e) => return Ok(credential_failure(&e)),
+    };
+    let response = transport.send(build(authorization), options).await?;
+    if response.status() != http::StatusCode::UNAUTHORIZED || !credential.refreshable() {
+        return Ok(response);
+    }
+    let Some(challenge) = response
+        .headers()
+        .get(http::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Challenge::parse)
+    else {
+        return Ok(response);
+    };
+    if !challenge.covers(host) {
+        tracing::warn!(host, resource = %challenge.resource_host, "not answering a challenge for a resource outside the vault's domain");
+        return Ok(response);
+    }
+    match credential.authorization(host, Some(&challenge)).await {
+        Ok(header) => transport.send(build(header), options).await,
+        Err(e) => Ok(credential_failure(&e)),
+    }
+}
+
+/// A `401` in the Key Vault error shape that carries why no token could be had.
+fn credential_failure(e: &crate::Error) -> http::Response<WasiBody> {
+    tracing::warn!(error = %e, "no token for the vault");
+    let body = serde_json::json!({ "error": { "code": "CredentialUnavailable", "message": e.to_string() } });
+    let mut response = http::Response::new(
+        http_body_util::Full::new(bytes::Bytes::from(body.to_string()))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = http::StatusCode::UNAUTHORIZED;
+    response
 }

@@ -1,114 +1,145 @@
 //! Which vault a command talks to, and the connection that reaches it.
 //!
-//! Order: `--vault URL`, then `KVRUN_VAULT_URL`, then the embedded local vault, started
+//! Order: `--vault URL`, then `KVRUN_VAULT_URL`, then a workspace config found from the
+//! current directory upwards ([`crate::workspace`]), then the embedded local vault, started
 //! in-process on `127.0.0.1:0` over the data directory (`--data-dir`, `KVRUN_DATA_DIR`,
-//! else the platform data dir). A remote vault's token comes from `KVRUN_ACCESS_TOKEN` or
-//! `--token-file`, its CA from `--ca-cert` (added to the public roots).
+//! else the platform data dir).
+//!
+//! A remote vault's credential: with `--auth token` (or by default when one is there) the
+//! static token from `KVRUN_ACCESS_TOKEN` or `--token-file`; with `--auth METHOD` that Azure
+//! source; by default otherwise the Azure chain ([`crate::azure_auth`]). `--ca-cert` adds a
+//! CA to trust (the public roots are always trusted for a remote vault).
 
+use crate::azure_auth::{AuthMethod, AuthOptions, TokenProvider};
 use crate::client::{Client, ClientOptions};
 use crate::credential::Credential;
 use crate::runtime::Runtime;
 use crate::transport::TransportOptions;
 use crate::vault::{LocalVault, LocalVaultOptions};
+use crate::workspace::{self, Resolved, WorkspaceConfig};
 use crate::{Error, Result};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The environment variable that holds a remote vault's access token.
 pub const TOKEN_ENV: &str = "KVRUN_ACCESS_TOKEN";
 
-/// A resolved vault.
-#[derive(Clone, Debug)]
-pub enum VaultTarget {
-    /// A vault at a URL (Azure Key Vault, or `kvrun vault serve`).
-    Remote {
-        /// `https://HOST[:PORT]`.
-        url: String,
-        /// An extra CA to trust.
-        ca_cert: Option<PathBuf>,
-        /// Where to read the token, if not from [`TOKEN_ENV`].
-        token_file: Option<PathBuf>,
-    },
-    /// The embedded local vault over this data directory.
-    Embedded {
-        /// Its data directory.
-        data_dir: PathBuf,
-    },
+/// How to authenticate to a remote vault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthChoice {
+    /// A static token (`KVRUN_ACCESS_TOKEN` or `--token-file`).
+    Token,
+    /// One Azure source.
+    Azure(AuthMethod),
 }
 
-impl VaultTarget {
-    /// Picks the vault: an explicit URL (flag or `KVRUN_VAULT_URL`, already merged by the
-    /// caller), else the embedded vault in `data_dir` or the default data directory.
-    pub fn resolve(
-        url: Option<String>,
-        ca_cert: Option<PathBuf>,
-        token_file: Option<PathBuf>,
-        data_dir: Option<PathBuf>,
-    ) -> Result<VaultTarget> {
-        match url.filter(|u| !u.is_empty()) {
-            Some(url) => Ok(VaultTarget::Remote {
-                url,
-                ca_cert,
-                token_file,
-            }),
-            None => Ok(VaultTarget::Embedded {
-                data_dir: match data_dir {
-                    Some(dir) => dir,
-                    None => LocalVaultOptions::default_data_dir()?,
-                },
-            }),
-        }
-    }
+/// Everything that decides the vault and its credential.
+#[derive(Clone, Debug, Default)]
+pub struct TargetOptions {
+    /// `--vault` or `KVRUN_VAULT_URL`.
+    pub vault_url: Option<String>,
+    /// `--ca-cert`.
+    pub ca_cert: Option<PathBuf>,
+    /// `--token-file`.
+    pub token_file: Option<PathBuf>,
+    /// `--data-dir` or `KVRUN_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--auth`.
+    pub auth: Option<AuthChoice>,
+    /// Azure Resource Manager endpoint for workspace resolution.
+    pub management_endpoint: String,
+    /// Where the workspace config search starts.
+    pub start_dir: PathBuf,
+    /// Where resolved workspaces are cached.
+    pub cache_dir: Option<PathBuf>,
+    /// `--api-version`.
+    pub api_version: Option<String>,
+}
+
+/// Where the vault came from.
+#[derive(Clone, Debug)]
+pub enum VaultSource {
+    /// `--vault` or `KVRUN_VAULT_URL`.
+    Explicit,
+    /// A workspace config, resolved as described.
+    Workspace(WorkspaceConfig, &'static str),
+    /// The embedded local vault.
+    Embedded(PathBuf),
 }
 
 /// How to reach the chosen vault; owns the embedded vault when there is one.
 pub struct VaultConnection {
     /// Client options for that vault (URL, trust, credential, api-version).
     pub options: ClientOptions,
+    /// Where the vault came from.
+    pub source: VaultSource,
     embedded: Option<LocalVault>,
 }
 
 impl VaultConnection {
-    /// Starts the embedded vault if the target is embedded, and builds the client options.
-    pub async fn open(target: VaultTarget, api_version: Option<String>) -> Result<VaultConnection> {
-        let (mut options, embedded) = match target {
-            VaultTarget::Embedded { data_dir } => {
-                let vault = LocalVault::start(LocalVaultOptions::ephemeral_port(data_dir)).await?;
-                (vault.client_options()?, Some(vault))
+    /// Picks the vault, starts the embedded one if that is the choice, and builds the client
+    /// options with the credential.
+    pub async fn open(target: &TargetOptions) -> Result<VaultConnection> {
+        let ca_pem = match &target.ca_cert {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                Error::io(
+                    format!("could not read the CA certificate {}", path.display()),
+                    e,
+                )
+            })?),
+            None => None,
+        };
+        let explicit = target.vault_url.clone().filter(|u| !u.is_empty());
+        let found = match explicit {
+            Some(_) => None,
+            None => workspace::find(&target.start_dir)?,
+        };
+        let (url, source) = match (explicit, found) {
+            (Some(url), _) => (url, VaultSource::Explicit),
+            (None, Some(config)) => {
+                let provider = azure_provider(target, ca_pem.clone())?;
+                let Resolved { vault_url, source } = workspace::resolve(
+                    &config,
+                    &provider,
+                    &target.management_endpoint,
+                    target.cache_dir.as_deref(),
+                )
+                .await?;
+                (vault_url, VaultSource::Workspace(config, source))
             }
-            VaultTarget::Remote {
-                url,
-                ca_cert,
-                token_file,
-            } => {
-                let mut options = ClientOptions::new(url);
-                let ca_pem = match &ca_cert {
-                    Some(path) => Some(std::fs::read(path).map_err(|e| {
-                        Error::io(
-                            format!("could not read the CA certificate {}", path.display()),
-                            e,
-                        )
-                    })?),
-                    None => None,
+            (None, None) => {
+                let data_dir = match &target.data_dir {
+                    Some(dir) => dir.clone(),
+                    None => LocalVaultOptions::default_data_dir()?,
                 };
-                options.transport = TransportOptions {
-                    ca_pem,
-                    public_roots: true,
-                    ..TransportOptions::default()
-                };
-                options.credential = match Credential::from_env(TOKEN_ENV)? {
-                    Some(credential) => Some(credential),
-                    None => token_file
-                        .as_deref()
-                        .map(Credential::from_file)
-                        .transpose()?,
-                };
-                (options, None)
+                let vault =
+                    LocalVault::start(LocalVaultOptions::ephemeral_port(data_dir.clone())).await?;
+                let mut options = vault.client_options()?;
+                if let Some(version) = &target.api_version {
+                    options.api_version = version.clone();
+                }
+                return Ok(VaultConnection {
+                    options,
+                    source: VaultSource::Embedded(data_dir),
+                    embedded: Some(vault),
+                });
             }
         };
-        if let Some(version) = api_version {
-            options.api_version = version;
+        let mut options = ClientOptions::new(url);
+        options.transport = TransportOptions {
+            ca_pem: ca_pem.clone(),
+            public_roots: true,
+            ..TransportOptions::default()
+        };
+        options.credential = Some(remote_credential(target, ca_pem)?);
+        if let Some(version) = &target.api_version {
+            options.api_version = version.clone();
         }
-        Ok(VaultConnection { options, embedded })
+        Ok(VaultConnection {
+            options,
+            source,
+            embedded: None,
+        })
     }
 
     /// A client component for this vault.
@@ -126,5 +157,39 @@ impl VaultConnection {
         if let Some(vault) = self.embedded {
             vault.shutdown().await;
         }
+    }
+}
+
+fn static_token(target: &TargetOptions) -> Result<Option<Credential>> {
+    match Credential::from_env(TOKEN_ENV)? {
+        Some(credential) => Ok(Some(credential)),
+        None => target
+            .token_file
+            .as_deref()
+            .map(Credential::from_file)
+            .transpose(),
+    }
+}
+
+fn azure_provider(target: &TargetOptions, ca_pem: Option<Vec<u8>>) -> Result<Arc<TokenProvider>> {
+    let method = match target.auth {
+        Some(AuthChoice::Azure(method)) => Some(method),
+        _ => None,
+    };
+    let mut options = AuthOptions::from_env(method);
+    options.ca_pem = ca_pem;
+    Ok(Arc::new(TokenProvider::new(options)?))
+}
+
+fn remote_credential(target: &TargetOptions, ca_pem: Option<Vec<u8>>) -> Result<Credential> {
+    match target.auth {
+        Some(AuthChoice::Token) => static_token(target)?.ok_or_else(|| {
+            Error::Config(format!("--auth token needs {TOKEN_ENV} or --token-file"))
+        }),
+        Some(AuthChoice::Azure(_)) => Ok(Credential::azure(azure_provider(target, ca_pem)?)),
+        None => match static_token(target)? {
+            Some(credential) => Ok(credential),
+            None => Ok(Credential::azure(azure_provider(target, ca_pem)?)),
+        },
     }
 }

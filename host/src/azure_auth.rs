@@ -1,0 +1,587 @@
+//! Azure credentials, held and refreshed by the host.
+//!
+//! A [`TokenProvider`] gets Entra ID access tokens for the vault (scope
+//! `https://vault.azure.net/.default`, or what the vault's challenge names) from these
+//! sources, tried in this order unless one is chosen (`--auth`):
+//!
+//! | source | needs | how |
+//! |---|---|---|
+//! | `client-secret` | `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET` | `POST {authority}/{tenant}/oauth2/v2.0/token`, client credentials |
+//! | `workload-identity` | `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_FEDERATED_TOKEN_FILE` | the same endpoint with the federated token as client assertion |
+//! | `managed-identity` | `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` (App Service, ML compute); or, when chosen with `--auth managed-identity`, the IMDS endpoint | `GET` with `X-IDENTITY-HEADER`, or IMDS with `Metadata: true` |
+//! | `azure-cli` | `az` on `PATH`, logged in | `az account get-access-token --resource …` |
+//!
+//! The authority host is `AZURE_AUTHORITY_HOST` (default `https://login.microsoftonline.com`;
+//! sovereign clouds use their own). The IMDS probe is left out of the automatic chain: on a
+//! machine that is not an Azure VM it costs a timeout, and the address is not one to send
+//! traffic to casually; choose it explicitly.
+//!
+//! Tokens are cached per tenant and scope and refreshed five minutes before expiry; one lock
+//! around fetching coalesces concurrent refreshes into one request. When every source fails,
+//! the error lists each source and why it failed. Tokens live in [`SecretString`] and never
+//! print.
+
+use crate::transport::{connector, TransportOptions};
+use crate::{Error, Result, SecretString};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The default scope for Key Vault.
+pub const VAULT_SCOPE: &str = "https://vault.azure.net/.default";
+/// Refresh a token this long before it expires.
+const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+/// One way to get a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    /// Service principal with a client secret.
+    ClientSecret,
+    /// Workload identity federation (Kubernetes).
+    WorkloadIdentity,
+    /// Managed identity (App Service / ML compute endpoint, or IMDS).
+    ManagedIdentity,
+    /// The Azure CLI's login.
+    AzureCli,
+}
+
+impl AuthMethod {
+    /// The name used in messages and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecret => "client-secret",
+            AuthMethod::WorkloadIdentity => "workload-identity",
+            AuthMethod::ManagedIdentity => "managed-identity",
+            AuthMethod::AzureCli => "azure-cli",
+        }
+    }
+}
+
+/// Where the sources live; the defaults come from the environment.
+#[derive(Clone, Debug)]
+pub struct AuthOptions {
+    /// The sources to try, in order.
+    pub methods: Vec<AuthMethod>,
+    /// Entra authority host.
+    pub authority_host: String,
+    /// The IMDS base URL (used only when managed identity is chosen explicitly).
+    pub imds_endpoint: String,
+    /// Whether IMDS may be used (only when managed identity was chosen explicitly).
+    pub allow_imds: bool,
+    /// The Azure CLI command.
+    pub az_command: PathBuf,
+    /// An extra CA to trust for token endpoints (tests, private clouds).
+    pub ca_pem: Option<Vec<u8>>,
+    /// Timeout of one token request.
+    pub timeout: Duration,
+    /// The `AZURE_*` and `IDENTITY_*` variables the sources read (a snapshot).
+    pub env: std::collections::BTreeMap<String, String>,
+}
+
+/// The variables the sources read.
+const SOURCE_VARS: &[&str] = &[
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+];
+
+impl AuthOptions {
+    /// The automatic chain, or only `method` when one is chosen.
+    pub fn from_env(method: Option<AuthMethod>) -> AuthOptions {
+        let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+        AuthOptions {
+            methods: match method {
+                Some(m) => vec![m],
+                None => vec![
+                    AuthMethod::ClientSecret,
+                    AuthMethod::WorkloadIdentity,
+                    AuthMethod::ManagedIdentity,
+                    AuthMethod::AzureCli,
+                ],
+            },
+            authority_host: env("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com"),
+            imds_endpoint: env("KVRUN_IMDS_ENDPOINT", "http://169.254.169.254"),
+            allow_imds: method == Some(AuthMethod::ManagedIdentity),
+            az_command: PathBuf::from(env("KVRUN_AZ_COMMAND", "az")),
+            ca_pem: None,
+            timeout: Duration::from_secs(30),
+            env: SOURCE_VARS
+                .iter()
+                .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+                .collect(),
+        }
+    }
+}
+
+/// An access token and when it expires.
+#[derive(Clone)]
+struct AccessToken {
+    token: SecretString,
+    expires_at: SystemTime,
+}
+
+impl AccessToken {
+    fn fresh(&self) -> bool {
+        self.expires_at
+            .duration_since(SystemTime::now())
+            .is_ok_and(|left| left > REFRESH_MARGIN)
+    }
+}
+
+type TokenClient = HyperClient<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
+/// Gets, caches and refreshes tokens from the configured sources.
+pub struct TokenProvider {
+    options: AuthOptions,
+    client: TokenClient,
+    cache: tokio::sync::Mutex<HashMap<(String, String), AccessToken>>,
+    fetches: std::sync::atomic::AtomicU64,
+}
+
+impl TokenProvider {
+    /// A provider with these options.
+    pub fn new(options: AuthOptions) -> Result<TokenProvider> {
+        let transport = TransportOptions {
+            ca_pem: options.ca_pem.clone(),
+            public_roots: true,
+            connect_timeout: options.timeout,
+            ..TransportOptions::default()
+        };
+        Ok(TokenProvider {
+            client: HyperClient::builder(TokioExecutor::new()).build(connector(&transport)?),
+            options,
+            cache: tokio::sync::Mutex::new(HashMap::new()),
+            fetches: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// How many tokens were fetched from a source (not served from the cache).
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A token for `scope` in `tenant` (`None`: the source's own tenant), from the cache
+    /// while it is fresh. `force` skips the cache (after the vault refused a token).
+    pub async fn token(
+        &self,
+        scope: &str,
+        tenant: Option<&str>,
+        force: bool,
+    ) -> Result<SecretString> {
+        let key = (tenant.unwrap_or("").to_string(), scope.to_string());
+        let mut cache = self.cache.lock().await;
+        if !force {
+            if let Some(token) = cache.get(&key).filter(|t| t.fresh()) {
+                return Ok(token.token.clone());
+            }
+        }
+        let mut failures = Vec::new();
+        for method in &self.options.methods {
+            match self.fetch(*method, scope, tenant).await {
+                Ok(token) => {
+                    self.fetches
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::debug!(source = method.name(), scope, "got an access token");
+                    let value = token.token.clone();
+                    cache.insert(key, token);
+                    return Ok(value);
+                }
+                Err(why) => failures.push(format!("{}: {why}", method.name())),
+            }
+        }
+        Err(Error::Unauthenticated(format!(
+            "no Azure credential worked ({})",
+            failures.join("; ")
+        )))
+    }
+
+    async fn fetch(
+        &self,
+        method: AuthMethod,
+        scope: &str,
+        tenant: Option<&str>,
+    ) -> std::result::Result<AccessToken, String> {
+        let var = |k: &str| self.options.env.get(k).filter(|v| !v.is_empty()).cloned();
+        match method {
+            AuthMethod::ClientSecret => {
+                let (Some(home), Some(client), Some(secret)) = (
+                    var("AZURE_TENANT_ID"),
+                    var("AZURE_CLIENT_ID"),
+                    var("AZURE_CLIENT_SECRET"),
+                ) else {
+                    return Err(
+                        "AZURE_TENANT_ID, AZURE_CLIENT_ID or AZURE_CLIENT_SECRET is not set".into(),
+                    );
+                };
+                let secret = SecretString::new(secret);
+                let form = [
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client.as_str()),
+                    ("client_secret", secret.expose()),
+                    ("scope", scope),
+                ];
+                self.entra(tenant.unwrap_or(&home), &form).await
+            }
+            AuthMethod::WorkloadIdentity => {
+                let (Some(home), Some(client), Some(file)) = (
+                    var("AZURE_TENANT_ID"),
+                    var("AZURE_CLIENT_ID"),
+                    var("AZURE_FEDERATED_TOKEN_FILE"),
+                ) else {
+                    return Err(
+                        "AZURE_TENANT_ID, AZURE_CLIENT_ID or AZURE_FEDERATED_TOKEN_FILE is not set"
+                            .into(),
+                    );
+                };
+                let assertion = SecretString::new(
+                    std::fs::read_to_string(&file)
+                        .map_err(|e| format!("cannot read AZURE_FEDERATED_TOKEN_FILE {file}: {e}"))?
+                        .trim()
+                        .to_string(),
+                );
+                let form = [
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client.as_str()),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", assertion.expose()),
+                    ("scope", scope),
+                ];
+                self.entra(tenant.unwrap_or(&home), &form).await
+            }
+            AuthMethod::ManagedIdentity => {
+                let resource = scope.strip_suffix("/.default").unwrap_or(scope);
+                let client_id = var("AZURE_CLIENT_ID");
+                let query = |api_version: &str| {
+                    let mut query = form_urlencoded::Serializer::new(String::new());
+                    query
+                        .append_pair("api-version", api_version)
+                        .append_pair("resource", resource);
+                    if let Some(id) = &client_id {
+                        query.append_pair("client_id", id);
+                    }
+                    query.finish()
+                };
+                if let (Some(endpoint), Some(header)) =
+                    (var("IDENTITY_ENDPOINT"), var("IDENTITY_HEADER"))
+                {
+                    let url = format!("{endpoint}?{}", query("2019-08-01"));
+                    let header = SecretString::new(header);
+                    self.get_token(&url, &[("x-identity-header", header.expose())])
+                        .await
+                } else if self.options.allow_imds {
+                    let url = format!(
+                        "{}/metadata/identity/oauth2/token?{}",
+                        self.options.imds_endpoint,
+                        query("2018-02-01")
+                    );
+                    self.get_token(&url, &[("metadata", "true")]).await
+                } else {
+                    Err("IDENTITY_ENDPOINT and IDENTITY_HEADER are not set (use --auth managed-identity for the IMDS endpoint)".into())
+                }
+            }
+            AuthMethod::AzureCli => self.azure_cli(scope, tenant).await,
+        }
+    }
+
+    /// The Entra v2 token endpoint.
+    async fn entra(
+        &self,
+        tenant: &str,
+        form: &[(&str, &str)],
+    ) -> std::result::Result<AccessToken, String> {
+        if !tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            || tenant.is_empty()
+        {
+            return Err(format!("{tenant:?} is not a tenant id"));
+        }
+        let url = format!(
+            "{}/{tenant}/oauth2/v2.0/token",
+            self.options.authority_host.trim_end_matches('/')
+        );
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let request = http::Request::post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        self.exchange(request).await
+    }
+
+    /// `GET url` on Azure Resource Manager (or another Azure API) with a token for `scope`.
+    pub async fn get_json(&self, url: &str, scope: &str) -> Result<serde_json::Value> {
+        let token = self.token(scope, None, false).await?;
+        let request = http::Request::get(url)
+            .header("accept", "application/json")
+            .header("authorization", format!("Bearer {}", token.expose()))
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| Error::Config(format!("bad URL {url}: {e}")))?;
+        let response = tokio::time::timeout(self.options.timeout, self.client.request(request))
+            .await
+            .map_err(|_| Error::Timeout(format!("{url} did not answer in time")))?
+            .map_err(|e| Error::Transport(format!("could not reach {url}: {e}")))?;
+        let status = response.status();
+        let body = http_body_util::Limited::new(response.into_body(), 4 << 20)
+            .collect()
+            .await
+            .map_err(|_| Error::Transport(format!("{url} sent an unreadable answer")))?
+            .to_bytes();
+        let json: serde_json::Value =
+            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        match status.as_u16() {
+            200..=299 => Ok(json),
+            401 => Err(Error::Unauthenticated(format!("{url}: HTTP 401"))),
+            403 => Err(Error::Denied(format!(
+                "{url}: HTTP 403 {}",
+                json["error"]["message"].as_str().unwrap_or("")
+            ))),
+            404 => Err(Error::NotFound(format!(
+                "{url}: {}",
+                json["error"]["message"].as_str().unwrap_or("HTTP 404")
+            ))),
+            other => Err(Error::Service {
+                status: other,
+                code: json["error"]["code"].as_str().unwrap_or("").to_string(),
+                message: json["error"]["message"].as_str().unwrap_or("").to_string(),
+            }),
+        }
+    }
+
+    async fn get_token(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> std::result::Result<AccessToken, String> {
+        let mut request = http::Request::get(url).header("accept", "application/json");
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let request = request
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        self.exchange(request).await
+    }
+
+    async fn exchange(
+        &self,
+        request: http::Request<Full<Bytes>>,
+    ) -> std::result::Result<AccessToken, String> {
+        let target = format!("{}", request.uri().authority().map_or("?", |a| a.as_str()));
+        let plain_http = request.uri().scheme_str() == Some("http");
+        let host = request.uri().host().unwrap_or("");
+        if plain_http
+            && !(host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback() || ip.to_string() == "169.254.169.254"))
+        {
+            return Err(format!(
+                "refusing to send a credential request over plain http to {target}"
+            ));
+        }
+        let response = tokio::time::timeout(self.options.timeout, self.client.request(request))
+            .await
+            .map_err(|_| format!("{target} did not answer in time"))?
+            .map_err(|e| format!("could not reach {target}: {e}"))?;
+        let status = response.status();
+        let body = http_body_util::Limited::new(response.into_body(), 1 << 20)
+            .collect()
+            .await
+            .map_err(|_| format!("{target} sent an unreadable answer"))?
+            .to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|_| format!("{target} answered HTTP {status} without JSON"))?;
+        if !status.is_success() {
+            let code = json["error"]
+                .as_str()
+                .or(json["error"]["code"].as_str())
+                .unwrap_or("error");
+            let description = json["error_description"]
+                .as_str()
+                .or(json["error"]["message"].as_str())
+                .unwrap_or("");
+            let first_line = description.lines().next().unwrap_or("");
+            return Err(format!(
+                "{target} refused: HTTP {status} {code}: {first_line}"
+            ));
+        }
+        parse_token(&json).ok_or_else(|| format!("{target} answered without an access token"))
+    }
+
+    async fn azure_cli(
+        &self,
+        scope: &str,
+        tenant: Option<&str>,
+    ) -> std::result::Result<AccessToken, String> {
+        let resource = scope.strip_suffix("/.default").unwrap_or(scope);
+        let mut command = tokio::process::Command::new(&self.options.az_command);
+        command.args([
+            "account",
+            "get-access-token",
+            "--output",
+            "json",
+            "--resource",
+            resource,
+        ]);
+        if let Some(tenant) = tenant {
+            command.args(["--tenant", tenant]);
+        }
+        command
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let output = tokio::time::timeout(self.options.timeout, command.output())
+            .await
+            .map_err(|_| "az did not answer in time".to_string())?
+            .map_err(|e| {
+                format!(
+                    "cannot run {} ({e}); install the Azure CLI or choose another --auth",
+                    self.options.az_command.display()
+                )
+            })?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let line = stderr
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            return Err(format!("az failed ({line}); run `az login`"));
+        }
+        let json: serde_json::Value =
+            serde_json::from_slice(&output.stdout).map_err(|_| "az printed no JSON".to_string())?;
+        parse_token(&json).ok_or_else(|| "az printed no access token".to_string())
+    }
+}
+
+/// Reads `access_token`/`accessToken` and the expiry in any of the forms the services use:
+/// `expires_in` (seconds, number or string), `expires_on` (Unix seconds, number or string).
+fn parse_token(json: &serde_json::Value) -> Option<AccessToken> {
+    let token = json["access_token"]
+        .as_str()
+        .or(json["accessToken"].as_str())?;
+    let number = |v: &serde_json::Value| {
+        v.as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    };
+    let expires_at = if let Some(on) = number(&json["expires_on"]) {
+        UNIX_EPOCH + Duration::from_secs(on)
+    } else if let Some(seconds) = number(&json["expires_in"]) {
+        SystemTime::now() + Duration::from_secs(seconds)
+    } else {
+        SystemTime::now() + REFRESH_MARGIN * 2
+    };
+    Some(AccessToken {
+        token: SecretString::new(token.to_string()),
+        expires_at,
+    })
+}
+
+/// What a vault's `401` asks for: the tenant (from the authorization URI) and the scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// Tenant id, the first path segment of `authorization`/`authorization_uri`.
+    pub tenant: Option<String>,
+    /// `scope`, or `resource` + `/.default`.
+    pub scope: String,
+    /// The resource's host, which the vault's host must be in.
+    pub resource_host: String,
+}
+
+impl Challenge {
+    /// Parses `Bearer authorization="…", resource="…"` (or `scope=`).
+    pub fn parse(header: &str) -> Option<Challenge> {
+        let rest = header.trim().strip_prefix("Bearer")?.trim();
+        let mut params = HashMap::new();
+        for part in rest.split(',') {
+            let (k, v) = part.trim().split_once('=')?;
+            params.insert(
+                k.trim().to_ascii_lowercase(),
+                v.trim().trim_matches('"').to_string(),
+            );
+        }
+        let authority = params
+            .get("authorization")
+            .or(params.get("authorization_uri"))?;
+        let tenant = authority
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split('/').nth(1))
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        let scope = match (params.get("scope"), params.get("resource")) {
+            (Some(scope), _) => scope.clone(),
+            (None, Some(resource)) => format!("{}/.default", resource.trim_end_matches('/')),
+            (None, None) => return None,
+        };
+        let resource_host = scope
+            .split_once("://")
+            .map(|(_, rest)| rest.split('/').next().unwrap_or(""))
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        Some(Challenge {
+            tenant,
+            scope,
+            resource_host,
+        })
+    }
+
+    /// Whether a vault on `host` may be given a token for this challenge's resource: the
+    /// host must be a subdomain of the resource's host (as the Azure SDKs check).
+    pub fn covers(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        !self.resource_host.is_empty() && host.ends_with(&format!(".{}", self.resource_host))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_parse_and_check_the_domain() {
+        let c = Challenge::parse(r#"Bearer authorization="https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47", resource="https://vault.azure.net""#).unwrap();
+        assert_eq!(
+            c.tenant.as_deref(),
+            Some("72f988bf-86f1-41af-91ab-2d7cd011db47")
+        );
+        assert_eq!(c.scope, "https://vault.azure.net/.default");
+        assert!(c.covers("myvault.vault.azure.net"));
+        assert!(!c.covers("vault.azure.net.evil.com"));
+        assert!(!c.covers("evilvault.azure.net"));
+        let c = Challenge::parse(r#"Bearer authorization_uri="https://login.chinacloudapi.cn/t1", scope="https://vault.azure.cn/.default""#).unwrap();
+        assert_eq!(c.tenant.as_deref(), Some("t1"));
+        assert!(c.covers("kv.vault.azure.cn"));
+        assert!(Challenge::parse("Basic realm=x").is_none());
+        assert!(Challenge::parse(r#"Bearer resource="https://vault.azure.net""#).is_none());
+    }
+
+    #[test]
+    fn tokens_parse_in_every_service_shape() {
+        let entra =
+            serde_json::json!({"token_type":"Bearer","expires_in":3599,"access_token":"t1"});
+        assert!(parse_token(&entra).unwrap().fresh());
+        let app_service = serde_json::json!({"access_token":"t2","expires_on":"4102444800","resource":"https://vault.azure.net"});
+        assert!(parse_token(&app_service).unwrap().fresh());
+        let stale = serde_json::json!({"access_token":"t3","expires_on":100});
+        assert!(!parse_token(&stale).unwrap().fresh());
+        let cli = serde_json::json!({"accessToken":"t4","expires_on":4102444800u64});
+        assert_eq!(parse_token(&cli).unwrap().token.expose(), "t4");
+        assert!(parse_token(&serde_json::json!({"error":"x"})).is_none());
+    }
+}
