@@ -382,7 +382,11 @@ impl TokenProvider {
         &self,
         request: http::Request<Full<Bytes>>,
     ) -> std::result::Result<AccessToken, String> {
-        let target = format!("{}", request.uri().authority().map_or("?", |a| a.as_str()));
+        let target = request
+            .uri()
+            .authority()
+            .map_or("?", |a| a.as_str())
+            .to_string();
         let plain_http = request.uri().scheme_str() == Some("http");
         let host = request.uri().host().unwrap_or("");
         if plain_http

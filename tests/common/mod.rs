@@ -208,6 +208,22 @@ impl RawServer {
             .with_single_cert(chain, key)
             .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        RawServer::listen(Some(acceptor), dir, ca_pem, respond).await
+    }
+
+    /// A plain-HTTP server on loopback (as the App Service identity endpoint and IMDS are).
+    pub async fn plain(
+        respond: impl Fn(usize, &Seen) -> Vec<Step> + Send + Sync + 'static,
+    ) -> RawServer {
+        RawServer::listen(None, tempfile::tempdir().unwrap(), Vec::new(), respond).await
+    }
+
+    async fn listen(
+        acceptor: Option<tokio_rustls::TlsAcceptor>,
+        dir: tempfile::TempDir,
+        ca_pem: Vec<u8>,
+        respond: impl Fn(usize, &Seen) -> Vec<Step> + Send + Sync + 'static,
+    ) -> RawServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
@@ -222,54 +238,26 @@ impl RawServer {
                 c.fetch_add(1, Ordering::SeqCst);
                 let (acceptor, respond, seen) = (acceptor.clone(), respond.clone(), s.clone());
                 tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    let head_end = loop {
-                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break i + 4;
-                        }
-                        match tls.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-                    let mut request = Seen {
-                        head,
-                        body: buf[head_end..].to_vec(),
-                    };
-                    let length: usize = request
-                        .header("content-length")
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                    while request.body.len() < length {
-                        match tls.read(&mut chunk).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => request.body.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let index = {
-                        let mut seen = seen.lock().unwrap();
-                        seen.push(request.clone());
-                        seen.len() - 1
-                    };
-                    for step in respond(index, &request) {
-                        match step {
-                            Step::Write(bytes) => {
-                                let _ = tls.write_all(&bytes).await;
-                                let _ = tls.flush().await;
-                            }
-                            Step::Sleep(d) => tokio::time::sleep(d).await,
-                            Step::Reset => {
-                                let _ = tls.get_ref().0.set_linger(Some(Duration::ZERO));
+                    match acceptor {
+                        Some(acceptor) => {
+                            let Ok(mut tls) = acceptor.accept(tcp).await else {
                                 return;
+                            };
+                            if answer(&mut tls, &*respond, &seen).await {
+                                let _ = tls.get_ref().0.set_zero_linger();
+                            } else {
+                                let _ = tls.shutdown().await;
+                            }
+                        }
+                        None => {
+                            let mut tcp = tcp;
+                            if answer(&mut tcp, &*respond, &seen).await {
+                                let _ = tcp.set_zero_linger();
+                            } else {
+                                let _ = tcp.shutdown().await;
                             }
                         }
                     }
-                    let _ = tls.shutdown().await;
                 });
             }
         });
@@ -302,6 +290,57 @@ impl RawServer {
         options.retry = quick_retry();
         options
     }
+}
+
+/// Reads one request from `stream`, records it, and plays the scripted answer. Returns
+/// whether the script ends with a reset.
+async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    respond: &Responder,
+    seen: &Mutex<Vec<Seen>>,
+) -> bool {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut request = Seen {
+        head,
+        body: buf[head_end..].to_vec(),
+    };
+    let length: usize = request
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    while request.body.len() < length {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => request.body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let index = {
+        let mut seen = seen.lock().unwrap();
+        seen.push(request.clone());
+        seen.len() - 1
+    };
+    for step in respond(index, &request) {
+        match step {
+            Step::Write(bytes) => {
+                let _ = stream.write_all(&bytes).await;
+                let _ = stream.flush().await;
+            }
+            Step::Sleep(d) => tokio::time::sleep(d).await,
+            Step::Reset => return true,
+        }
+    }
+    false
 }
 
 /// A raw HTTP/1.1 answer with a JSON body and `Connection: close`.

@@ -1,0 +1,381 @@
+//! The host's Azure credentials against fake Entra, App Service identity, IMDS and vault
+//! servers on loopback (real HTTP and TLS), and a fake `az`: every source, caching, refresh,
+//! coalescing, the vault's challenge, and a failing chain that says what it tried.
+
+mod common;
+
+use common::{bundle_json, http_reply, RawServer, Seen, Step};
+use kvrun::azure_auth::{AuthMethod, AuthOptions, TokenProvider};
+use kvrun::credential::Credential;
+use kvrun::{Client, Error};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn form(request: &Seen) -> BTreeMap<String, String> {
+    form_urlencoded::parse(&request.body).into_owned().collect()
+}
+
+/// A fake Entra token endpoint: answers `token-<tenant>-<n>` for client credentials.
+async fn entra(expires_in: u64) -> RawServer {
+    RawServer::scripted(move |n, request| {
+        let tenant = request.request_line().split('/').nth(1).unwrap_or("").to_string();
+        let body = serde_json::json!({ "token_type": "Bearer", "expires_in": expires_in, "access_token": format!("token-{tenant}-{n}") });
+        vec![Step::Write(http_reply("200 OK", &[], &body.to_string()))]
+    })
+    .await
+}
+
+fn options(methods: &[AuthMethod], env: &[(&str, &str)], authority: &RawServer) -> AuthOptions {
+    let mut options = AuthOptions::from_env(None);
+    options.methods = methods.to_vec();
+    options.authority_host = authority.url();
+    options.ca_pem = Some(authority.ca_pem.clone());
+    options.imds_endpoint = "http://127.0.0.1:9".into();
+    options.az_command = "/nonexistent/az".into();
+    options.env = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    options.timeout = Duration::from_secs(5);
+    options
+}
+
+const SP: &[(&str, &str)] = &[
+    ("AZURE_TENANT_ID", "home-tenant"),
+    ("AZURE_CLIENT_ID", "app-id"),
+    ("AZURE_CLIENT_SECRET", "sp-secret"),
+];
+
+#[tokio::test]
+async fn client_secret_tokens_are_cached_and_refreshed() {
+    let authority = entra(3600).await;
+    let provider =
+        TokenProvider::new(options(&[AuthMethod::ClientSecret], SP, &authority)).unwrap();
+    let token = provider
+        .token("https://vault.azure.net/.default", None, false)
+        .await
+        .unwrap();
+    assert_eq!(token.expose(), "token-home-tenant-0");
+    let again = provider
+        .token("https://vault.azure.net/.default", None, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.expose(),
+        "token-home-tenant-0",
+        "served from the cache"
+    );
+    assert_eq!(provider.fetches(), 1);
+    let seen = authority.requests();
+    assert_eq!(
+        seen[0].request_line(),
+        "POST /home-tenant/oauth2/v2.0/token HTTP/1.1"
+    );
+    let fields = form(&seen[0]);
+    assert_eq!(fields["grant_type"], "client_credentials");
+    assert_eq!(fields["client_id"], "app-id");
+    assert_eq!(fields["client_secret"], "sp-secret");
+    assert_eq!(fields["scope"], "https://vault.azure.net/.default");
+
+    let short = entra(60).await;
+    let provider = TokenProvider::new(options(&[AuthMethod::ClientSecret], SP, &short)).unwrap();
+    provider
+        .token("https://vault.azure.net/.default", None, false)
+        .await
+        .unwrap();
+    let next = provider
+        .token("https://vault.azure.net/.default", None, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        next.expose(),
+        "token-home-tenant-1",
+        "a token close to expiry is refreshed"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_are_coalesced() {
+    let authority = RawServer::scripted(|n, _| {
+        let body = serde_json::json!({ "expires_in": 3600, "access_token": format!("slow-{n}") });
+        vec![
+            Step::Sleep(Duration::from_millis(200)),
+            Step::Write(http_reply("200 OK", &[], &body.to_string())),
+        ]
+    })
+    .await;
+    let provider =
+        Arc::new(TokenProvider::new(options(&[AuthMethod::ClientSecret], SP, &authority)).unwrap());
+    let calls = (0..8).map(|_| {
+        let provider = provider.clone();
+        async move {
+            provider
+                .token("https://vault.azure.net/.default", None, false)
+                .await
+                .unwrap()
+        }
+    });
+    let tokens = futures::future::join_all(calls).await;
+    assert!(tokens.iter().all(|t| t.expose() == "slow-0"));
+    assert_eq!(
+        authority.requests().len(),
+        1,
+        "one request for eight callers"
+    );
+}
+
+#[tokio::test]
+async fn workload_identity_sends_the_federated_token() {
+    let authority = entra(3600).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("federated");
+    std::fs::write(&file, "federated-jwt\n").unwrap();
+    let env = [
+        ("AZURE_TENANT_ID", "wi-tenant"),
+        ("AZURE_CLIENT_ID", "wi-app"),
+        ("AZURE_FEDERATED_TOKEN_FILE", file.to_str().unwrap()),
+    ];
+    let provider =
+        TokenProvider::new(options(&[AuthMethod::WorkloadIdentity], &env, &authority)).unwrap();
+    assert_eq!(
+        provider
+            .token("https://vault.azure.net/.default", None, false)
+            .await
+            .unwrap()
+            .expose(),
+        "token-wi-tenant-0"
+    );
+    let fields = form(&authority.requests()[0]);
+    assert_eq!(fields["client_assertion"], "federated-jwt");
+    assert_eq!(
+        fields["client_assertion_type"],
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    );
+}
+
+#[tokio::test]
+async fn managed_identity_uses_the_app_service_endpoint_or_imds() {
+    let authority = entra(3600).await;
+    let identity = RawServer::plain(|_, request| {
+        assert_eq!(request.header("x-identity-header").as_deref(), Some("id-header-secret"));
+        let body = r#"{"access_token":"msi-token","expires_on":"4102444800","resource":"https://vault.azure.net","token_type":"Bearer"}"#;
+        vec![Step::Write(http_reply("200 OK", &[], body))]
+    })
+    .await;
+    let endpoint = format!("http://{}/msi/token", identity.addr);
+    let env = [
+        ("IDENTITY_ENDPOINT", endpoint.as_str()),
+        ("IDENTITY_HEADER", "id-header-secret"),
+    ];
+    let provider =
+        TokenProvider::new(options(&[AuthMethod::ManagedIdentity], &env, &authority)).unwrap();
+    assert_eq!(
+        provider
+            .token("https://vault.azure.net/.default", None, false)
+            .await
+            .unwrap()
+            .expose(),
+        "msi-token"
+    );
+    let line = identity.requests()[0].request_line().to_string();
+    assert!(
+        line.starts_with(
+            "GET /msi/token?api-version=2019-08-01&resource=https%3A%2F%2Fvault.azure.net"
+        ),
+        "{line}"
+    );
+
+    let imds = RawServer::plain(|_, request| {
+        assert_eq!(request.header("metadata").as_deref(), Some("true"));
+        vec![Step::Write(http_reply(
+            "200 OK",
+            &[],
+            r#"{"access_token":"imds-token","expires_in":"86399"}"#,
+        ))]
+    })
+    .await;
+    let mut chosen = options(&[AuthMethod::ManagedIdentity], &[], &authority);
+    chosen.imds_endpoint = format!("http://{}", imds.addr);
+    let without = TokenProvider::new(chosen.clone()).unwrap();
+    let err = without
+        .token("https://vault.azure.net/.default", None, false)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("IDENTITY_ENDPOINT"),
+        "IMDS is not probed unless chosen: {err}"
+    );
+    assert_eq!(imds.requests().len(), 0);
+    chosen.allow_imds = true;
+    let provider = TokenProvider::new(chosen).unwrap();
+    assert_eq!(
+        provider
+            .token("https://vault.azure.net/.default", None, false)
+            .await
+            .unwrap()
+            .expose(),
+        "imds-token"
+    );
+    assert!(imds.requests()[0]
+        .request_line()
+        .starts_with("GET /metadata/identity/oauth2/token?api-version=2018-02-01"));
+}
+
+#[tokio::test]
+async fn azure_cli_tokens_come_from_az() {
+    let authority = entra(3600).await;
+    let dir = tempfile::tempdir().unwrap();
+    let az = dir.path().join("az");
+    std::fs::write(&az, "#!/bin/sh\necho \"$@\" > \"$(dirname \"$0\")/args\"\necho '{\"accessToken\":\"cli-token\",\"expires_on\":4102444800,\"tokenType\":\"Bearer\"}'\n").unwrap();
+    std::fs::set_permissions(&az, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut chosen = options(&[AuthMethod::AzureCli], &[], &authority);
+    chosen.az_command = az.clone();
+    let provider = TokenProvider::new(chosen).unwrap();
+    assert_eq!(
+        provider
+            .token("https://vault.azure.net/.default", Some("t9"), false)
+            .await
+            .unwrap()
+            .expose(),
+        "cli-token"
+    );
+    let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+    assert_eq!(
+        args.trim(),
+        "account get-access-token --output json --resource https://vault.azure.net --tenant t9"
+    );
+
+    std::fs::write(
+        &az,
+        "#!/bin/sh\necho 'ERROR: Please run az login to setup account.' >&2\nexit 1\n",
+    )
+    .unwrap();
+    let err = provider
+        .token("https://other/.default", None, false)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("az login"), "{err}");
+}
+
+#[tokio::test]
+async fn a_failing_chain_says_what_it_tried() {
+    let authority = RawServer::scripted(|_, _| {
+        vec![Step::Write(http_reply("401 Unauthorized", &[], r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x"}"#))]
+    })
+    .await;
+    let all = [
+        AuthMethod::ClientSecret,
+        AuthMethod::WorkloadIdentity,
+        AuthMethod::ManagedIdentity,
+        AuthMethod::AzureCli,
+    ];
+    let provider = TokenProvider::new(options(&all, SP, &authority)).unwrap();
+    let err = provider
+        .token("https://vault.azure.net/.default", None, false)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::Unauthenticated(_)));
+    for part in [
+        "client-secret:",
+        "invalid_client",
+        "AADSTS7000215",
+        "workload-identity:",
+        "managed-identity:",
+        "azure-cli:",
+    ] {
+        assert!(text.contains(part), "{part} missing from: {text}");
+    }
+    assert!(
+        !text.contains("sp-secret"),
+        "the secret never appears: {text}"
+    );
+}
+
+#[tokio::test]
+async fn the_vault_challenge_is_answered_once_for_its_tenant_and_scope() {
+    let authority = entra(3600).await;
+    let provider =
+        Arc::new(TokenProvider::new(options(&[AuthMethod::ClientSecret], SP, &authority)).unwrap());
+    // 127.0.0.1 is in the domain "0.1", so a challenge for resource https://0.1 covers it.
+    let vault = RawServer::scripted(|_, request| {
+        match request.header("authorization").as_deref() {
+            Some(auth) if auth.starts_with("Bearer token-other-tenant-") => {
+                let host = request.header("host").unwrap();
+                vec![Step::Write(http_reply("200 OK", &[], &bundle_json(&host, "x", "challenge-answered")))]
+            }
+            _ => vec![Step::Write(http_reply(
+                "401 Unauthorized",
+                &[r#"WWW-Authenticate: Bearer authorization="https://login.microsoftonline.com/other-tenant", resource="https://0.1""#],
+                r#"{"error":{"code":"Unauthorized","message":"AKV10000: Request is missing a Bearer or PoP token."}}"#,
+            ))],
+        }
+    })
+    .await;
+    let mut options = vault.options("unused");
+    options.credential = Some(Credential::azure(provider.clone()));
+    let mut client = Client::new(common::runtime(), options).await.unwrap();
+    assert_eq!(
+        client.get_secret("x", None).await.unwrap().value.expose(),
+        "challenge-answered"
+    );
+    let tenants: Vec<String> = authority
+        .requests()
+        .iter()
+        .map(|r| r.request_line().to_string())
+        .collect();
+    assert_eq!(tenants[0], "POST /home-tenant/oauth2/v2.0/token HTTP/1.1");
+    assert_eq!(tenants[1], "POST /other-tenant/oauth2/v2.0/token HTTP/1.1");
+    assert_eq!(
+        form(&authority.requests()[1])["scope"],
+        "https://0.1/.default"
+    );
+    assert_eq!(vault.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn a_challenge_for_another_domain_is_not_answered() {
+    let authority = entra(3600).await;
+    let provider =
+        Arc::new(TokenProvider::new(options(&[AuthMethod::ClientSecret], SP, &authority)).unwrap());
+    let vault = RawServer::scripted(|_, _| {
+        vec![Step::Write(http_reply(
+            "401 Unauthorized",
+            &[r#"WWW-Authenticate: Bearer authorization="https://login.microsoftonline.com/evil", resource="https://evil.example""#],
+            r#"{"error":{"code":"Unauthorized","message":"AKV10000: Request is missing a Bearer or PoP token."}}"#,
+        ))]
+    })
+    .await;
+    let mut options = vault.options("unused");
+    options.credential = Some(Credential::azure(provider));
+    let mut client = Client::new(common::runtime(), options).await.unwrap();
+    let err = client.get_secret("x", None).await.unwrap_err();
+    assert!(matches!(err, Error::Unauthenticated(_)), "{err:?}");
+    assert_eq!(
+        authority.requests().len(),
+        1,
+        "no token was fetched for the foreign resource"
+    );
+}
+
+#[tokio::test]
+async fn when_no_token_can_be_had_the_component_is_told_why() {
+    let authority = entra(3600).await;
+    let provider = Arc::new(
+        TokenProvider::new(options(&[AuthMethod::ClientSecret], &[], &authority)).unwrap(),
+    );
+    let vault = RawServer::start(|_, _| http_reply("200 OK", &[], "{}")).await;
+    let mut options = vault.options("unused");
+    options.credential = Some(Credential::azure(provider));
+    let mut client = Client::new(common::runtime(), options).await.unwrap();
+    let err = client.get_secret("x", None).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Unauthenticated(ref m) if m.contains("AZURE_CLIENT_SECRET")),
+        "{err:?}"
+    );
+    assert!(
+        vault.requests().is_empty(),
+        "nothing was sent without a token"
+    );
+}
