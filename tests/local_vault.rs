@@ -330,10 +330,13 @@ async fn soft_delete_recover_and_purge() {
         deleted.body.get("value").is_none(),
         "a delete answer carries no value"
     );
-    assert!(deleted.body["recoveryId"]
-        .as_str()
-        .unwrap()
-        .ends_with("/deletedsecrets/gone"));
+    assert!(
+        deleted.body["recoveryId"]
+            .as_str()
+            .unwrap()
+            .ends_with("/deletedsecrets/Gone"),
+        "the name keeps the case it was created with"
+    );
     let (when, purge) = (
         deleted.body["deletedDate"].as_i64().unwrap(),
         deleted.body["scheduledPurgeDate"].as_i64().unwrap(),

@@ -128,12 +128,23 @@ impl Storage {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes a new version; `None` if the name is deleted (and so cannot be reused).
-    pub fn set(&self, new: NewVersion) -> Result<Option<StoredVersion>> {
+    /// Writes a new version; `None` if the name is deleted (and so cannot be reused). A
+    /// name keeps the spelling it was created with, whatever the case of later writes.
+    pub fn set(&self, mut new: NewVersion) -> Result<Option<StoredVersion>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         if deletion(&tx, &new.name)?.is_some() {
             return Ok(None);
+        }
+        let created_as: Option<String> = tx
+            .query_row(
+                "SELECT name FROM versions WHERE name_key = ?1 ORDER BY seq LIMIT 1",
+                params![key(&new.name)],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if let Some(name) = created_as {
+            new.name = name;
         }
         let now = now();
         let stored = StoredVersion {
