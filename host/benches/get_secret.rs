@@ -12,11 +12,12 @@
 //! on a current-thread runtime, as the command line does. Blocks of each client alternate,
 //! so drift on the machine hits both alike.
 
+mod common;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
-use kvrun::vault::{LocalVault, LocalVaultOptions};
 use kvrun::{Client, NewSecret, Runtime, RuntimeOptions, SetOptions};
 use std::time::{Duration, Instant};
 
@@ -57,30 +58,12 @@ fn main() {
     }
     let runtime = runtime.unwrap();
 
-    let (vault_tx, vault_rx) = std::sync::mpsc::channel();
-    let data_dir = dir.path().join("vault");
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let vault = LocalVault::start(LocalVaultOptions::ephemeral_port(data_dir))
-                .await
-                .unwrap();
-            vault_tx
-                .send((
-                    vault.client_options().unwrap(),
-                    vault.url(),
-                    vault.ca_pem().to_vec(),
-                    vault.token().clone(),
-                ))
-                .unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    let (options, url, ca_pem, token) = vault_rx.recv().unwrap();
+    let common::BenchVault {
+        options,
+        url,
+        ca_pem,
+        token,
+    } = common::spawn_vault(dir.path().join("vault"));
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -9,9 +9,10 @@
 //! The vault runs on its own thread and runtime; the runs share one current-thread
 //! runtime and one engine, as in a runner process.
 
+mod common;
+
 use kvrun::audit::AuditLog;
 use kvrun::sandbox::{RunIo, RunOptions};
-use kvrun::vault::{LocalVault, LocalVaultOptions};
 use kvrun::{ClientOptions, Runtime, RuntimeOptions};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -71,23 +72,7 @@ fn main() {
     .unwrap();
     runtime.load_component("training", TRAINING).unwrap();
 
-    let (tx, rx) = std::sync::mpsc::channel();
-    let data_dir = dir.path().join("vault");
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let vault = LocalVault::start(LocalVaultOptions::ephemeral_port(data_dir))
-                .await
-                .unwrap();
-            tx.send(vault.client_options().unwrap()).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    let vault = rx.recv().unwrap();
+    let vault = common::spawn_vault(dir.path().join("vault")).options;
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

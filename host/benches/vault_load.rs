@@ -6,13 +6,14 @@
 //! keep-alive connection per concurrent worker, for a fixed time per level (1 and 64
 //! connections). All on one 2-core machine, so client and server share the CPU.
 
+mod common;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use kvrun::transport::{connector, TransportOptions};
-use kvrun::vault::{LocalVault, LocalVaultOptions};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -124,23 +125,8 @@ fn load(url: &str, ca: &[u8], token: &str, connections: usize) -> Level {
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("vault");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        runtime().block_on(async move {
-            let vault = LocalVault::start(LocalVaultOptions::ephemeral_port(data_dir))
-                .await
-                .unwrap();
-            tx.send((
-                vault.url(),
-                vault.ca_pem().to_vec(),
-                vault.token().expose().to_string(),
-            ))
-            .unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    let (vault_url, vault_ca, token) = rx.recv().unwrap();
+    let vault = common::spawn_vault(dir.path().join("vault"));
+    let (vault_url, vault_ca, token) = (vault.url, vault.ca_pem, vault.token.expose().to_string());
     let secret_url = format!("{vault_url}/secrets/db-password?api-version=7.5");
     let body = runtime().block_on(async {
         let options = TransportOptions {
