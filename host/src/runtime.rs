@@ -103,7 +103,7 @@ fn engine_config() -> Config {
         .total_core_instances(512)
         .total_memories(256)
         .total_tables(512)
-        .max_memory_size(1 << 30);
+        .max_memory_size(1 << 32);
     let mut config = Config::new();
     config
         .epoch_interruption(true)
