@@ -74,8 +74,13 @@ pub struct Patch {
 
 /// The database.
 pub struct Storage {
-    conn: Mutex<Connection>,
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
 }
+
+/// Read connections: WAL lets readers run beside the writer and each other.
+const READERS: usize = 4;
 
 const COLUMNS: &str =
     "name, version, value, content_type, tags, enabled, nbf, exp, created, updated";
@@ -117,15 +122,42 @@ impl Storage {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         }
+        let readers = (0..READERS)
+            .map(|_| {
+                let reader = Connection::open_with_flags(
+                    path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                reader.busy_timeout(std::time::Duration::from_secs(5))?;
+                Ok(Mutex::new(reader))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Storage {
-            conn: Mutex::new(conn),
+            writer: Mutex::new(conn),
+            readers,
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
+    /// The write connection. A panic while holding a lock cannot leave a half-done
+    /// transaction behind (SQLite rolls it back), so a poisoned lock is safe to reuse.
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave a half-done transaction behind
-        // (SQLite rolls it back), so a poisoned lock is safe to reuse.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A read connection: a free one if there is one, else the next in turn.
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        for reader in &self.readers {
+            if let Ok(guard) = reader.try_lock() {
+                return guard;
+            }
+        }
+        let i = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % self.readers.len();
+        self.readers[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Writes a new version; `None` if the name is deleted (and so cannot be reused). A
@@ -160,7 +192,7 @@ impl Storage {
 
     /// The latest version, or the given one, of a secret that is not deleted.
     pub fn get(&self, name: &str, version: Option<&str>) -> Result<Option<StoredVersion>> {
-        find(&self.conn(), name, version, true)
+        find(&self.reader(), name, version, true)
     }
 
     /// Changes a version's properties (the latest when `version` is `None`).
@@ -207,7 +239,7 @@ impl Storage {
     /// The latest version of each active secret whose key sorts after `after`, at most
     /// `limit`; and whether more follow.
     pub fn list(&self, after: &str, limit: usize) -> Result<(Vec<StoredVersion>, bool)> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut statement = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM versions WHERE seq IN (
                  SELECT MAX(seq) FROM versions WHERE name_key > ?1 AND {ACTIVE}
@@ -228,7 +260,7 @@ impl Storage {
         after: &str,
         limit: usize,
     ) -> Result<(Vec<StoredVersion>, bool)> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut statement = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM versions WHERE name_key = ?1 AND version > ?2 AND {ACTIVE}
              ORDER BY version LIMIT ?3"
@@ -241,7 +273,7 @@ impl Storage {
 
     /// Every version of an active secret, oldest first (for a backup).
     pub fn all_versions(&self, name: &str) -> Result<Vec<StoredVersion>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut statement = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM versions WHERE name_key = ?1 AND {ACTIVE} ORDER BY seq"
         ))?;
@@ -273,7 +305,7 @@ impl Storage {
 
     /// A deleted secret: its latest version and the deletion.
     pub fn get_deleted(&self, name: &str) -> Result<Option<(StoredVersion, Deletion)>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let Some(deletion) = deletion(&conn, name)? else {
             return Ok(None);
         };
@@ -286,7 +318,7 @@ impl Storage {
         after: &str,
         limit: usize,
     ) -> Result<(Vec<(StoredVersion, Deletion)>, bool)> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut statement = conn.prepare_cached(
             "SELECT name_key, deleted_date, scheduled_purge FROM deleted WHERE name_key > ?1
              ORDER BY name_key LIMIT ?2",
