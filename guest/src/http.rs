@@ -74,8 +74,11 @@ pub struct Response {
 pub enum Failure {
     /// The host's network policy refused the request.
     Denied,
-    /// The request could not be sent or its answer not read.
+    /// The request could not be sent or its answer not read; worth a retry.
     Transport(String),
+    /// The vault cannot be talked to as configured (its TLS certificate is not trusted, the
+    /// request is malformed); retrying would not help.
+    Fatal(String),
 }
 
 /// Sends every request (concurrently) and returns one outcome per request, in order.
@@ -198,7 +201,7 @@ impl<'a> Batch<'a> {
         let retryable = match &outcome {
             Ok(response) => self.requests[index].verb.retries(response.status),
             Err(Failure::Transport(_)) => true,
-            Err(Failure::Denied) => false,
+            Err(Failure::Denied | Failure::Fatal(_)) => false,
         };
         if retryable && self.attempts[index] < self.config.retry.max_attempts {
             let delay = retry_after

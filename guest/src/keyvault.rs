@@ -338,7 +338,7 @@ impl Vault {
                 "the host's network policy denied the request to {} (HTTP-request-denied)",
                 self.config.origin()
             ))),
-            Err(Failure::Transport(why)) => Err(Error::Transport(format!(
+            Err(Failure::Transport(why) | Failure::Fatal(why)) => Err(Error::Transport(format!(
                 "could not reach the vault at {}: {why}",
                 self.config.origin()
             ))),
