@@ -140,4 +140,9 @@ async fn a_certificate_for_another_name_is_refused() {
         server.requests().is_empty(),
         "no request was sent over the unverified connection"
     );
+    assert_eq!(
+        server.connections.load(Ordering::SeqCst),
+        1,
+        "a certificate error is not retried"
+    );
 }

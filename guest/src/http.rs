@@ -392,7 +392,13 @@ fn failure_from_code(code: ErrorCode) -> Failure {
             Failure::Transport("the connection was closed before a full answer".into())
         }
         ErrorCode::TlsCertificateError => {
-            Failure::Transport("the vault's TLS certificate is not trusted by the host".into())
+            Failure::Fatal("the vault's TLS certificate is not trusted by the host".into())
+        }
+        ErrorCode::TlsProtocolError | ErrorCode::TlsAlertReceived(_) => {
+            Failure::Fatal("the TLS handshake with the vault failed".into())
+        }
+        ErrorCode::HttpRequestUriInvalid | ErrorCode::HttpRequestMethodInvalid => {
+            Failure::Fatal("the host refused the request as malformed".into())
         }
         ErrorCode::HttpResponseIncomplete => {
             Failure::Transport("the vault's answer was truncated".into())
