@@ -35,7 +35,7 @@ fn options(methods: &[AuthMethod], env: &[(&str, &str)], authority: &RawServer) 
     options.az_command = "/nonexistent/az".into();
     options.env = env
         .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .map(|(k, v)| (k.to_string(), (*v).into()))
         .collect();
     options.timeout = Duration::from_secs(5);
     options

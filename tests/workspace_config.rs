@@ -96,7 +96,7 @@ async fn a_workspace_is_resolved_through_arm_and_cached() {
         ("AZURE_CLIENT_SECRET", "s"),
     ]
     .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .map(|(k, v)| (k.to_string(), (*v).into()))
     .collect();
     let provider = TokenProvider::new(auth).unwrap();
     let dir = tempfile::tempdir().unwrap();

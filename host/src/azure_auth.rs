@@ -61,8 +61,9 @@ impl AuthMethod {
     }
 }
 
-/// Where the sources live; the defaults come from the environment.
-#[derive(Clone, Debug)]
+/// Where the sources live; the defaults come from the environment. `Debug` shows which
+/// variables are set, never their values (a client secret is one of them).
+#[derive(Clone)]
 pub struct AuthOptions {
     /// The sources to try, in order.
     pub methods: Vec<AuthMethod>,
@@ -79,7 +80,21 @@ pub struct AuthOptions {
     /// Timeout of one token request.
     pub timeout: Duration,
     /// The `AZURE_*` and `IDENTITY_*` variables the sources read (a snapshot).
-    pub env: std::collections::BTreeMap<String, String>,
+    pub env: std::collections::BTreeMap<String, SecretString>,
+}
+
+impl std::fmt::Debug for AuthOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthOptions")
+            .field("methods", &self.methods)
+            .field("authority_host", &self.authority_host)
+            .field("imds_endpoint", &self.imds_endpoint)
+            .field("allow_imds", &self.allow_imds)
+            .field("az_command", &self.az_command)
+            .field("timeout", &self.timeout)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The variables the sources read.
@@ -114,7 +129,11 @@ impl AuthOptions {
             timeout: Duration::from_secs(30),
             env: SOURCE_VARS
                 .iter()
-                .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+                .filter_map(|k| {
+                    std::env::var(k)
+                        .ok()
+                        .map(|v| (k.to_string(), SecretString::new(v)))
+                })
                 .collect(),
         }
     }
@@ -211,7 +230,13 @@ impl TokenProvider {
         scope: &str,
         tenant: Option<&str>,
     ) -> std::result::Result<AccessToken, String> {
-        let var = |k: &str| self.options.env.get(k).filter(|v| !v.is_empty()).cloned();
+        let var = |k: &str| {
+            self.options
+                .env
+                .get(k)
+                .filter(|v| !v.is_empty())
+                .map(|v| v.expose().to_string())
+        };
         match method {
             AuthMethod::ClientSecret => {
                 let (Some(home), Some(client), Some(secret)) = (
@@ -573,6 +598,17 @@ mod tests {
         assert!(c.covers("kv.vault.azure.cn"));
         assert!(Challenge::parse("Basic realm=x").is_none());
         assert!(Challenge::parse(r#"Bearer resource="https://vault.azure.net""#).is_none());
+    }
+
+    #[test]
+    fn options_never_print_the_values_they_hold() {
+        let mut options = AuthOptions::from_env(None);
+        options
+            .env
+            .insert("AZURE_CLIENT_SECRET".into(), "sp-secret-value".into());
+        let shown = format!("{options:?}");
+        assert!(shown.contains("AZURE_CLIENT_SECRET"), "{shown}");
+        assert!(!shown.contains("sp-secret-value"), "{shown}");
     }
 
     #[test]

@@ -161,9 +161,10 @@ impl WasiHttpHooks for VaultHooks {
     }
 }
 
-/// Sends a vault request with the credential. A refreshable credential answers the vault's
-/// `401` challenge once: the body is kept so the request can be sent again with a token for
-/// the tenant and scope the challenge names, if the vault's host is in that scope's domain.
+/// Sends a vault request with the credential. A static token is added and the request sent
+/// as it is. A refreshable credential answers the vault's `401` challenge once: the body is
+/// kept so the request can be sent again with a token for the tenant and scope the challenge
+/// names, if the vault's host is in that scope's domain.
 /// When no token can be had, the component gets a `401` whose message says why.
 async fn send_authenticated(
     transport: &Transport,
@@ -172,6 +173,15 @@ async fn send_authenticated(
     credential: &Credential,
     host: &str,
 ) -> Result<http::Response<WasiBody>, HttpError> {
+    if !credential.refreshable() {
+        // A static token cannot answer a challenge: no need to keep the body for a retry.
+        let mut request = request;
+        match credential.authorization(host, None).await {
+            Ok(header) => request.headers_mut().insert(AUTHORIZATION, header),
+            Err(e) => return Ok(credential_failure(&e)),
+        };
+        return transport.send(request, options).await;
+    }
     let (parts, body) = request.into_parts();
     let body = http_body_util::Limited::new(body, 1 << 20)
         .collect()
@@ -196,7 +206,7 @@ async fn send_authenticated(
         Err(e) => return Ok(credential_failure(&e)),
     };
     let response = transport.send(build(authorization), options).await?;
-    if response.status() != http::StatusCode::UNAUTHORIZED || !credential.refreshable() {
+    if response.status() != http::StatusCode::UNAUTHORIZED {
         return Ok(response);
     }
     let Some(challenge) = response

@@ -349,11 +349,7 @@ impl Storage {
     pub fn recover(&self, name: &str) -> Result<Option<StoredVersion>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        if tx.execute(
-            "DELETE FROM deleted WHERE name_key = ?1",
-            params![key(name)],
-        )? == 0
-        {
+        if !undelete(&tx, name)? {
             return Ok(None);
         }
         let latest = find(&tx, name, None, true)?;
@@ -365,11 +361,7 @@ impl Storage {
     pub fn purge(&self, name: &str) -> Result<bool> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        if tx.execute(
-            "DELETE FROM deleted WHERE name_key = ?1",
-            params![key(name)],
-        )? == 0
-        {
+        if !undelete(&tx, name)? {
             return Ok(false);
         }
         tx.execute(
@@ -451,6 +443,14 @@ fn find(
             .optional()?,
     };
     Ok(found)
+}
+
+/// Removes a secret's deletion mark; `false` if it had none.
+fn undelete(conn: &Connection, name: &str) -> Result<bool> {
+    Ok(conn.execute(
+        "DELETE FROM deleted WHERE name_key = ?1",
+        params![key(name)],
+    )? > 0)
 }
 
 fn deletion(conn: &Connection, name: &str) -> Result<Option<Deletion>> {
