@@ -165,10 +165,9 @@ async fn limits_stop_the_run_with_a_distinct_status_and_the_host_stays_healthy()
         run_options(&["no-such-probe"], &[]),
     )
     .await;
-    // WASI 0.2's `exit` carries only success or failure, so a component's exit(64) is 1.
     assert_eq!(
         unknown.exit,
-        RunExit::Code(1),
+        RunExit::Code(64),
         "the component's own exit status is kept"
     );
 }

@@ -121,8 +121,8 @@ async fn the_example_job_reads_its_password_and_trains() {
     let ran = run_training(EXAMPLE_TRAIN_WASM, t.options(), run_options(&[], &[])).await;
     assert_eq!(
         ran.exit,
-        RunExit::Code(1),
-        "without the grant the job cannot start"
+        RunExit::Code(2),
+        "without the grant the job stops with its own status"
     );
     assert!(ran.stderr.contains("not granted"), "{}", ran.stderr);
 }

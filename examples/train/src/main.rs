@@ -11,9 +11,13 @@
 
 mod bindings {
     // The component is a command (std's `main` exports `wasi:cli/run`), so only the
-    // training world's own import is generated here.
+    // training world's own import is generated here, and `exit-with-code`: std's
+    // `process::exit` goes through wasi-libc's `exit@0.2.0`, which carries only 0 or 1.
     wit_bindgen::generate!({
-        inline: "package kvrun:app; world app { import kvrun:secrets/run@0.1.0; }",
+        inline: "package kvrun:app; world app {
+            import kvrun:secrets/run@0.1.0;
+            import wasi:cli/exit@0.2.12;
+        }",
         generate_all,
         path: "../../wit",
     });
@@ -22,29 +26,37 @@ mod bindings {
 use bindings::kvrun::secrets::run;
 use bindings::kvrun::secrets::types::Error;
 
+/// Exit statuses of this job, as `kvrun run` passes them on.
+const EXIT_NO_SECRET: u8 = 2;
+const EXIT_BAD_DATA: u8 = 3;
+
+/// Says what went wrong on stderr and ends the run with `status`.
+fn fail(status: u8, message: &str) -> ! {
+    eprintln!("train: {message}");
+    bindings::wasi::cli::exit::exit_with_code(status);
+    unreachable!("exit-with-code does not return")
+}
+
 fn main() {
     let secret_name = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "db-password".to_string());
     let password = match run::get_secret(&secret_name) {
         Ok(value) => value,
-        Err(e) => {
-            eprintln!(
-                "train: could not read secret {secret_name:?}: {}",
-                describe(&e)
-            );
-            std::process::exit(2);
-        }
+        Err(e) => fail(
+            EXIT_NO_SECRET,
+            &format!("could not read secret {secret_name:?}: {}", describe(&e)),
+        ),
     };
     println!("train: connecting to postgres://trainer:{password}@db.internal:5432/experiments");
 
     let path = "/data/train.csv";
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
-        Err(e) => {
-            eprintln!("train: cannot read {path} ({e}); mount data with --dir HOST_DIR::/data:ro");
-            std::process::exit(3);
-        }
+        Err(e) => fail(
+            EXIT_BAD_DATA,
+            &format!("cannot read {path} ({e}); mount data with --dir HOST_DIR::/data:ro"),
+        ),
     };
     let points: Vec<(f64, f64)> = text
         .lines()
@@ -55,8 +67,10 @@ fn main() {
         })
         .collect();
     if points.len() < 2 {
-        eprintln!("train: {path} needs a header and at least two x,y rows");
-        std::process::exit(3);
+        fail(
+            EXIT_BAD_DATA,
+            &format!("{path} needs a header and at least two x,y rows"),
+        );
     }
     let n = points.len() as f64;
     let (mean_x, mean_y) = (
