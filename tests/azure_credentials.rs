@@ -195,31 +195,68 @@ async fn managed_identity_uses_the_app_service_endpoint_or_imds() {
         ))]
     })
     .await;
-    let mut chosen = options(&[AuthMethod::ManagedIdentity], &[], &authority);
-    chosen.imds_endpoint = format!("http://{}", imds.addr);
-    let without = TokenProvider::new(chosen.clone()).unwrap();
-    let err = without
-        .token("https://vault.azure.net/.default", None, false)
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("IDENTITY_ENDPOINT"),
-        "IMDS is not probed unless chosen: {err}"
-    );
-    assert_eq!(imds.requests().len(), 0);
-    chosen.allow_imds = true;
-    let provider = TokenProvider::new(chosen).unwrap();
+    let mut imds_options = options(&[AuthMethod::ManagedIdentity], &[], &authority);
+    imds_options.imds_endpoint = format!("http://{}", imds.addr);
+    let provider = TokenProvider::new(imds_options).unwrap();
     assert_eq!(
         provider
             .token("https://vault.azure.net/.default", None, false)
             .await
             .unwrap()
             .expose(),
-        "imds-token"
+        "imds-token",
+        "without IDENTITY_ENDPOINT the chain asks IMDS"
     );
     assert!(imds.requests()[0]
         .request_line()
         .starts_with("GET /metadata/identity/oauth2/token?api-version=2018-02-01"));
+}
+
+#[tokio::test]
+async fn an_absent_imds_is_probed_once_with_a_short_timeout() {
+    let authority = entra(3600).await;
+    let silent = RawServer::plain(|_, _| vec![Step::Sleep(Duration::from_secs(30))]).await;
+    let mut chain = options(&[AuthMethod::ManagedIdentity], &[], &authority);
+    chain.imds_endpoint = format!("http://{}", silent.addr);
+    chain.imds_probe = Some(Duration::from_millis(300));
+    let provider = TokenProvider::new(chain.clone()).unwrap();
+    let started = std::time::Instant::now();
+    let err = provider
+        .token("https://vault.azure.net/.default", None, false)
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the probe, not the 5 s timeout, ends the wait"
+    );
+    assert!(
+        err.to_string().contains("no IMDS answered"),
+        "says why: {err}"
+    );
+    let again = provider
+        .token("https://vault.azure.net/.default", None, true)
+        .await
+        .unwrap_err();
+    assert_eq!(again.to_string(), err.to_string());
+    assert_eq!(
+        silent.connections.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "an absent IMDS is not asked again"
+    );
+
+    chain.imds_probe = None;
+    chain.timeout = Duration::from_millis(600);
+    let chosen = TokenProvider::new(chain).unwrap();
+    let started = std::time::Instant::now();
+    let err = chosen
+        .token("https://vault.azure.net/.default", None, false)
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "chosen explicitly, IMDS gets the whole timeout"
+    );
+    assert!(err.to_string().contains("no answer within"), "{err}");
 }
 
 #[tokio::test]

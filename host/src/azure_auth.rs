@@ -8,13 +8,16 @@
 //! |---|---|---|
 //! | `client-secret` | `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET` | `POST {authority}/{tenant}/oauth2/v2.0/token`, client credentials |
 //! | `workload-identity` | `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_FEDERATED_TOKEN_FILE` | the same endpoint with the federated token as client assertion |
-//! | `managed-identity` | `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` (App Service, ML compute); or, when chosen with `--auth managed-identity`, the IMDS endpoint | `GET` with `X-IDENTITY-HEADER`, or IMDS with `Metadata: true` |
+//! | `managed-identity` | `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` (App Service, ML compute); else the IMDS endpoint (Azure VMs, AKS) | `GET` with `X-IDENTITY-HEADER`, or IMDS with `Metadata: true` |
 //! | `azure-cli` | `az` on `PATH`, logged in | `az account get-access-token --resource …` |
 //!
 //! The authority host is `AZURE_AUTHORITY_HOST` (default `https://login.microsoftonline.com`;
-//! sovereign clouds use their own). The IMDS probe is left out of the automatic chain: on a
-//! machine that is not an Azure VM it costs a timeout, and the address is not one to send
-//! traffic to casually; choose it explicitly.
+//! sovereign clouds use their own). The IMDS endpoint is `http://169.254.169.254`, or
+//! `AZURE_POD_IDENTITY_AUTHORITY_HOST` as in the Azure SDKs. In the automatic chain IMDS is
+//! probed the way `DefaultAzureCredential` does it: the first request gets a short timeout
+//! ([`IMDS_PROBE_TIMEOUT`]), and when nothing answers in that time (not an Azure machine)
+//! IMDS is skipped for the rest of the provider's life, so a laptop pays the probe once.
+//! Chosen with `--auth managed-identity`, IMDS gets the full timeout.
 //!
 //! Tokens are cached per tenant and scope and refreshed five minutes before expiry; one lock
 //! around fetching coalesces concurrent refreshes into one request. When every source fails,
@@ -35,6 +38,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const VAULT_SCOPE: &str = "https://vault.azure.net/.default";
 /// Refresh a token this long before it expires.
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+/// How long the automatic chain waits for IMDS to answer the first time (as the Azure SDKs).
+pub const IMDS_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The Azure Instance Metadata Service.
+const IMDS_DEFAULT: &str = "http://169.254.169.254";
 
 /// One way to get a token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -43,7 +50,7 @@ pub enum AuthMethod {
     ClientSecret,
     /// Workload identity federation (Kubernetes).
     WorkloadIdentity,
-    /// Managed identity (App Service / ML compute endpoint, or IMDS).
+    /// Managed identity (App Service / ML compute endpoint, else IMDS).
     ManagedIdentity,
     /// The Azure CLI's login.
     AzureCli,
@@ -69,10 +76,11 @@ pub struct AuthOptions {
     pub methods: Vec<AuthMethod>,
     /// Entra authority host.
     pub authority_host: String,
-    /// The IMDS base URL (used only when managed identity is chosen explicitly).
+    /// The IMDS base URL.
     pub imds_endpoint: String,
-    /// Whether IMDS may be used (only when managed identity was chosen explicitly).
-    pub allow_imds: bool,
+    /// `Some(timeout)`: IMDS is probed with this timeout first and skipped from then on if
+    /// nothing answered (the automatic chain); `None`: IMDS gets the full `timeout`.
+    pub imds_probe: Option<Duration>,
     /// The Azure CLI command.
     pub az_command: PathBuf,
     /// An extra CA to trust for token endpoints (tests, private clouds).
@@ -89,7 +97,7 @@ impl std::fmt::Debug for AuthOptions {
             .field("methods", &self.methods)
             .field("authority_host", &self.authority_host)
             .field("imds_endpoint", &self.imds_endpoint)
-            .field("allow_imds", &self.allow_imds)
+            .field("imds_probe", &self.imds_probe)
             .field("az_command", &self.az_command)
             .field("timeout", &self.timeout)
             .field("env", &self.env.keys().collect::<Vec<_>>())
@@ -122,8 +130,10 @@ impl AuthOptions {
                 ],
             },
             authority_host: env("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com"),
-            imds_endpoint: env("KVRUN_IMDS_ENDPOINT", "http://169.254.169.254"),
-            allow_imds: method == Some(AuthMethod::ManagedIdentity),
+            imds_endpoint: env("AZURE_POD_IDENTITY_AUTHORITY_HOST", IMDS_DEFAULT)
+                .trim_end_matches('/')
+                .to_string(),
+            imds_probe: method.is_none().then_some(IMDS_PROBE_TIMEOUT),
             az_command: PathBuf::from(env("KVRUN_AZ_COMMAND", "az")),
             ca_pem: None,
             timeout: Duration::from_secs(30),
@@ -165,6 +175,8 @@ pub struct TokenProvider {
     client: TokenClient,
     cache: tokio::sync::Mutex<HashMap<(String, String), AccessToken>>,
     fetches: std::sync::atomic::AtomicU64,
+    /// Why IMDS is skipped, once a probe found nothing there.
+    imds_absent: std::sync::OnceLock<String>,
 }
 
 impl TokenProvider {
@@ -181,6 +193,7 @@ impl TokenProvider {
             options,
             cache: tokio::sync::Mutex::new(HashMap::new()),
             fetches: std::sync::atomic::AtomicU64::new(0),
+            imds_absent: std::sync::OnceLock::new(),
         })
     }
 
@@ -304,17 +317,14 @@ impl TokenProvider {
                 {
                     let url = format!("{endpoint}?{}", query("2019-08-01"));
                     let header = SecretString::new(header);
-                    self.get_token(&url, &[("x-identity-header", header.expose())])
-                        .await
-                } else if self.options.allow_imds {
-                    let url = format!(
-                        "{}/metadata/identity/oauth2/token?{}",
-                        self.options.imds_endpoint,
-                        query("2018-02-01")
-                    );
-                    self.get_token(&url, &[("metadata", "true")]).await
+                    self.get_token(
+                        &url,
+                        &[("x-identity-header", header.expose())],
+                        self.options.timeout,
+                    )
+                    .await
                 } else {
-                    Err("IDENTITY_ENDPOINT and IDENTITY_HEADER are not set (use --auth managed-identity for the IMDS endpoint)".into())
+                    self.imds(&query("2018-02-01")).await
                 }
             }
             AuthMethod::AzureCli => self.azure_cli(scope, tenant).await,
@@ -346,7 +356,7 @@ impl TokenProvider {
             .header("accept", "application/json")
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
-        self.exchange(request).await
+        self.exchange(request, self.options.timeout).await
     }
 
     /// `GET url` on Azure Resource Manager (or another Azure API) with a token for `scope`.
@@ -388,10 +398,30 @@ impl TokenProvider {
         }
     }
 
+    /// IMDS, probed with a short timeout in the automatic chain (see the module docs).
+    async fn imds(&self, query: &str) -> std::result::Result<AccessToken, String> {
+        if let Some(why) = self.imds_absent.get() {
+            return Err(why.clone());
+        }
+        let endpoint = &self.options.imds_endpoint;
+        let url = format!("{endpoint}/metadata/identity/oauth2/token?{query}");
+        let timeout = self.options.imds_probe.unwrap_or(self.options.timeout);
+        match self.get_token(&url, &[("metadata", "true")], timeout).await {
+            Err(why) if self.options.imds_probe.is_some() && why.starts_with(UNREACHED) => {
+                let why = format!(
+                    "IDENTITY_ENDPOINT is not set and no IMDS answered at {endpoint} within {timeout:?} (not an Azure machine?)"
+                );
+                Err(self.imds_absent.get_or_init(|| why).clone())
+            }
+            other => other,
+        }
+    }
+
     async fn get_token(
         &self,
         url: &str,
         headers: &[(&str, &str)],
+        timeout: Duration,
     ) -> std::result::Result<AccessToken, String> {
         let mut request = http::Request::get(url).header("accept", "application/json");
         for (k, v) in headers {
@@ -400,12 +430,13 @@ impl TokenProvider {
         let request = request
             .body(Full::new(Bytes::new()))
             .map_err(|e| e.to_string())?;
-        self.exchange(request).await
+        self.exchange(request, timeout).await
     }
 
     async fn exchange(
         &self,
         request: http::Request<Full<Bytes>>,
+        timeout: Duration,
     ) -> std::result::Result<AccessToken, String> {
         let target = request
             .uri()
@@ -424,10 +455,10 @@ impl TokenProvider {
                 "refusing to send a credential request over plain http to {target}"
             ));
         }
-        let response = tokio::time::timeout(self.options.timeout, self.client.request(request))
+        let response = tokio::time::timeout(timeout, self.client.request(request))
             .await
-            .map_err(|_| format!("{target} did not answer in time"))?
-            .map_err(|e| format!("could not reach {target}: {e}"))?;
+            .map_err(|_| format!("{UNREACHED}{target}: no answer within {timeout:?}"))?
+            .map_err(|e| format!("{UNREACHED}{target}: {e}"))?;
         let status = response.status();
         let body = http_body_util::Limited::new(response.into_body(), 1 << 20)
             .collect()
@@ -498,6 +529,9 @@ impl TokenProvider {
         parse_token(&json).ok_or_else(|| "az printed no access token".to_string())
     }
 }
+
+/// How a failure to get any answer at all starts (the IMDS probe tells absence by it).
+const UNREACHED: &str = "could not reach ";
 
 /// Reads `access_token`/`accessToken` and the expiry in any of the forms the services use:
 /// `expires_in` (seconds, number or string), `expires_on` (Unix seconds, number or string).

@@ -68,7 +68,7 @@ enum Auth {
     ClientSecret,
     /// AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE.
     WorkloadIdentity,
-    /// IDENTITY_ENDPOINT/IDENTITY_HEADER, else the IMDS endpoint.
+    /// IDENTITY_ENDPOINT/IDENTITY_HEADER, else the IMDS endpoint (full timeout, no probe).
     ManagedIdentity,
     /// `az account get-access-token`.
     AzureCli,
