@@ -1,6 +1,7 @@
 """Starts `kvrun vault serve` on a free loopback port for the compatibility scenario."""
 
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -26,3 +27,4 @@ def vault():
     yield {"url": url, "ca": os.path.join(data_dir, "ca.pem"), "token": token}
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) == 0
+    shutil.rmtree(data_dir)

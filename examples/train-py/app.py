@@ -1,0 +1,91 @@
+"""An example training job in Python, built into a component for the `training` world.
+
+The Python twin of `examples/train`: it reads the database password by name through
+`kvrun:secrets/run` (the host checks the grant and masks the value in the output), builds
+its connection string, and fits `y` on `x` by least squares over `/data/train.csv`
+(mount it with `--dir HOST_DIR::/data:ro`).
+
+Build and run (componentize-py from PyPI):
+
+    componentize-py -d wit -w training componentize -p examples/train-py app -o train-py.wasm
+    kvrun run train-py.wasm --secret db-password --dir examples/data::/data:ro
+"""
+
+import sys
+
+from componentize_py_types import Err
+from wit_world import exports
+from wit_world.imports import exit as wasi_exit
+from wit_world.imports import kvrun_secrets_types as types
+from wit_world.imports import run
+
+# Exit statuses of this job, as `kvrun run` passes them on (the same as the Rust example).
+EXIT_NO_SECRET = 2
+EXIT_BAD_DATA = 3
+DATA = "/data/train.csv"
+
+
+def fail(status: int, message: str) -> None:
+    """Says what went wrong on stderr and ends the run with `status`."""
+    print(f"train.py: {message}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    # `SystemExit` reaches the host only as success or failure; exit-with-code keeps the status.
+    wasi_exit.exit_with_code(status)
+
+
+def describe(error: types.Error) -> str:
+    """The error's message, whatever its case."""
+    if isinstance(error, types.Error_Service):
+        service = error.value
+        return f"HTTP {service.status} {service.code}: {service.message}"
+    return error.value
+
+
+def fit(rows: list[tuple[float, float]]) -> tuple[float, float, float]:
+    """Slope, intercept and mean squared error of the least-squares line through `rows`."""
+    n = len(rows)
+    mean_x = sum(x for x, _ in rows) / n
+    mean_y = sum(y for _, y in rows) / n
+    sxy = sum((x - mean_x) * (y - mean_y) for x, y in rows)
+    sxx = sum((x - mean_x) ** 2 for x, _ in rows)
+    slope = sxy / sxx
+    intercept = mean_y - slope * mean_x
+    mse = sum((y - (slope * x + intercept)) ** 2 for x, y in rows) / n
+    return slope, intercept, mse
+
+
+def read_rows(path: str) -> list[tuple[float, float]]:
+    """The `x,y` rows of the CSV at `path`, skipping its header and lines that do not parse."""
+    rows = []
+    with open(path) as f:
+        for line in f.read().splitlines()[1:]:
+            x, _, y = line.partition(",")
+            try:
+                rows.append((float(x), float(y)))
+            except ValueError:
+                continue
+    return rows
+
+
+class Run(exports.Run):
+    """The component's `wasi:cli/run` export."""
+
+    def run(self) -> None:
+        name = sys.argv[1] if len(sys.argv) > 1 else "db-password"
+        try:
+            password = run.get_secret(name)
+        except Err as e:
+            fail(EXIT_NO_SECRET, f"could not read secret {name!r}: {describe(e.value)}")
+            return
+        print(f"train.py: connecting to postgres://trainer:{password}@db.internal:5432/experiments")
+
+        try:
+            rows = read_rows(DATA)
+        except OSError as e:
+            fail(EXIT_BAD_DATA, f"cannot read {DATA} ({e}); mount data with --dir HOST_DIR::/data:ro")
+            return
+        if len(rows) < 2:
+            fail(EXIT_BAD_DATA, f"{DATA} needs a header and at least two x,y rows")
+            return
+        slope, intercept, mse = fit(rows)
+        print(f"train.py: fitted y = {slope:.4f} * x + {intercept:.4f} on {len(rows)} rows (mse {mse:.4f})")
