@@ -592,6 +592,68 @@ async fn data_dir_files_and_restart_keep_identity_and_secrets() {
 }
 
 #[tokio::test]
+async fn deleted_secrets_past_their_purge_date_are_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = LocalVault::start(LocalVaultOptions::ephemeral_port(dir.path()))
+        .await
+        .unwrap();
+    let http = Http::new(&vault);
+    for name in ["Expired", "recent"] {
+        let path = format!("/secrets/{name}?api-version=7.5");
+        assert_eq!(
+            http.call("PUT", &path, Some(r#"{"value":"v1"}"#))
+                .await
+                .status,
+            200
+        );
+        assert_eq!(http.call("DELETE", &path, None).await.status, 200);
+    }
+    vault.shutdown().await;
+    let db = rusqlite::Connection::open(dir.path().join("vault.db")).unwrap();
+    let backdated = db
+        .execute(
+            "UPDATE deleted SET scheduled_purge = unixepoch() - 1 WHERE name_key = 'EXPIRED'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(backdated, 1);
+    drop(db);
+
+    let again = LocalVault::start(LocalVaultOptions::ephemeral_port(dir.path()))
+        .await
+        .unwrap();
+    let http = Http::new(&again);
+    let gone = http
+        .call("GET", "/deletedsecrets/expired?api-version=7.5", None)
+        .await;
+    assert_eq!(gone.status, 404, "purged once its date passed");
+    let kept = http
+        .call("GET", "/deletedsecrets/recent?api-version=7.5", None)
+        .await;
+    assert_eq!(kept.status, 200, "still recoverable before its date");
+    let reused = http
+        .call(
+            "PUT",
+            "/secrets/expired?api-version=7.5",
+            Some(r#"{"value":"v2"}"#),
+        )
+        .await;
+    assert_eq!(
+        reused.status, 200,
+        "the name is free again: {:?}",
+        reused.body
+    );
+    let versions = http
+        .call("GET", "/secrets/expired/versions?api-version=7.5", None)
+        .await;
+    assert_eq!(
+        versions.body["value"].as_array().unwrap().len(),
+        1,
+        "no old version survives the purge"
+    );
+}
+
+#[tokio::test]
 async fn a_taken_port_is_a_clear_error() {
     let t = TestVault::start().await;
     let dir = tempfile::tempdir().unwrap();

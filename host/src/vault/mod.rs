@@ -6,7 +6,8 @@
 //! Isolation model: it listens on loopback, speaks only TLS (a private CA generated into its
 //! data directory, see [`identity`]), and answers 401 to any request without its bearer
 //! token (`DATA_DIR/token`, mode 0600). Writes are durable before they are acknowledged
-//! ([`storage`]). The routes it serves are listed in [`api`].
+//! ([`storage`]). The routes it serves are listed in [`api`]. Deleted secrets past their
+//! scheduled purge date are purged at start and then every [`PURGE_SWEEP`].
 
 pub mod api;
 pub mod backup;
@@ -27,6 +28,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
+
+/// How often the server purges deleted secrets whose scheduled purge date has passed.
+pub const PURGE_SWEEP: Duration = Duration::from_secs(3600);
 
 /// Where and how to run a local vault.
 #[derive(Clone, Debug)]
@@ -95,13 +99,15 @@ impl LocalVault {
             .local_addr()
             .map_err(|e| Error::io("reading the listen address", e))?;
         let backup_key = backup::BackupKey::from_hex(&identity.backup_key)?;
+        storage.purge_expired(storage::now())?;
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(sweep(storage.clone(), stopped.clone()));
         let api = Arc::new(api::Api::new(
             storage,
             identity.token.clone(),
             backup_key,
             authority(addr),
         ));
-        let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(serve(
             listener,
             TlsAcceptor::from(Arc::new(tls)),
@@ -174,6 +180,30 @@ fn authority(addr: SocketAddr) -> String {
     match addr {
         SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
         SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+/// Purges expired deletions every [`PURGE_SWEEP`] until the vault stops.
+async fn sweep(storage: Arc<storage::Storage>, mut stopped: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(PURGE_SWEEP);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => return,
+            _ = every.tick() => {}
+        }
+        let storage = storage.clone();
+        match tokio::task::spawn_blocking(move || storage.purge_expired(storage::now())).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(purged)) => tracing::info!(
+                purged,
+                "purged deleted secrets past their scheduled purge date"
+            ),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the purge sweep failed; it runs again in an hour")
+            }
+            Err(e) => tracing::warn!(error = %e, "the purge sweep task failed"),
+        }
     }
 }
 

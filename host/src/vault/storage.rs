@@ -5,6 +5,8 @@
 //! acknowledged only after its transaction has committed and the WAL has been synced, so
 //! an acknowledged write survives `kill -9` and power loss. Names are case-insensitive:
 //! rows are keyed by the upper-cased name and keep the spelling they were written with.
+//! As in the service, a deleted secret is purged for good once its `scheduledPurgeDate`
+//! has passed ([`Storage::purge_expired`], swept by the server).
 
 use crate::{Error, Result, SecretString};
 use rand::RngCore;
@@ -370,6 +372,24 @@ impl Storage {
         )?;
         tx.commit()?;
         Ok(true)
+    }
+
+    /// Purges, for good, every deleted secret whose scheduled purge date is at or before
+    /// `now` (Unix seconds); returns how many.
+    pub fn purge_expired(&self, now: i64) -> Result<usize> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM versions WHERE name_key IN
+                 (SELECT name_key FROM deleted WHERE scheduled_purge <= ?1)",
+            params![now],
+        )?;
+        let purged = tx.execute(
+            "DELETE FROM deleted WHERE scheduled_purge <= ?1",
+            params![now],
+        )?;
+        tx.commit()?;
+        Ok(purged)
     }
 
     /// Writes back every version of one secret from a backup; `None` if the name exists
