@@ -1,9 +1,13 @@
-//! Side-by-side latency of the vault client component and a native Rust client, against
-//! the same local vault, in one run. `cargo bench -p kvrun --bench get_secret`.
+//! Side-by-side latency of the vault client component, a native Rust client and the official
+//! Python and JS SDKs, against the same local vault, in one run.
+//! `cargo bench -p kvrun --bench get_secret`.
 //!
 //! Measures:
 //! - warm `get-secret` through the component vs a native hyper + rustls client with the same
-//!   pooled TLS settings doing the same request (and parsing the same JSON);
+//!   pooled TLS settings doing the same request (and parsing the same JSON), and vs
+//!   `SecretClient.get_secret` of `azure-keyvault-secrets` and `getSecret` of
+//!   `@azure/keyvault-secrets` (each timed inside its own process, from the copies that
+//!   `tests/compat/run` installs under `target/compat`; skipped, with a note, when absent);
 //! - `get-secrets` of 100 names (one component call, concurrent requests) vs 100 sequential
 //!   `get-secret` calls;
 //! - the component's size, and its cold (compile) and warm (cached artifact) load times.
@@ -19,6 +23,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use kvrun::{Client, NewSecret, Runtime, RuntimeOptions, SetOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 5;
@@ -110,14 +117,35 @@ fn main() {
             assert!(bundle["value"].is_string());
         };
 
-        // Warm both paths up.
+        let sdk_env = SdkEnv {
+            url: url.clone(),
+            token: token.expose().to_string(),
+            ca: dir.path().join("vault").join("ca.pem"),
+        };
+        let mut sdks: Vec<(&str, Result<Sdk, String>)> = vec![
+            ("azure-keyvault-secrets (Python SDK)", Sdk::python(&sdk_env)),
+            ("@azure/keyvault-secrets (JS SDK)", Sdk::node(&sdk_env)),
+        ];
+        let mut sdk_samples = vec![Vec::new(); sdks.len()];
+
+        // Warm every path up.
         for _ in 0..100 {
             client.get_secret("bench-000", None).await.unwrap();
             native_get("bench-000").await;
         }
+        for (_, sdk) in &mut sdks {
+            if let Ok(sdk) = sdk {
+                sdk.block("warm", 100);
+            }
+        }
         let mut component = Vec::new();
         let mut baseline = Vec::new();
         for _ in 0..ROUNDS {
+            for ((_, sdk), samples) in sdks.iter_mut().zip(&mut sdk_samples) {
+                if let Ok(sdk) = sdk {
+                    samples.extend(sdk.block("time", PER_ROUND));
+                }
+            }
             for _ in 0..PER_ROUND {
                 let start = Instant::now();
                 client.get_secret("bench-000", None).await.unwrap();
@@ -176,6 +204,23 @@ fn main() {
             "| ratio component / native (median) | {:.2}x | |",
             c50.as_secs_f64() / n50.as_secs_f64()
         );
+        for ((label, sdk), samples) in sdks.iter().zip(&mut sdk_samples) {
+            match sdk {
+                Ok(_) => {
+                    let s50 = pct(samples, 50);
+                    println!(
+                        "| get_secret, {label} | {} | {} |",
+                        us(s50),
+                        us(pct(samples, 99))
+                    );
+                    println!(
+                        "| ratio component / {label} (median) | {:.2}x | |",
+                        c50.as_secs_f64() / s50.as_secs_f64()
+                    );
+                }
+                Err(why) => println!("| get_secret, {label} | skipped: {why} | |"),
+            }
+        }
         let (b50, s50, ns50) = (
             pct(&mut batch, 50),
             pct(&mut sequential, 50),
@@ -212,6 +257,97 @@ fn main() {
             ms(pct(&mut warm, 50))
         );
     });
+}
+
+/// Where an SDK client finds the vault.
+struct SdkEnv {
+    url: String,
+    token: String,
+    ca: PathBuf,
+}
+
+/// An official SDK's client in its own process, timing blocks of `get_secret` on request
+/// (the protocol is in `benches/sdk/`).
+struct Sdk {
+    child: Child,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
+}
+
+impl Sdk {
+    fn compat_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/compat")
+    }
+
+    fn script(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("benches/sdk")
+            .join(name)
+    }
+
+    fn python(env: &SdkEnv) -> Result<Sdk, String> {
+        let python = Sdk::compat_dir().join("venv/bin/python");
+        if !python.exists() {
+            return Err("no target/compat/venv (run tests/compat/run once)".into());
+        }
+        let mut command = Command::new(python);
+        command.arg(Sdk::script("get_secret.py"));
+        Sdk::start(command, env)
+    }
+
+    fn node(env: &SdkEnv) -> Result<Sdk, String> {
+        let modules = Sdk::compat_dir().join("js/node_modules");
+        if !modules.join("@azure/keyvault-secrets").exists() {
+            return Err("no target/compat/js/node_modules (run tests/compat/run once)".into());
+        }
+        let mut command = Command::new("node");
+        command
+            .arg(Sdk::script("get_secret.cjs"))
+            .env("NODE_PATH", modules)
+            .env("NODE_EXTRA_CA_CERTS", &env.ca);
+        Sdk::start(command, env)
+    }
+
+    fn start(mut command: Command, env: &SdkEnv) -> Result<Sdk, String> {
+        let mut child = command
+            .arg("bench-000")
+            .env("KVRUN_BENCH_URL", &env.url)
+            .env("KVRUN_BENCH_TOKEN", &env.token)
+            .env("KVRUN_BENCH_CA", &env.ca)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("could not start {command:?}: {e}"))?;
+        let input = child.stdin.take().unwrap();
+        let mut output = BufReader::new(child.stdout.take().unwrap());
+        let mut ready = String::new();
+        output.read_line(&mut ready).map_err(|e| e.to_string())?;
+        if ready.trim() != "ready" {
+            return Err(format!("the SDK client did not start ({ready:?})"));
+        }
+        Ok(Sdk {
+            child,
+            input,
+            output,
+        })
+    }
+
+    /// Times `n` calls (`mode` "time") or only makes them ("warm").
+    fn block(&mut self, mode: &str, n: usize) -> Vec<Duration> {
+        writeln!(self.input, "{mode} {n}").unwrap();
+        let mut line = String::new();
+        self.output.read_line(&mut line).unwrap();
+        let nanos: Vec<u64> = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("the SDK client failed: {line:?}"));
+        nanos.into_iter().map(Duration::from_nanos).collect()
+    }
+}
+
+impl Drop for Sdk {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn pct(samples: &mut [Duration], p: usize) -> Duration {
