@@ -5,9 +5,10 @@
 mod common;
 
 use common::{
-    bundle_json, http_reply, run_options, run_training, RawServer, TestVault, HOSTILE_TRAINING_WASM,
+    bundle_json, http_reply, run_in, run_options, run_training, RawServer, TestVault,
+    HOSTILE_TRAINING_WASM,
 };
-use kvrun::sandbox::RunExit;
+use kvrun::sandbox::{RunExit, Sandbox};
 use kvrun::{Client, SetOptions};
 
 #[tokio::test]
@@ -177,4 +178,53 @@ async fn the_real_client_under_a_grant_cannot_list_write_or_delete() {
         "pw",
         "nothing changed"
     );
+}
+
+#[tokio::test]
+async fn runs_of_one_sandbox_keep_their_own_grants_and_masks() {
+    let t =
+        TestVault::with_secrets(&[("alpha", "alpha-value-41"), ("beta", "beta-value-42")]).await;
+    let sandbox = Sandbox::new(common::runtime(), t.options()).unwrap();
+    let component = sandbox.prepare(HOSTILE_TRAINING_WASM).unwrap();
+    let ask = ["ask", "alpha", "beta"];
+    let (a, b) = tokio::join!(
+        run_in(&sandbox, &component, run_options(&ask, &["alpha"])),
+        run_in(&sandbox, &component, run_options(&ask, &["beta"])),
+    );
+    for (ran, mine, other) in [(&a, "alpha", "beta"), (&b, "beta", "alpha")] {
+        assert_eq!(ran.exit, RunExit::Code(0), "{}", ran.stderr);
+        let lines: Vec<&str> = ran.stdout.lines().collect();
+        let (alpha, beta) = (lines[0], lines[1]);
+        let (granted, refused) = if mine == "alpha" {
+            (alpha, beta)
+        } else {
+            (beta, alpha)
+        };
+        assert_eq!(granted, format!("{mine}: ok"));
+        assert!(
+            refused.starts_with(&format!("{other}: ")) && refused.contains("was not granted"),
+            "a concurrent run's grant does not carry over: {refused}"
+        );
+    }
+
+    let first = run_in(
+        &sandbox,
+        &component,
+        run_options(&["print", "alpha", "whole"], &["alpha"]),
+    )
+    .await;
+    assert_eq!(first.stdout, "value=***\n");
+    let second = run_in(
+        &sandbox,
+        &component,
+        run_options(&["print", "beta", "whole"], &["beta"]),
+    )
+    .await;
+    assert_eq!(second.stdout, "value=***\n", "each run masks what it read");
+    let names: Vec<&str> = second
+        .audit
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["beta"], "each run audits only its own accesses");
 }

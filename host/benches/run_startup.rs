@@ -2,7 +2,9 @@
 //!
 //! - time from calling the sandbox to the training component's first output (components
 //!   cached), which includes instantiating the vault client for the run;
-//! - 100 sequential runs of a trivial component;
+//! - 100 sequential runs of a trivial component, each set up from scratch as `kvrun run`
+//!   does (`sandbox::run`), and through one shared [`Sandbox`] and [`TrainingComponent`] as a
+//!   runner would (linker, `InstancePre` and vault connections reused);
 //! - N concurrent runs (1, 8, 32) that each print and then wait: time until all have
 //!   printed, and resident memory, giving the cost of each additional run.
 //!
@@ -12,7 +14,7 @@
 mod common;
 
 use kvrun::audit::AuditLog;
-use kvrun::sandbox::{RunIo, RunOptions};
+use kvrun::sandbox::{RunIo, RunOptions, Sandbox, TrainingComponent};
 use kvrun::{ClientOptions, Runtime, RuntimeOptions};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -44,7 +46,14 @@ fn rss_bytes() -> u64 {
         * 4096
 }
 
-async fn one_run(runtime: &Runtime, vault: &ClientOptions, args: &[&str]) -> Instant {
+/// How a run is set up: from scratch, or in a shared sandbox with a prepared component.
+#[derive(Clone, Copy)]
+enum Setup<'a> {
+    Fresh(&'a Runtime, &'a ClientOptions),
+    Shared(&'a Sandbox<'a>, &'a TrainingComponent),
+}
+
+async fn one_run(setup: Setup<'_>, args: &[&str]) -> Instant {
     let first = FirstWrite::default();
     let options = RunOptions {
         args: args.iter().map(|s| s.to_string()).collect(),
@@ -57,9 +66,13 @@ async fn one_run(runtime: &Runtime, vault: &ClientOptions, args: &[&str]) -> Ins
         stderr: Box::new(std::io::sink()),
         audit: Arc::new(AuditLog::to_writer(Box::new(std::io::sink()), "bench")),
     };
-    kvrun::sandbox::run(runtime, TRAINING, vault.clone(), options, io)
-        .await
-        .unwrap();
+    match setup {
+        Setup::Fresh(runtime, vault) => {
+            kvrun::sandbox::run(runtime, TRAINING, vault.clone(), options, io).await
+        }
+        Setup::Shared(sandbox, component) => sandbox.run(component, options, io).await,
+    }
+    .unwrap();
     let first = first.0.lock().unwrap().expect("the run printed");
     first
 }
@@ -79,28 +92,43 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
+        let fresh = Setup::Fresh(&runtime, &vault);
+        let sandbox = Sandbox::new(&runtime, vault.clone()).unwrap();
+        let component = sandbox.prepare(TRAINING).unwrap();
+        let shared = Setup::Shared(&sandbox, &component);
         for _ in 0..5 {
-            one_run(&runtime, &vault, &["env"]).await;
+            one_run(fresh, &["env"]).await;
+            one_run(shared, &["env"]).await;
         }
         let mut first_output = Vec::new();
+        let mut first_output_shared = Vec::new();
         for _ in 0..30 {
             let start = Instant::now();
-            let first = one_run(&runtime, &vault, &["env"]).await;
+            let first = one_run(fresh, &["env"]).await;
             first_output.push(first - start);
+            let start = Instant::now();
+            let first = one_run(shared, &["env"]).await;
+            first_output_shared.push(first - start);
         }
         first_output.sort();
+        first_output_shared.sort();
 
         let start = Instant::now();
         for _ in 0..100 {
-            one_run(&runtime, &vault, &["env"]).await;
+            one_run(fresh, &["env"]).await;
         }
         let sequential = start.elapsed();
+        let start = Instant::now();
+        for _ in 0..100 {
+            one_run(shared, &["env"]).await;
+        }
+        let sequential_shared = start.elapsed();
 
         let mut concurrent = Vec::new();
         for n in [1usize, 8, 32] {
             let before = rss_bytes();
             let start = Instant::now();
-            let runs = (0..n).map(|_| one_run(&runtime, &vault, &["hold", "1500"]));
+            let runs = (0..n).map(|_| one_run(shared, &["hold", "1500"]));
             let sampler = async {
                 tokio::time::sleep(Duration::from_millis(1000)).await;
                 rss_bytes()
@@ -115,8 +143,11 @@ fn main() {
         println!();
         println!("| measurement | result |");
         println!("|---|---|");
-        println!("| start to first output, cached components (median of {}) | {} (p90 {}) |", first_output.len(), ms(first_output[first_output.len() / 2]), ms(first_output[first_output.len() * 9 / 10]));
-        println!("| 100 sequential runs of a trivial component | {} total, {} per run |", ms(sequential), ms(sequential / 100));
+        let median_p90 = |d: &[Duration]| format!("{} (p90 {})", ms(d[d.len() / 2]), ms(d[d.len() * 9 / 10]));
+        println!("| start to first output, cached components, set up from scratch (median of {}) | {} |", first_output.len(), median_p90(&first_output));
+        println!("| start to first output, shared sandbox and prepared component (median of {}) | {} |", first_output_shared.len(), median_p90(&first_output_shared));
+        println!("| 100 sequential runs of a trivial component, set up from scratch | {} total, {} per run |", ms(sequential), ms(sequential / 100));
+        println!("| 100 sequential runs of a trivial component, shared sandbox | {} total, {} per run |", ms(sequential_shared), ms(sequential_shared / 100));
         for (n, started, grown, peak) in &concurrent {
             println!("| {n} concurrent runs: all printed after | {} (RSS +{:.1} MiB during the runs, {:.1} MiB total) |", ms(*started), *grown as f64 / 1048576.0, *peak as f64 / 1048576.0);
         }

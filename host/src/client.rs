@@ -147,10 +147,21 @@ pub struct Client {
 }
 
 impl Client {
-    /// Checks the options and instantiates the component.
+    /// Checks the options and instantiates the component, with its own connection pool.
     pub async fn new(runtime: &Runtime, options: ClientOptions) -> Result<Client> {
-        let vault = vault_origin(&options.vault_url)?;
         let transport = Arc::new(Transport::new(options.transport.clone())?);
+        Client::with_transport(runtime, options, transport).await
+    }
+
+    /// Like [`Client::new`], sending through `transport`: clients that share one reuse its
+    /// pooled connections (many runs against one vault). Policy, credential and grant stay
+    /// per client, in its own hooks; `options.transport` is what `transport` was built from.
+    pub async fn with_transport(
+        runtime: &Runtime,
+        options: ClientOptions,
+        transport: Arc<Transport>,
+    ) -> Result<Client> {
+        let vault = vault_origin(&options.vault_url)?;
         let credential = options.credential.clone().map(|c| (vault.clone(), c));
         let allow = options
             .allow

@@ -16,6 +16,11 @@
 //! - **Store B, the vault client component** ([`Client`]), the only holder of network access to
 //!   the vault; its hooks allow only `GET /secrets/{granted}[/{version}]` on the vault's
 //!   origin ([`SecretGrant`]), whatever the component does, and add the credential.
+//!
+//! A [`Sandbox`] shares across its runs only what carries no run's state: the linker, each
+//! component's `InstancePre` ([`TrainingComponent`]), the vault's pooled TLS connections and
+//! the outbound transport. Stores, WASI contexts, grants, allow-lists, masks and limits are
+//! made anew for every run.
 
 use crate::audit::AuditLog;
 use crate::bindings::kvrun::secrets::types::Error as WitError;
@@ -350,7 +355,8 @@ impl training::kvrun::secrets::run::Host for RunState {
 }
 
 /// Runs `wasm` (a component of the `training` world) with `options`, its secrets served
-/// from the vault that `vault` reaches.
+/// from the vault that `vault` reaches. For many runs, keep a [`Sandbox`] and a
+/// [`TrainingComponent`] instead.
 pub async fn run(
     runtime: &Runtime,
     wasm: &[u8],
@@ -358,72 +364,137 @@ pub async fn run(
     options: RunOptions,
     io: RunIo,
 ) -> Result<RunExit> {
-    let grant = SecretGrant::new(&options.secrets)?;
-    let allow = AllowList::parse(&options.allow_http)?;
-    let mut vault = vault;
-    vault.grant = Some(grant.clone());
-    vault.allow = None;
-    let vault_client = Client::new(runtime, vault).await?;
+    let sandbox = Sandbox::new(runtime, vault)?;
+    let component = sandbox.prepare(wasm)?;
+    sandbox.run(&component, options, io).await
+}
 
-    let loaded = runtime.load_component("training", wasm)?;
-    let mut linker = Linker::<RunState>::new(runtime.engine());
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    training::kvrun::secrets::run::add_to_linker::<RunState, HasSelf<RunState>>(
-        &mut linker,
-        |s| s,
-    )?;
-    let pre = training::TrainingPre::new(linker.instantiate_pre(&loaded.component)?)?;
+/// A training component, loaded (from the compile cache) and linked once; run it any number
+/// of times with [`Sandbox::run`].
+pub struct TrainingComponent {
+    pre: training::TrainingPre<RunState>,
+}
 
-    let budget = OutputBudget::new(options.max_output);
-    let stdout = MaskedOutput::new(io.stdout, budget.clone());
-    let stderr = MaskedOutput::new(io.stderr, budget.clone());
-    let mut wasi = WasiCtxBuilder::new();
-    wasi.arg("main.wasm").args(&options.args).envs(&options.env);
-    wasi.stdout(stdout.clone()).stderr(stderr.clone());
-    for dir in &options.dirs {
-        let perms = if dir.read_only {
-            FsPerms::ReadOnly
-        } else {
-            FsPerms::ReadWrite
-        };
-        wasi.preopened_dir(&dir.host, &dir.guest, perms)
-            .map_err(|e| Error::Config(format!("--dir {}: {e:#}", dir.host.display())))?;
+/// Runs training components against one vault (see the module docs for what runs share).
+pub struct Sandbox<'r> {
+    runtime: &'r Runtime,
+    vault: ClientOptions,
+    vault_transport: Arc<Transport>,
+    outbound: Arc<Transport>,
+    linker: Linker<RunState>,
+}
+
+impl<'r> Sandbox<'r> {
+    /// A sandbox whose runs read their secrets from the vault that `vault` reaches.
+    pub fn new(runtime: &'r Runtime, vault: ClientOptions) -> Result<Sandbox<'r>> {
+        let mut linker = Linker::<RunState>::new(runtime.engine());
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        training::kvrun::secrets::run::add_to_linker::<RunState, HasSelf<RunState>>(
+            &mut linker,
+            |s| s,
+        )?;
+        Ok(Sandbox {
+            runtime,
+            vault_transport: Arc::new(Transport::new(vault.transport.clone())?),
+            outbound: Arc::new(Transport::new(TransportOptions::default())?),
+            vault,
+            linker,
+        })
     }
-    let transport = Arc::new(Transport::new(TransportOptions::default())?);
-    let state = RunState {
-        wasi: wasi.build(),
-        http: WasiHttpCtx::new(),
-        table: ResourceTable::new(),
-        hooks: VaultHooks::new(allow, None, transport),
-        limiter: RunLimiter {
-            max_memory: options.max_memory,
-            hit: false,
-        },
-        broker: SecretBroker {
-            grant,
-            vault: vault_client,
-            audit: io.audit,
-            outputs: [stdout.clone(), stderr.clone()],
-        },
-    };
-    let mut store = Store::new(runtime.engine(), state);
-    store.limiter(|s| &mut s.limiter);
-    let deadline = Instant::now() + options.timeout;
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline {
-            Ok(UpdateDeadline::Interrupt)
-        } else {
-            Ok(UpdateDeadline::Yield(1))
-        }
-    });
 
-    let outcome = tokio::time::timeout(options.timeout, async {
-        let instance = pre.instantiate_async(&mut store).await?;
-        instance.wasi_cli_run().call_run(&mut store).await
-    })
-    .await;
+    /// Loads `wasm` (a component of the `training` world) and links it.
+    pub fn prepare(&self, wasm: &[u8]) -> Result<TrainingComponent> {
+        let loaded = self.runtime.load_component("training", wasm)?;
+        let pre = training::TrainingPre::new(self.linker.instantiate_pre(&loaded.component)?)?;
+        Ok(TrainingComponent { pre })
+    }
+
+    /// Runs `component` with `options`, in a fresh store with its own vault client.
+    pub async fn run(
+        &self,
+        component: &TrainingComponent,
+        options: RunOptions,
+        io: RunIo,
+    ) -> Result<RunExit> {
+        let grant = SecretGrant::new(&options.secrets)?;
+        let allow = AllowList::parse(&options.allow_http)?;
+        let mut vault = self.vault.clone();
+        vault.grant = Some(grant.clone());
+        vault.allow = None;
+        let vault_client =
+            Client::with_transport(self.runtime, vault, self.vault_transport.clone()).await?;
+        let budget = OutputBudget::new(options.max_output);
+        let stdout = MaskedOutput::new(io.stdout, budget.clone());
+        let stderr = MaskedOutput::new(io.stderr, budget.clone());
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.arg("main.wasm").args(&options.args).envs(&options.env);
+        wasi.stdout(stdout.clone()).stderr(stderr.clone());
+        for dir in &options.dirs {
+            let perms = if dir.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
+            wasi.preopened_dir(&dir.host, &dir.guest, perms)
+                .map_err(|e| Error::Config(format!("--dir {}: {e:#}", dir.host.display())))?;
+        }
+        let state = RunState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: VaultHooks::new(allow, None, self.outbound.clone()),
+            limiter: RunLimiter {
+                max_memory: options.max_memory,
+                hit: false,
+            },
+            broker: SecretBroker {
+                grant,
+                vault: vault_client,
+                audit: io.audit,
+                outputs: [stdout.clone(), stderr.clone()],
+            },
+        };
+        let mut store = Store::new(self.runtime.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        let deadline = Instant::now() + options.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let outcome = tokio::time::timeout(options.timeout, async {
+            let instance = component.pre.instantiate_async(&mut store).await?;
+            instance.wasi_cli_run().call_run(&mut store).await
+        })
+        .await;
+        let exit = how_it_ended(
+            outcome,
+            store.data().limiter.hit,
+            budget.exceeded(),
+            &options,
+        );
+        stdout.finish();
+        stderr.finish();
+        Ok(exit)
+    }
+}
+
+/// What the run's result means, given which limits were hit; an exceeded output budget wins
+/// over an exit or a trap it caused.
+fn how_it_ended(
+    outcome: std::result::Result<
+        wasmtime::Result<std::result::Result<(), ()>>,
+        tokio::time::error::Elapsed,
+    >,
+    memory_hit: bool,
+    output_exceeded: bool,
+    options: &RunOptions,
+) -> RunExit {
     let exit = match outcome {
         Err(_) => RunExit::Timeout(options.timeout),
         Ok(Ok(Ok(()))) => RunExit::Code(0),
@@ -431,9 +502,9 @@ pub async fn run(
         Ok(Err(e)) => {
             if let Some(exit) = e.downcast_ref::<I32Exit>() {
                 RunExit::Code(exit.0)
-            } else if store.data().limiter.hit {
+            } else if memory_hit {
                 RunExit::MemoryLimit(options.max_memory)
-            } else if budget.exceeded() {
+            } else if output_exceeded {
                 RunExit::OutputLimit(options.max_output)
             } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
                 RunExit::Timeout(options.timeout)
@@ -442,13 +513,10 @@ pub async fn run(
             }
         }
     };
-    let exit = match exit {
-        RunExit::Code(_) | RunExit::Trap(_) if budget.exceeded() => {
+    match exit {
+        RunExit::Code(_) | RunExit::Trap(_) if output_exceeded => {
             RunExit::OutputLimit(options.max_output)
         }
         other => other,
-    };
-    stdout.finish();
-    stderr.finish();
-    Ok(exit)
+    }
 }

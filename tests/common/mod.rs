@@ -411,27 +411,59 @@ pub async fn run_training(
     vault: ClientOptions,
     options: kvrun::sandbox::RunOptions,
 ) -> Ran {
-    let (stdout, stderr, audit) = (Capture::default(), Capture::default(), Capture::default());
-    let io = kvrun::sandbox::RunIo {
-        stdout: Box::new(stdout.clone()),
-        stderr: Box::new(stderr.clone()),
-        audit: Arc::new(kvrun::audit::AuditLog::to_writer(
-            Box::new(audit.clone()),
-            "test-run",
-        )),
-    };
-    let exit = kvrun::sandbox::run(runtime(), wasm, vault, options, io)
+    let capture = RunCapture::default();
+    let exit = kvrun::sandbox::run(runtime(), wasm, vault, options, capture.io())
         .await
         .expect("the run starts");
-    Ran {
-        exit,
-        stdout: stdout.text(),
-        stderr: stderr.text(),
-        audit: audit
-            .text()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("audit lines are JSON"))
-            .collect(),
+    capture.ran(exit)
+}
+
+/// Runs a prepared component in `sandbox` and captures everything.
+pub async fn run_in(
+    sandbox: &kvrun::sandbox::Sandbox<'_>,
+    component: &kvrun::sandbox::TrainingComponent,
+    options: kvrun::sandbox::RunOptions,
+) -> Ran {
+    let capture = RunCapture::default();
+    let exit = sandbox
+        .run(component, options, capture.io())
+        .await
+        .expect("the run starts");
+    capture.ran(exit)
+}
+
+/// Where a run's stdout, stderr and audit records are collected.
+#[derive(Default)]
+struct RunCapture {
+    stdout: Capture,
+    stderr: Capture,
+    audit: Capture,
+}
+
+impl RunCapture {
+    fn io(&self) -> kvrun::sandbox::RunIo {
+        kvrun::sandbox::RunIo {
+            stdout: Box::new(self.stdout.clone()),
+            stderr: Box::new(self.stderr.clone()),
+            audit: Arc::new(kvrun::audit::AuditLog::to_writer(
+                Box::new(self.audit.clone()),
+                "test-run",
+            )),
+        }
+    }
+
+    fn ran(&self, exit: kvrun::sandbox::RunExit) -> Ran {
+        Ran {
+            exit,
+            stdout: self.stdout.text(),
+            stderr: self.stderr.text(),
+            audit: self
+                .audit
+                .text()
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("audit lines are JSON"))
+                .collect(),
+        }
     }
 }
 
