@@ -9,6 +9,7 @@ fn a_warm_start_loads_the_cached_artifact_and_a_damaged_one_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let options = RuntimeOptions {
         cache_dir: Some(dir.path().join("cache")),
+        ..RuntimeOptions::default()
     };
     let cold = Runtime::new(options.clone()).unwrap();
     assert_eq!(cold.load_report().0, CacheOutcome::Compiled);

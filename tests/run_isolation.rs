@@ -171,3 +171,47 @@ async fn limits_stop_the_run_with_a_distinct_status_and_the_host_stays_healthy()
         "the component's own exit status is kept"
     );
 }
+
+#[tokio::test]
+async fn a_full_instance_pool_refuses_a_run_clearly_and_the_next_one_starts() {
+    let t = TestVault::start().await;
+    let runtime = kvrun::Runtime::new(kvrun::RuntimeOptions {
+        cache_dir: Some(common::cache_dir()),
+        // A run takes two instances (training component, vault client): the second run
+        // gets its vault client, and its training component finds the pool full.
+        max_instances: 3,
+    })
+    .unwrap();
+    let sandbox = kvrun::sandbox::Sandbox::new(&runtime, t.options()).unwrap();
+    let component = sandbox.prepare(HOSTILE_TRAINING_WASM).unwrap();
+    let holding = common::run_in(&sandbox, &component, run_options(&["hold", "1000"], &[]));
+    let refused = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let io = kvrun::sandbox::RunIo {
+            stdout: Box::new(std::io::sink()),
+            stderr: Box::new(std::io::sink()),
+            audit: std::sync::Arc::new(kvrun::audit::AuditLog::to_writer(
+                Box::new(std::io::sink()),
+                "refused",
+            )),
+        };
+        sandbox
+            .run(&component, run_options(&["env"], &[]), io)
+            .await
+    };
+    let (held, refused) = tokio::join!(holding, refused);
+    assert_eq!(
+        held.exit,
+        RunExit::Code(0),
+        "the running run is not disturbed"
+    );
+    match refused {
+        Err(e @ kvrun::Error::Capacity(_)) => {
+            assert!(e.to_string().contains("limit of 3"), "{e}");
+            assert!(e.hint().unwrap().contains("max_instances"));
+        }
+        other => panic!("a run beyond the pool is refused as at capacity: {other:?}"),
+    }
+    let next = common::run_in(&sandbox, &component, run_options(&["env"], &[])).await;
+    assert_eq!(next.exit, RunExit::Code(0), "the slots are free again");
+}

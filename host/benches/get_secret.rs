@@ -42,18 +42,21 @@ fn main() {
         let fresh = dir.path().join(format!("cold-{i}"));
         let rt = Runtime::new(RuntimeOptions {
             cache_dir: Some(fresh),
+            ..RuntimeOptions::default()
         })
         .unwrap();
         cold.push(rt.load_report().1);
     }
     let _prime = Runtime::new(RuntimeOptions {
         cache_dir: Some(cache.clone()),
+        ..RuntimeOptions::default()
     })
     .unwrap();
     let mut runtime = None;
     for _ in 0..5 {
         let rt = Runtime::new(RuntimeOptions {
             cache_dir: Some(cache.clone()),
+            ..RuntimeOptions::default()
         })
         .unwrap();
         assert_eq!(

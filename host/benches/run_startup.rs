@@ -81,6 +81,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = Runtime::new(RuntimeOptions {
         cache_dir: Some(dir.path().join("cache")),
+        ..RuntimeOptions::default()
     })
     .unwrap();
     runtime.load_component("training", TRAINING).unwrap();

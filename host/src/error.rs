@@ -46,6 +46,8 @@ pub enum Error {
     Component(String),
     /// A component call ran past its deadline.
     Timeout(String),
+    /// The engine's instance pool is full: too many clients or runs at once.
+    Capacity(String),
 }
 
 /// `Result` with [`Error`].
@@ -74,6 +76,9 @@ impl Error {
                 "check that the vault is running and reachable (--vault, KVRUN_VAULT_URL) and that --ca-cert names its CA"
             }
             Error::Timeout(_) => "the vault did not answer in time; check that it is reachable",
+            Error::Capacity(_) => {
+                "wait for running clients or runs to end, or raise RuntimeOptions::max_instances"
+            }
             _ => return None,
         })
     }
@@ -100,6 +105,7 @@ impl fmt::Display for Error {
             Error::Storage(m) => write!(f, "local vault storage error: {m}"),
             Error::Component(m) => write!(f, "component error: {m}"),
             Error::Timeout(m) => write!(f, "timed out: {m}"),
+            Error::Capacity(m) => write!(f, "at capacity: {m}"),
         }
     }
 }
@@ -168,6 +174,9 @@ impl From<rusqlite::Error> for Error {
 
 impl From<wasmtime::Error> for Error {
     fn from(e: wasmtime::Error) -> Self {
-        Error::Component(format!("{e:#}"))
+        match e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+            Some(full) => Error::Capacity(full.to_string()),
+            None => Error::Component(format!("{e:#}")),
+        }
     }
 }

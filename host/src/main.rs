@@ -392,6 +392,7 @@ async fn secret(command: SecretCommand, global: &Global) -> Result<ExitCode> {
 fn runtime() -> Result<Runtime> {
     Runtime::new(RuntimeOptions {
         cache_dir: RuntimeOptions::default_cache_dir(),
+        ..RuntimeOptions::default()
     })
 }
 

@@ -22,11 +22,32 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Options of a [`Runtime`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RuntimeOptions {
     /// Where compiled components are cached; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
+    /// Component instances that may be live at once: one per [`crate::Client`], two per
+    /// training run. Each reserves virtual address space for one linear memory of up to
+    /// 4 GiB (not resident memory). When all are in use, instantiating fails with
+    /// [`crate::Error::Capacity`].
+    pub max_instances: u32,
 }
+
+impl Default for RuntimeOptions {
+    /// No cache, [`DEFAULT_MAX_INSTANCES`].
+    fn default() -> Self {
+        RuntimeOptions {
+            cache_dir: None,
+            max_instances: DEFAULT_MAX_INSTANCES,
+        }
+    }
+}
+
+/// The default of [`RuntimeOptions::max_instances`]: 128 concurrent training runs.
+pub const DEFAULT_MAX_INSTANCES: u32 = 256;
+
+/// Core instance and table slots per component instance.
+const CORE_PER_COMPONENT: u32 = 8;
 
 impl RuntimeOptions {
     /// The default cache directory: `KVRUN_CACHE_DIR`, else the platform cache dir.
@@ -55,7 +76,7 @@ impl Runtime {
     /// Like [`Runtime::new`], with another implementation of the `vault-client` world (a
     /// different build of the client, or a test double). It runs under the same sandbox.
     pub fn with_vault_component(options: RuntimeOptions, wasm: &[u8]) -> Result<Runtime> {
-        let engine = Engine::new(&engine_config())?;
+        let engine = Engine::new(&engine_config(options.max_instances))?;
         let loaded =
             component_cache::load(&engine, options.cache_dir.as_deref(), "vault-client", wasm)?;
         let mut linker = Linker::<GuestState>::new(&engine);
@@ -97,12 +118,14 @@ impl Runtime {
     }
 }
 
-fn engine_config() -> Config {
+fn engine_config(max_instances: u32) -> Config {
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(256)
-        .total_core_instances(512)
-        .total_memories(256)
-        .total_tables(512)
+    // A wasip2 component holds several core instances (its module, the WASI adapter, shims)
+    // and tables, but one linear memory; those slots cost only address space.
+    pool.total_component_instances(max_instances)
+        .total_core_instances(max_instances * CORE_PER_COMPONENT)
+        .total_memories(max_instances)
+        .total_tables(max_instances * CORE_PER_COMPONENT)
         .max_memory_size(1 << 32);
     let mut config = Config::new();
     config

@@ -472,6 +472,11 @@ impl<'r> Sandbox<'r> {
             instance.wasi_cli_run().call_run(&mut store).await
         })
         .await;
+        if let Ok(Err(e)) = &outcome {
+            if let Some(full) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+                return Err(Error::Capacity(full.to_string()));
+            }
+        }
         let exit = how_it_ended(
             outcome,
             store.data().limiter.hit,

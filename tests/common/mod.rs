@@ -27,6 +27,7 @@ pub fn runtime() -> &'static Runtime {
     RUNTIME.get_or_init(|| {
         Runtime::new(RuntimeOptions {
             cache_dir: Some(cache_dir()),
+            ..RuntimeOptions::default()
         })
         .expect("runtime")
     })
@@ -39,6 +40,7 @@ pub fn hostile_runtime() -> &'static Runtime {
         Runtime::with_vault_component(
             RuntimeOptions {
                 cache_dir: Some(cache_dir()),
+                ..RuntimeOptions::default()
             },
             HOSTILE_WASM,
         )
