@@ -341,8 +341,9 @@ impl Api {
         })
     }
 
-    /// Runs a storage write off the async threads (it waits for an fsync).
-    async fn write<T: Send + 'static>(
+    /// Runs a storage call off the async threads: SQLite blocks (a write waits for an
+    /// fsync, a read may wait for the disk or for a free read connection).
+    async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Storage) -> crate::Result<T> + Send + 'static,
     ) -> Result<T, Failure> {
@@ -377,7 +378,7 @@ impl Api {
             nbf: patch.nbf,
             exp: patch.exp,
         };
-        let stored = self.write(move |s| s.set(new)).await?.ok_or_else(|| {
+        let stored = self.blocking(move |s| s.set(new)).await?.ok_or_else(|| {
             Failure::new(
                 StatusCode::CONFLICT,
                 "Conflict",
@@ -394,9 +395,10 @@ impl Api {
         name: &str,
         version: Option<&str>,
     ) -> Result<Reply, Failure> {
+        let (owned, version_owned) = (name.to_string(), version.map(str::to_string));
         let stored = self
-            .storage
-            .get(name, version)?
+            .blocking(move |s| s.get(&owned, version_owned.as_deref()))
+            .await?
             .ok_or_else(|| Failure::not_found(name, version))?;
         if !stored.data.enabled {
             return Err(Failure::new(
@@ -419,7 +421,7 @@ impl Api {
         let patch = PropertiesBody::parse(body)?.patch();
         let (owned, version_owned) = (name.to_string(), version.map(str::to_string));
         let stored = self
-            .write(move |s| s.update(&owned, version_owned.as_deref(), &patch))
+            .blocking(move |s| s.update(&owned, version_owned.as_deref(), &patch))
             .await?
             .ok_or_else(|| Failure::not_found(name, version))?;
         Ok(json_reply(StatusCode::OK, bundle(context, &stored, false)))
@@ -428,7 +430,7 @@ impl Api {
     async fn delete(&self, context: &Context, name: &str) -> Result<Reply, Failure> {
         let owned = name.to_string();
         let (latest, deletion) = self
-            .write(move |s| s.delete(&owned))
+            .blocking(move |s| s.delete(&owned))
             .await?
             .ok_or_else(|| Failure::not_found(name, None))?;
         Ok(json_reply(
@@ -438,9 +440,10 @@ impl Api {
     }
 
     async fn get_deleted(&self, context: &Context, name: &str) -> Result<Reply, Failure> {
+        let owned = name.to_string();
         let (latest, deletion) = self
-            .storage
-            .get_deleted(name)?
+            .blocking(move |s| s.get_deleted(&owned))
+            .await?
             .ok_or_else(|| Failure::deleted_not_found(name))?;
         Ok(json_reply(
             StatusCode::OK,
@@ -451,7 +454,7 @@ impl Api {
     async fn recover(&self, context: &Context, name: &str) -> Result<Reply, Failure> {
         let owned = name.to_string();
         let latest = self
-            .write(move |s| s.recover(&owned))
+            .blocking(move |s| s.recover(&owned))
             .await?
             .ok_or_else(|| Failure::deleted_not_found(name))?;
         Ok(json_reply(StatusCode::OK, bundle(context, &latest, false)))
@@ -459,7 +462,7 @@ impl Api {
 
     async fn purge(&self, name: &str) -> Result<Reply, Failure> {
         let owned = name.to_string();
-        if !self.write(move |s| s.purge(&owned)).await? {
+        if !self.blocking(move |s| s.purge(&owned)).await? {
             return Err(Failure::deleted_not_found(name));
         }
         let mut reply = Response::new(Full::new(Bytes::new()));
@@ -468,7 +471,8 @@ impl Api {
     }
 
     async fn backup(&self, name: &str) -> Result<Reply, Failure> {
-        let versions = self.storage.all_versions(name)?;
+        let owned = name.to_string();
+        let versions = self.blocking(move |s| s.all_versions(&owned)).await?;
         if versions.is_empty() {
             return Err(Failure::not_found(name, None));
         }
@@ -496,7 +500,7 @@ impl Api {
             .last()
             .map(|v| v.data.name.clone())
             .unwrap_or_default();
-        let latest = self.write(move |s| s.restore(&versions)).await?.ok_or_else(|| {
+        let latest = self.blocking(move |s| s.restore(&versions)).await?.ok_or_else(|| {
             Failure::new(
                 StatusCode::CONFLICT,
                 "Conflict",
@@ -508,7 +512,7 @@ impl Api {
 
     async fn list(&self, context: &Context) -> Result<Reply, Failure> {
         let (limit, after) = paging(context)?;
-        let (items, more) = self.storage.list(&after, limit)?;
+        let (items, more) = self.blocking(move |s| s.list(&after, limit)).await?;
         let last = items.last().map(|v| super::storage::key(&v.data.name));
         let values: Vec<Value> = items.iter().map(|v| item(context, v, false)).collect();
         Ok(page(
@@ -521,7 +525,10 @@ impl Api {
 
     async fn list_versions(&self, context: &Context, name: &str) -> Result<Reply, Failure> {
         let (limit, after) = paging(context)?;
-        let (items, more) = self.storage.list_versions(name, &after, limit)?;
+        let owned = name.to_string();
+        let (items, more) = self
+            .blocking(move |s| s.list_versions(&owned, &after, limit))
+            .await?;
         let last = items.last().map(|v| v.version.clone());
         let values: Vec<Value> = items.iter().map(|v| item(context, v, true)).collect();
         Ok(page(
@@ -534,7 +541,9 @@ impl Api {
 
     async fn list_deleted(&self, context: &Context) -> Result<Reply, Failure> {
         let (limit, after) = paging(context)?;
-        let (items, more) = self.storage.list_deleted(&after, limit)?;
+        let (items, more) = self
+            .blocking(move |s| s.list_deleted(&after, limit))
+            .await?;
         let last = items.last().map(|(v, _)| super::storage::key(&v.data.name));
         let values: Vec<Value> = items
             .iter()
