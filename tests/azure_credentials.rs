@@ -244,6 +244,34 @@ async fn an_absent_imds_is_probed_once_with_a_short_timeout() {
         "an absent IMDS is not asked again"
     );
 
+    let slow_later = RawServer::plain(|n, _| {
+        let answer = http_reply(
+            "200 OK",
+            &[],
+            r#"{"access_token":"imds-token","expires_in":"86399"}"#,
+        );
+        match n {
+            0 => vec![Step::Write(answer)],
+            _ => vec![Step::Sleep(Duration::from_millis(800)), Step::Write(answer)],
+        }
+    })
+    .await;
+    let mut present = chain.clone();
+    present.imds_endpoint = format!("http://{}", slow_later.addr);
+    let provider = TokenProvider::new(present).unwrap();
+    provider
+        .token("https://vault.azure.net/.default", None, false)
+        .await
+        .unwrap();
+    let refreshed = provider
+        .token("https://vault.azure.net/.default", None, true)
+        .await;
+    assert!(
+        refreshed.is_ok(),
+        "once IMDS has answered, a slow answer gets the full timeout: {:?}",
+        refreshed.err()
+    );
+
     chain.imds_probe = None;
     chain.timeout = Duration::from_millis(600);
     let chosen = TokenProvider::new(chain).unwrap();

@@ -187,16 +187,12 @@ async fn a_full_instance_pool_refuses_a_run_clearly_and_the_next_one_starts() {
     let holding = common::run_in(&sandbox, &component, run_options(&["hold", "1000"], &[]));
     let refused = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let io = kvrun::sandbox::RunIo {
-            stdout: Box::new(std::io::sink()),
-            stderr: Box::new(std::io::sink()),
-            audit: std::sync::Arc::new(kvrun::audit::AuditLog::to_writer(
-                Box::new(std::io::sink()),
-                "refused",
-            )),
-        };
         sandbox
-            .run(&component, run_options(&["env"], &[]), io)
+            .run(
+                &component,
+                run_options(&["env"], &[]),
+                common::discarded_io(),
+            )
             .await
     };
     let (held, refused) = tokio::join!(holding, refused);
@@ -214,4 +210,28 @@ async fn a_full_instance_pool_refuses_a_run_clearly_and_the_next_one_starts() {
     }
     let next = common::run_in(&sandbox, &component, run_options(&["env"], &[])).await;
     assert_eq!(next.exit, RunExit::Code(0), "the slots are free again");
+}
+
+#[tokio::test]
+async fn a_component_prepared_by_another_runtime_is_refused() {
+    let t = TestVault::start().await;
+    let other = kvrun::Runtime::new(kvrun::RuntimeOptions {
+        cache_dir: Some(common::cache_dir()),
+        ..kvrun::RuntimeOptions::default()
+    })
+    .unwrap();
+    let foreign = kvrun::sandbox::Sandbox::new(&other, t.options())
+        .unwrap()
+        .prepare(HOSTILE_TRAINING_WASM)
+        .unwrap();
+    let sandbox = kvrun::sandbox::Sandbox::new(common::runtime(), t.options()).unwrap();
+    match sandbox
+        .run(&foreign, run_options(&["env"], &[]), common::discarded_io())
+        .await
+    {
+        Err(e @ kvrun::Error::Config(_)) => {
+            assert!(e.to_string().contains("another Runtime"), "{e}")
+        }
+        other => panic!("a component from another engine is refused: {other:?}"),
+    }
 }

@@ -175,8 +175,9 @@ pub struct TokenProvider {
     client: TokenClient,
     cache: tokio::sync::Mutex<HashMap<(String, String), AccessToken>>,
     fetches: std::sync::atomic::AtomicU64,
-    /// Why IMDS is skipped, once a probe found nothing there.
-    imds_absent: std::sync::OnceLock<String>,
+    /// What the IMDS probe found: `Ok` it answers (later requests get the full timeout),
+    /// `Err(why)` nothing answered (IMDS is skipped from then on).
+    imds_probed: std::sync::OnceLock<std::result::Result<(), String>>,
 }
 
 impl TokenProvider {
@@ -193,7 +194,7 @@ impl TokenProvider {
             options,
             cache: tokio::sync::Mutex::new(HashMap::new()),
             fetches: std::sync::atomic::AtomicU64::new(0),
-            imds_absent: std::sync::OnceLock::new(),
+            imds_probed: std::sync::OnceLock::new(),
         })
     }
 
@@ -400,20 +401,27 @@ impl TokenProvider {
 
     /// IMDS, probed with a short timeout in the automatic chain (see the module docs).
     async fn imds(&self, query: &str) -> std::result::Result<AccessToken, String> {
-        if let Some(why) = self.imds_absent.get() {
-            return Err(why.clone());
-        }
+        let probe = match self.imds_probed.get() {
+            Some(Err(why)) => return Err(why.clone()),
+            Some(Ok(())) => None,
+            None => self.options.imds_probe,
+        };
         let endpoint = &self.options.imds_endpoint;
         let url = format!("{endpoint}/metadata/identity/oauth2/token?{query}");
-        let timeout = self.options.imds_probe.unwrap_or(self.options.timeout);
-        match self.get_token(&url, &[("metadata", "true")], timeout).await {
-            Err(why) if self.options.imds_probe.is_some() && why.starts_with(UNREACHED) => {
-                let why = format!(
-                    "IDENTITY_ENDPOINT is not set and no IMDS answered at {endpoint} within {timeout:?} (not an Azure machine?)"
-                );
-                Err(self.imds_absent.get_or_init(|| why).clone())
-            }
-            other => other,
+        let timeout = probe.unwrap_or(self.options.timeout);
+        let result = self.get_token(&url, &[("metadata", "true")], timeout).await;
+        let Some(probe) = probe else {
+            return result;
+        };
+        let found = match &result {
+            Err(why) if why.starts_with(UNREACHED) => Err(format!(
+                "IDENTITY_ENDPOINT is not set and no IMDS answered at {endpoint} within {probe:?} (not an Azure machine?)"
+            )),
+            _ => Ok(()),
+        };
+        match self.imds_probed.get_or_init(|| found) {
+            Err(why) => Err(why.clone()),
+            Ok(()) => result,
         }
     }
 

@@ -373,6 +373,7 @@ pub async fn run(
 /// of times with [`Sandbox::run`].
 pub struct TrainingComponent {
     pre: training::TrainingPre<RunState>,
+    engine: wasmtime::Engine,
 }
 
 /// Runs training components against one vault (see the module docs for what runs share).
@@ -407,7 +408,10 @@ impl<'r> Sandbox<'r> {
     pub fn prepare(&self, wasm: &[u8]) -> Result<TrainingComponent> {
         let loaded = self.runtime.load_component("training", wasm)?;
         let pre = training::TrainingPre::new(self.linker.instantiate_pre(&loaded.component)?)?;
-        Ok(TrainingComponent { pre })
+        Ok(TrainingComponent {
+            pre,
+            engine: self.runtime.engine().clone(),
+        })
     }
 
     /// Runs `component` with `options`, in a fresh store with its own vault client.
@@ -417,6 +421,11 @@ impl<'r> Sandbox<'r> {
         options: RunOptions,
         io: RunIo,
     ) -> Result<RunExit> {
+        if !wasmtime::Engine::same(&component.engine, self.runtime.engine()) {
+            return Err(Error::Config(
+                "the training component was prepared by another Runtime; prepare it with this sandbox".into(),
+            ));
+        }
         let grant = SecretGrant::new(&options.secrets)?;
         let allow = AllowList::parse(&options.allow_http)?;
         let mut vault = self.vault.clone();

@@ -434,6 +434,18 @@ pub async fn run_in(
     capture.ran(exit)
 }
 
+/// Run I/O that throws everything away (for runs whose output does not matter).
+pub fn discarded_io() -> kvrun::sandbox::RunIo {
+    kvrun::sandbox::RunIo {
+        stdout: Box::new(std::io::sink()),
+        stderr: Box::new(std::io::sink()),
+        audit: Arc::new(kvrun::audit::AuditLog::to_writer(
+            Box::new(std::io::sink()),
+            "discarded",
+        )),
+    }
+}
+
 /// Where a run's stdout, stderr and audit records are collected.
 #[derive(Default)]
 struct RunCapture {
