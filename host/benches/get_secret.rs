@@ -31,6 +31,9 @@ use std::time::{Duration, Instant};
 const ROUNDS: usize = 5;
 const PER_ROUND: usize = 400;
 const BATCH_ROUNDS: usize = 20;
+const ONE_SHOTS: usize = 10;
+/// GNU time, which reports a child's peak resident memory.
+const GNU_TIME: &str = "/usr/bin/time";
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
@@ -126,8 +129,14 @@ fn main() {
             ca: dir.path().join("vault").join("ca.pem"),
         };
         let mut sdks: Vec<(&str, Result<Sdk, String>)> = vec![
-            ("azure-keyvault-secrets (Python SDK)", Sdk::python(&sdk_env)),
-            ("@azure/keyvault-secrets (JS SDK)", Sdk::node(&sdk_env)),
+            (
+                "azure-keyvault-secrets (Python SDK)",
+                Sdk::start(sdk_env.python()),
+            ),
+            (
+                "@azure/keyvault-secrets (JS SDK)",
+                Sdk::start(sdk_env.node()),
+            ),
         ];
         let mut sdk_samples = vec![Vec::new(); sdks.len()];
 
@@ -259,14 +268,156 @@ fn main() {
             warm.len(),
             ms(pct(&mut warm, 50))
         );
+
+        println!();
+        println!(
+            "One process that reads one secret and exits ({ONE_SHOTS} runs each, alternating):"
+        );
+        println!();
+        println!("| process | median wall time | peak RSS (max of runs) |");
+        println!("|---|---|---|");
+        let kvrun = || Ok(sdk_env.kvrun(&cache));
+        let python = || sdk_env.python();
+        let node = || sdk_env.node();
+        let clients: [(&str, &dyn Fn() -> Result<Command, String>); 3] = [
+            ("`kvrun secret get` (component cached)", &kvrun),
+            ("Python SDK `get_secret`", &python),
+            ("JS SDK `getSecret`", &node),
+        ];
+        if !Path::new(GNU_TIME).exists() {
+            println!("(skipped: {GNU_TIME} is not installed; Debian's package `time` has it)");
+            return;
+        }
+        let rss_file = dir.path().join("rss");
+        let mut runs = vec![(Vec::new(), None::<u64>); clients.len()];
+        for _ in 0..ONE_SHOTS {
+            for ((_, command), (times, peak)) in clients.iter().zip(&mut runs) {
+                if let Ok(command) = command() {
+                    let (time, rss) = one_shot(&command, "time 1\n", &rss_file);
+                    times.push(time);
+                    *peak = (*peak).max(rss);
+                }
+            }
+        }
+        for ((label, command), (times, peak)) in clients.iter().zip(&mut runs) {
+            match command() {
+                Ok(_) => println!(
+                    "| {label} | {} | {} |",
+                    ms(pct(times, 50)),
+                    peak.map_or("?".to_string(), |b| format!(
+                        "{:.1} MiB",
+                        b as f64 / 1048576.0
+                    ))
+                ),
+                Err(why) => println!("| {label} | skipped: {why} | |"),
+            }
+        }
     });
 }
 
-/// Where an SDK client finds the vault.
+/// Where a client process finds the vault; builds the command of each client.
 struct SdkEnv {
     url: String,
     token: String,
     ca: PathBuf,
+}
+
+impl SdkEnv {
+    fn compat_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/compat")
+    }
+
+    fn script(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("benches/sdk")
+            .join(name)
+    }
+
+    /// The Python SDK client (`benches/sdk/get_secret.py`), if `tests/compat/run` installed it.
+    fn python(&self) -> Result<Command, String> {
+        let python = SdkEnv::compat_dir().join("venv/bin/python");
+        if !python.exists() {
+            return Err("no target/compat/venv (run tests/compat/run once)".into());
+        }
+        let mut command = Command::new(python);
+        command.arg(SdkEnv::script("get_secret.py"));
+        Ok(self.client(command))
+    }
+
+    /// The JS SDK client (`benches/sdk/get_secret.cjs`), if `tests/compat/run` installed it.
+    fn node(&self) -> Result<Command, String> {
+        let modules = SdkEnv::compat_dir().join("js/node_modules");
+        if !modules.join("@azure/keyvault-secrets").exists() {
+            return Err("no target/compat/js/node_modules (run tests/compat/run once)".into());
+        }
+        let mut command = Command::new("node");
+        command
+            .arg(SdkEnv::script("get_secret.cjs"))
+            .env("NODE_PATH", modules)
+            .env("NODE_EXTRA_CA_CERTS", &self.ca);
+        Ok(self.client(command))
+    }
+
+    fn client(&self, mut command: Command) -> Command {
+        command
+            .arg("bench-000")
+            .env("KVRUN_BENCH_URL", &self.url)
+            .env("KVRUN_BENCH_TOKEN", &self.token)
+            .env("KVRUN_BENCH_CA", &self.ca);
+        command
+    }
+
+    /// `kvrun secret get bench-000` against the vault, with the component cache in `cache`.
+    fn kvrun(&self, cache: &Path) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kvrun"));
+        command
+            .arg("--vault")
+            .arg(&self.url)
+            .arg("--ca-cert")
+            .arg(&self.ca)
+            .args(["secret", "get", "bench-000"])
+            .env("KVRUN_ACCESS_TOKEN", &self.token)
+            .env("KVRUN_CACHE_DIR", cache)
+            .env_remove("KVRUN_LOG");
+        command
+    }
+}
+
+/// Runs `command` to its end with `input` on stdin: wall time, and peak resident memory as
+/// GNU time reports it. (`wait4`'s `ru_maxrss` would count this big process's pages, which
+/// a child holds between fork and exec; `time` forks from a small process.)
+fn one_shot(command: &Command, input: &str, rss_file: &Path) -> (Duration, Option<u64>) {
+    let mut timed = Command::new(GNU_TIME);
+    timed
+        .args(["-f", "%M", "-o"])
+        .arg(rss_file)
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => timed.env(key, value),
+            None => timed.env_remove(key),
+        };
+    }
+    let start = Instant::now();
+    let mut child = timed
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start {timed:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let status = child.wait().unwrap();
+    let elapsed = start.elapsed();
+    assert!(status.success(), "{command:?} failed");
+    let kib = std::fs::read_to_string(rss_file)
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok());
+    (elapsed, kib.map(|k| k * 1024))
 }
 
 /// An official SDK's client in its own process, timing blocks of `get_secret` on request
@@ -278,45 +429,9 @@ struct Sdk {
 }
 
 impl Sdk {
-    fn compat_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/compat")
-    }
-
-    fn script(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("benches/sdk")
-            .join(name)
-    }
-
-    fn python(env: &SdkEnv) -> Result<Sdk, String> {
-        let python = Sdk::compat_dir().join("venv/bin/python");
-        if !python.exists() {
-            return Err("no target/compat/venv (run tests/compat/run once)".into());
-        }
-        let mut command = Command::new(python);
-        command.arg(Sdk::script("get_secret.py"));
-        Sdk::start(command, env)
-    }
-
-    fn node(env: &SdkEnv) -> Result<Sdk, String> {
-        let modules = Sdk::compat_dir().join("js/node_modules");
-        if !modules.join("@azure/keyvault-secrets").exists() {
-            return Err("no target/compat/js/node_modules (run tests/compat/run once)".into());
-        }
-        let mut command = Command::new("node");
-        command
-            .arg(Sdk::script("get_secret.cjs"))
-            .env("NODE_PATH", modules)
-            .env("NODE_EXTRA_CA_CERTS", &env.ca);
-        Sdk::start(command, env)
-    }
-
-    fn start(mut command: Command, env: &SdkEnv) -> Result<Sdk, String> {
+    fn start(command: Result<Command, String>) -> Result<Sdk, String> {
+        let mut command = command?;
         let mut child = command
-            .arg("bench-000")
-            .env("KVRUN_BENCH_URL", &env.url)
-            .env("KVRUN_BENCH_TOKEN", &env.token)
-            .env("KVRUN_BENCH_CA", &env.ca)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
