@@ -279,7 +279,7 @@ fn main() {
         let kvrun = || Ok(sdk_env.kvrun(&cache));
         let python = || sdk_env.python();
         let node = || sdk_env.node();
-        let clients: [(&str, &dyn Fn() -> Result<Command, String>); 3] = [
+        let clients: [(&str, &MakeCommand); 3] = [
             ("`kvrun secret get` (component cached)", &kvrun),
             ("Python SDK `get_secret`", &python),
             ("JS SDK `getSecret`", &node),
@@ -382,6 +382,9 @@ impl SdkEnv {
         command
     }
 }
+
+/// Builds a client's command, or says why the client is not there.
+type MakeCommand<'a> = dyn Fn() -> Result<Command, String> + 'a;
 
 /// Runs `command` to its end with `input` on stdin: wall time, and peak resident memory as
 /// GNU time reports it. (`wait4`'s `ru_maxrss` would count this big process's pages, which
