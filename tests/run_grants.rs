@@ -184,13 +184,22 @@ async fn the_real_client_under_a_grant_cannot_list_write_or_delete() {
 async fn runs_of_one_sandbox_keep_their_own_grants_and_masks() {
     let t =
         TestVault::with_secrets(&[("alpha", "alpha-value-41"), ("beta", "beta-value-42")]).await;
-    let sandbox = Sandbox::new(common::runtime(), t.options()).unwrap();
-    let component = sandbox.prepare(HOSTILE_TRAINING_WASM).unwrap();
-    let ask = ["ask", "alpha", "beta"];
-    let (a, b) = tokio::join!(
-        run_in(&sandbox, &component, run_options(&ask, &["alpha"])),
-        run_in(&sandbox, &component, run_options(&ask, &["beta"])),
-    );
+    // As a runner would: one sandbox and one prepared component, shared by spawned tasks.
+    let sandbox = std::sync::Arc::new(Sandbox::new(common::runtime(), t.options()).unwrap());
+    let component = std::sync::Arc::new(sandbox.prepare(HOSTILE_TRAINING_WASM).unwrap());
+    let spawn_run = |grant: &'static str| {
+        let (sandbox, component) = (sandbox.clone(), component.clone());
+        tokio::spawn(async move {
+            run_in(
+                &sandbox,
+                &component,
+                run_options(&["ask", "alpha", "beta"], &[grant]),
+            )
+            .await
+        })
+    };
+    let (a, b) = (spawn_run("alpha"), spawn_run("beta"));
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
     for (ran, mine, other) in [(&a, "alpha", "beta"), (&b, "beta", "alpha")] {
         assert_eq!(ran.exit, RunExit::Code(0), "{}", ran.stderr);
         let lines: Vec<&str> = ran.stdout.lines().collect();

@@ -50,7 +50,7 @@ fn rss_bytes() -> u64 {
 #[derive(Clone, Copy)]
 enum Setup<'a> {
     Fresh(&'a Runtime, &'a ClientOptions),
-    Shared(&'a Sandbox<'a>, &'a TrainingComponent),
+    Shared(&'a Sandbox, &'a TrainingComponent),
 }
 
 async fn one_run(setup: Setup<'_>, args: &[&str]) -> Instant {

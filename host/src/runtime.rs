@@ -58,13 +58,15 @@ impl RuntimeOptions {
     }
 }
 
-/// The engine, the epoch ticker and the linked vault client component.
+/// The engine, the epoch ticker and the linked vault client component. Clones are cheap
+/// and share all three; the ticker stops when the last clone is dropped.
+#[derive(Clone)]
 pub struct Runtime {
     engine: Engine,
     cache_dir: Option<PathBuf>,
     vault_pre: VaultClientPre<GuestState>,
     load: (CacheOutcome, Duration),
-    _ticker: EpochTicker,
+    _ticker: Arc<EpochTicker>,
 }
 
 impl Runtime {
@@ -89,7 +91,7 @@ impl Runtime {
             cache_dir: options.cache_dir,
             vault_pre,
             load: (loaded.outcome, loaded.elapsed),
-            _ticker: ticker,
+            _ticker: Arc::new(ticker),
         })
     }
 

@@ -377,17 +377,18 @@ pub struct TrainingComponent {
 }
 
 /// Runs training components against one vault (see the module docs for what runs share).
-pub struct Sandbox<'r> {
-    runtime: &'r Runtime,
+/// It holds its own handle on the runtime, so it can live in an `Arc` shared by tasks.
+pub struct Sandbox {
+    runtime: Runtime,
     vault: ClientOptions,
     vault_transport: Arc<Transport>,
     outbound: Arc<Transport>,
     linker: Linker<RunState>,
 }
 
-impl<'r> Sandbox<'r> {
+impl Sandbox {
     /// A sandbox whose runs read their secrets from the vault that `vault` reaches.
-    pub fn new(runtime: &'r Runtime, vault: ClientOptions) -> Result<Sandbox<'r>> {
+    pub fn new(runtime: &Runtime, vault: ClientOptions) -> Result<Sandbox> {
         let mut linker = Linker::<RunState>::new(runtime.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
@@ -396,7 +397,7 @@ impl<'r> Sandbox<'r> {
             |s| s,
         )?;
         Ok(Sandbox {
-            runtime,
+            runtime: runtime.clone(),
             vault_transport: Arc::new(Transport::new(vault.transport.clone())?),
             outbound: Arc::new(Transport::new(TransportOptions::default())?),
             vault,
@@ -432,7 +433,7 @@ impl<'r> Sandbox<'r> {
         vault.grant = Some(grant.clone());
         vault.allow = None;
         let vault_client =
-            Client::with_transport(self.runtime, vault, self.vault_transport.clone()).await?;
+            Client::with_transport(&self.runtime, vault, self.vault_transport.clone()).await?;
         let budget = OutputBudget::new(options.max_output);
         let stdout = MaskedOutput::new(io.stdout, budget.clone());
         let stderr = MaskedOutput::new(io.stderr, budget.clone());

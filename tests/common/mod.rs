@@ -422,7 +422,7 @@ pub async fn run_training(
 
 /// Runs a prepared component in `sandbox` and captures everything.
 pub async fn run_in(
-    sandbox: &kvrun::sandbox::Sandbox<'_>,
+    sandbox: &kvrun::sandbox::Sandbox,
     component: &kvrun::sandbox::TrainingComponent,
     options: kvrun::sandbox::RunOptions,
 ) -> Ran {
