@@ -318,12 +318,13 @@ impl TokenProvider {
                 {
                     let url = format!("{endpoint}?{}", query("2019-08-01"));
                     let header = SecretString::new(header);
-                    self.get_token(
-                        &url,
-                        &[("x-identity-header", header.expose())],
-                        self.options.timeout,
-                    )
-                    .await
+                    Ok(self
+                        .get_token(
+                            &url,
+                            &[("x-identity-header", header.expose())],
+                            self.options.timeout,
+                        )
+                        .await?)
                 } else {
                     self.imds(&query("2018-02-01")).await
                 }
@@ -357,7 +358,7 @@ impl TokenProvider {
             .header("accept", "application/json")
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
-        self.exchange(request, self.options.timeout).await
+        Ok(self.exchange(request, self.options.timeout).await?)
     }
 
     /// `GET url` on Azure Resource Manager (or another Azure API) with a token for `scope`.
@@ -411,17 +412,17 @@ impl TokenProvider {
         let timeout = probe.unwrap_or(self.options.timeout);
         let result = self.get_token(&url, &[("metadata", "true")], timeout).await;
         let Some(probe) = probe else {
-            return result;
+            return Ok(result?);
         };
         let found = match &result {
-            Err(why) if why.starts_with(UNREACHED) => Err(format!(
+            Err(TokenFailure::Unreached(_)) => Err(format!(
                 "IDENTITY_ENDPOINT is not set and no IMDS answered at {endpoint} within {probe:?} (not an Azure machine?)"
             )),
             _ => Ok(()),
         };
         match self.imds_probed.get_or_init(|| found) {
             Err(why) => Err(why.clone()),
-            Ok(()) => result,
+            Ok(()) => Ok(result?),
         }
     }
 
@@ -430,7 +431,7 @@ impl TokenProvider {
         url: &str,
         headers: &[(&str, &str)],
         timeout: Duration,
-    ) -> std::result::Result<AccessToken, String> {
+    ) -> std::result::Result<AccessToken, TokenFailure> {
         let mut request = http::Request::get(url).header("accept", "application/json");
         for (k, v) in headers {
             request = request.header(*k, *v);
@@ -445,7 +446,7 @@ impl TokenProvider {
         &self,
         request: http::Request<Full<Bytes>>,
         timeout: Duration,
-    ) -> std::result::Result<AccessToken, String> {
+    ) -> std::result::Result<AccessToken, TokenFailure> {
         let target = request
             .uri()
             .authority()
@@ -461,12 +462,17 @@ impl TokenProvider {
         {
             return Err(format!(
                 "refusing to send a credential request over plain http to {target}"
-            ));
+            )
+            .into());
         }
         let response = tokio::time::timeout(timeout, self.client.request(request))
             .await
-            .map_err(|_| format!("{UNREACHED}{target}: no answer within {timeout:?}"))?
-            .map_err(|e| format!("{UNREACHED}{target}: {e}"))?;
+            .map_err(|_| {
+                TokenFailure::Unreached(format!(
+                    "could not reach {target}: no answer within {timeout:?}"
+                ))
+            })?
+            .map_err(|e| TokenFailure::Unreached(format!("could not reach {target}: {e}")))?;
         let status = response.status();
         let body = http_body_util::Limited::new(response.into_body(), 1 << 20)
             .collect()
@@ -485,11 +491,10 @@ impl TokenProvider {
                 .or(json["error"]["message"].as_str())
                 .unwrap_or("");
             let first_line = description.lines().next().unwrap_or("");
-            return Err(format!(
-                "{target} refused: HTTP {status} {code}: {first_line}"
-            ));
+            return Err(format!("{target} refused: HTTP {status} {code}: {first_line}").into());
         }
-        parse_token(&json).ok_or_else(|| format!("{target} answered without an access token"))
+        parse_token(&json)
+            .ok_or_else(|| format!("{target} answered without an access token").into())
     }
 
     async fn azure_cli(
@@ -538,8 +543,28 @@ impl TokenProvider {
     }
 }
 
-/// How a failure to get any answer at all starts (the IMDS probe tells absence by it).
-const UNREACHED: &str = "could not reach ";
+/// Why a token endpoint gave no token.
+enum TokenFailure {
+    /// Nothing answered (refused, reset, or silent past the timeout); the IMDS probe reads
+    /// this as "no IMDS here".
+    Unreached(String),
+    /// It answered, but not with a token; or the request could not be made.
+    Refused(String),
+}
+
+impl From<String> for TokenFailure {
+    fn from(message: String) -> Self {
+        TokenFailure::Refused(message)
+    }
+}
+
+impl From<TokenFailure> for String {
+    fn from(failure: TokenFailure) -> Self {
+        match failure {
+            TokenFailure::Unreached(message) | TokenFailure::Refused(message) => message,
+        }
+    }
+}
 
 /// Reads `access_token`/`accessToken` and the expiry in any of the forms the services use:
 /// `expires_in` (seconds, number or string), `expires_on` (Unix seconds, number or string).
