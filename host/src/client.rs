@@ -155,7 +155,8 @@ impl Client {
 
     /// Like [`Client::new`], sending through `transport`: clients that share one reuse its
     /// pooled connections (many runs against one vault). Policy, credential and grant stay
-    /// per client, in its own hooks; `options.transport` is what `transport` was built from.
+    /// per client, in its own hooks; `options.transport` is not read, since `transport`
+    /// already carries the TLS trust, timeouts and size cap.
     pub async fn with_transport(
         runtime: &Runtime,
         options: ClientOptions,

@@ -482,11 +482,11 @@ impl Sandbox {
             instance.wasi_cli_run().call_run(&mut store).await
         })
         .await;
-        if let Ok(Err(e)) = &outcome {
-            if let Some(full) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
-                return Err(Error::Capacity(full.to_string()));
-            }
-        }
+        let outcome = match outcome {
+            // The pool was full: the run never started, which is the host's error, not an exit.
+            Ok(Err(e)) if e.is::<wasmtime::PoolConcurrencyLimitError>() => return Err(e.into()),
+            other => other,
+        };
         let exit = how_it_ended(
             outcome,
             store.data().limiter.hit,
