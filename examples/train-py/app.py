@@ -12,6 +12,7 @@ Build and run (componentize-py from PyPI):
 """
 
 import sys
+from typing import NoReturn
 
 from componentize_py_types import Err
 from wit_world import exports
@@ -25,12 +26,13 @@ EXIT_BAD_DATA = 3
 DATA = "/data/train.csv"
 
 
-def fail(status: int, message: str) -> None:
+def fail(status: int, message: str) -> NoReturn:
     """Says what went wrong on stderr and ends the run with `status`."""
     print(f"train.py: {message}", file=sys.stderr, flush=True)
     sys.stdout.flush()
     # `SystemExit` reaches the host only as success or failure; exit-with-code keeps the status.
     wasi_exit.exit_with_code(status)
+    raise SystemExit(status)  # not reached: exit-with-code ends the instance
 
 
 def describe(error: types.Error) -> str:
@@ -76,16 +78,13 @@ class Run(exports.Run):
             password = run.get_secret(name)
         except Err as e:
             fail(EXIT_NO_SECRET, f"could not read secret {name!r}: {describe(e.value)}")
-            return
         print(f"train.py: connecting to postgres://trainer:{password}@db.internal:5432/experiments")
 
         try:
             rows = read_rows(DATA)
         except OSError as e:
             fail(EXIT_BAD_DATA, f"cannot read {DATA} ({e}); mount data with --dir HOST_DIR::/data:ro")
-            return
         if len(rows) < 2:
             fail(EXIT_BAD_DATA, f"{DATA} needs a header and at least two x,y rows")
-            return
         slope, intercept, mse = fit(rows)
         print(f"train.py: fitted y = {slope:.4f} * x + {intercept:.4f} on {len(rows)} rows (mse {mse:.4f})")
