@@ -358,13 +358,10 @@ async fn a_failing_chain_says_what_it_tried() {
     );
 }
 
-#[tokio::test]
-async fn the_vault_challenge_is_answered_once_for_its_tenant_and_scope() {
-    let authority = entra(3600).await;
-    let provider =
-        Arc::new(TokenProvider::new(options(&[AuthMethod::ClientSecret], SP, &authority)).unwrap());
-    // 127.0.0.1 is in the domain "0.1", so a challenge for resource https://0.1 covers it.
-    let vault = RawServer::scripted(|_, request| {
+/// A vault that answers `401` with a challenge for `resource` to any request without a
+/// token from `other-tenant`, and the secret `x` to one with it.
+async fn challenging_vault(resource: &'static str) -> RawServer {
+    RawServer::scripted(move |_, request| {
         match request.header("authorization").as_deref() {
             Some(auth) if auth.starts_with("Bearer token-other-tenant-") => {
                 let host = request.header("host").unwrap();
@@ -372,56 +369,85 @@ async fn the_vault_challenge_is_answered_once_for_its_tenant_and_scope() {
             }
             _ => vec![Step::Write(http_reply(
                 "401 Unauthorized",
-                &[r#"WWW-Authenticate: Bearer authorization="https://login.microsoftonline.com/other-tenant", resource="https://0.1""#],
+                &[&format!(r#"WWW-Authenticate: Bearer authorization="https://login.microsoftonline.com/other-tenant", resource="{resource}""#)],
                 r#"{"error":{"code":"Unauthorized","message":"AKV10000: Request is missing a Bearer or PoP token."}}"#,
             ))],
         }
     })
-    .await;
-    let mut options = vault.options("unused");
-    options.credential = Some(Credential::azure(provider.clone()));
-    let mut client = Client::new(common::runtime(), options).await.unwrap();
-    assert_eq!(
-        client.get_secret("x", None).await.unwrap().value.expose(),
-        "challenge-answered"
-    );
-    let tenants: Vec<String> = authority
-        .requests()
-        .iter()
-        .map(|r| r.request_line().to_string())
-        .collect();
-    assert_eq!(tenants[0], "POST /home-tenant/oauth2/v2.0/token HTTP/1.1");
-    assert_eq!(tenants[1], "POST /other-tenant/oauth2/v2.0/token HTTP/1.1");
-    assert_eq!(
-        form(&authority.requests()[1])["scope"],
-        "https://0.1/.default"
-    );
-    assert_eq!(vault.requests().len(), 2);
+    .await
 }
 
 #[tokio::test]
-async fn a_challenge_for_another_domain_is_not_answered() {
+async fn the_first_request_carries_no_token_and_the_challenge_is_remembered() {
     let authority = entra(3600).await;
     let provider =
         Arc::new(TokenProvider::new(options(&[AuthMethod::ClientSecret], SP, &authority)).unwrap());
-    let vault = RawServer::scripted(|_, _| {
-        vec![Step::Write(http_reply(
-            "401 Unauthorized",
-            &[r#"WWW-Authenticate: Bearer authorization="https://login.microsoftonline.com/evil", resource="https://evil.example""#],
-            r#"{"error":{"code":"Unauthorized","message":"AKV10000: Request is missing a Bearer or PoP token."}}"#,
-        ))]
-    })
-    .await;
+    // 127.0.0.1 is not a Key Vault host: only the explicit, dangerous opt-in answers it.
+    let vault = challenging_vault("https://0.1").await;
     let mut options = vault.options("unused");
-    options.credential = Some(Credential::azure(provider));
+    options.credential = Some(Credential::azure(provider.clone()).allow_any_host());
     let mut client = Client::new(common::runtime(), options).await.unwrap();
-    let err = client.get_secret("x", None).await.unwrap_err();
-    assert!(matches!(err, Error::Unauthenticated(_)), "{err:?}");
+    for _ in 0..2 {
+        assert_eq!(
+            client.get_secret("x", None).await.unwrap().value.expose(),
+            "challenge-answered"
+        );
+    }
+    let seen = vault.requests();
+    assert_eq!(seen.len(), 3, "challenge, answer, then the token at once");
     assert_eq!(
-        authority.requests().len(),
-        1,
-        "no token was fetched for the foreign resource"
+        seen[0].header("authorization"),
+        None,
+        "the first request has no token"
     );
+    assert!(seen[1].header("authorization").is_some());
+    assert!(seen[2].header("authorization").is_some());
+    let fetched = authority.requests();
+    assert_eq!(
+        fetched.len(),
+        1,
+        "one token, for the challenge's tenant and scope"
+    );
+    assert_eq!(
+        fetched[0].request_line(),
+        "POST /other-tenant/oauth2/v2.0/token HTTP/1.1"
+    );
+    assert_eq!(form(&fetched[0])["scope"], "https://0.1/.default");
+}
+
+#[tokio::test]
+async fn an_azure_token_goes_only_to_a_key_vault_host() {
+    // A server on loopback that answers exactly as Azure Key Vault does, challenge included:
+    // without the opt-in it never gets a token, and none is even fetched.
+    for resource in [
+        "https://vault.azure.net",
+        "https://0.1",
+        "https://evil.example",
+    ] {
+        let authority = entra(3600).await;
+        let provider = Arc::new(
+            TokenProvider::new(options(&[AuthMethod::ClientSecret], SP, &authority)).unwrap(),
+        );
+        let vault = challenging_vault(resource).await;
+        let mut options = vault.options("unused");
+        options.credential = Some(Credential::azure(provider));
+        let mut client = Client::new(common::runtime(), options).await.unwrap();
+        let err = client.get_secret("x", None).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Unauthenticated(_)),
+            "{resource}: {err:?}"
+        );
+        assert!(
+            authority.requests().is_empty(),
+            "{resource}: no token was fetched"
+        );
+        let seen = vault.requests();
+        assert!(!seen.is_empty());
+        assert!(
+            seen.iter().all(|r| r.header("authorization").is_none()),
+            "{resource}: no request carried a token"
+        );
+    }
 }
 
 #[tokio::test]
@@ -430,17 +456,16 @@ async fn when_no_token_can_be_had_the_component_is_told_why() {
     let provider = Arc::new(
         TokenProvider::new(options(&[AuthMethod::ClientSecret], &[], &authority)).unwrap(),
     );
-    let vault = RawServer::start(|_, _| http_reply("200 OK", &[], "{}")).await;
+    let vault = challenging_vault("https://0.1").await;
     let mut options = vault.options("unused");
-    options.credential = Some(Credential::azure(provider));
+    options.credential = Some(Credential::azure(provider).allow_any_host());
     let mut client = Client::new(common::runtime(), options).await.unwrap();
     let err = client.get_secret("x", None).await.unwrap_err();
     assert!(
         matches!(err, Error::Unauthenticated(ref m) if m.contains("AZURE_CLIENT_SECRET")),
         "{err:?}"
     );
-    assert!(
-        vault.requests().is_empty(),
-        "nothing was sent without a token"
-    );
+    let seen = vault.requests();
+    assert_eq!(seen.len(), 1, "only the challenge was asked for");
+    assert_eq!(seen[0].header("authorization"), None);
 }

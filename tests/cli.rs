@@ -146,6 +146,61 @@ fn secret_commands_work_on_the_embedded_vault() {
 }
 
 #[test]
+fn backups_and_audit_files_are_private_even_over_existing_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&run(secret(d, &["set", "db-password"]), "backed-up\n"));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let backup = d.join("db-password.backup");
+    std::fs::write(&backup, "old").unwrap();
+    std::fs::set_permissions(&backup, std::fs::Permissions::from_mode(0o644)).unwrap();
+    ok(&run(
+        secret(
+            d,
+            &["backup", "db-password", "--file", backup.to_str().unwrap()],
+        ),
+        "",
+    ));
+    assert_eq!(
+        mode(&backup),
+        0o600,
+        "the backup replaced the readable file"
+    );
+
+    let audit = d.join("audit.jsonl");
+    std::fs::write(&audit, "").unwrap();
+    std::fs::set_permissions(&audit, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut command = kvrun(d);
+    command
+        .args([
+            "run",
+            env!("KVRUN_EXAMPLE_TRAIN_WASM"),
+            "--secret",
+            "db-password",
+        ])
+        .arg("--audit")
+        .arg(&audit);
+    let _ = run(command, "");
+    assert_eq!(mode(&audit), 0o600);
+    assert!(std::fs::read_to_string(&audit)
+        .unwrap()
+        .contains("db-password"));
+
+    // Files that others can write are refused, with what to do.
+    std::fs::set_permissions(&backup, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = run(
+        secret(
+            d,
+            &["backup", "db-password", "--file", backup.to_str().unwrap()],
+        ),
+        "",
+    );
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod go-rwx"));
+}
+
+#[test]
 fn failures_are_one_line_with_a_distinct_exit_status() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -51,3 +51,61 @@ fn another_component_gets_its_own_artifact() {
     let b = artifact_path(&engine, dir.path(), "vault-client", b"two");
     assert_ne!(a, b);
 }
+
+#[test]
+fn an_artifact_or_cache_that_others_could_have_planted_is_never_loaded() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let options = RuntimeOptions {
+        cache_dir: Some(cache.clone()),
+        ..RuntimeOptions::default()
+    };
+    let first = Runtime::new(options.clone()).unwrap();
+    let artifact = artifact_path(first.engine(), &cache, "vault-client", kvrun::GUEST_WASM);
+    drop(first);
+    assert_eq!(
+        std::fs::metadata(&artifact).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // An artifact another user could write (or owns) is native code someone else chose:
+    // compiled again, and replaced by one of ours.
+    std::fs::set_permissions(&artifact, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert_eq!(
+        Runtime::new(options.clone()).unwrap().load_report().0,
+        CacheOutcome::Compiled
+    );
+    assert_eq!(
+        std::fs::metadata(&artifact).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        Runtime::new(options.clone()).unwrap().load_report().0,
+        CacheOutcome::Hit
+    );
+    if std::os::unix::fs::chown(&artifact, Some(4242), None).is_ok() {
+        assert_eq!(
+            Runtime::new(options.clone()).unwrap().load_report().0,
+            CacheOutcome::Compiled
+        );
+    }
+
+    // A cache directory others can write is not used at all.
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            Runtime::new(options.clone()).unwrap().load_report().0,
+            CacheOutcome::Compiled
+        );
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".kvrun-"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "no temporary files left: {leftovers:?}"
+    );
+}

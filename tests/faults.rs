@@ -1,5 +1,6 @@
 //! Resilience against a fault-injecting vault: resets, stalls, broken and huge answers,
-//! throttling, redirects and a certificate for the wrong name. Each gives a clear error (or
+//! throttling, redirects, a certificate for the wrong name, and a self-signed certificate
+//! given with `--ca-cert` (trusted on an exact match, name and validity still checked). Each gives a clear error (or
 //! a success after retries) within the retry budget and the host's timeouts.
 
 mod common;
@@ -145,4 +146,45 @@ async fn a_certificate_for_another_name_is_refused() {
         1,
         "a certificate error is not retried"
     );
+}
+
+#[tokio::test]
+async fn a_self_signed_server_certificate_given_as_the_ca_is_trusted_exactly() {
+    let future = 2100;
+    let server = RawServer::self_signed(&["127.0.0.1", "localhost"], future, |_, request| {
+        ok_bundle(request, "pinned")
+    })
+    .await;
+    let mut client = client_for(&server).await;
+    assert_eq!(
+        client.get_secret("x", None).await.unwrap().value.expose(),
+        "pinned"
+    );
+
+    // Still checked: the name, the validity, and that it is exactly the certificate given.
+    let wrong_name =
+        RawServer::self_signed(&["wrong.example"], future, |_, r| ok_bundle(r, "never")).await;
+    let expired = RawServer::self_signed(&["127.0.0.1"], 2001, |_, r| ok_bundle(r, "never")).await;
+    let other = RawServer::self_signed(&["127.0.0.1"], future, |_, r| ok_bundle(r, "never")).await;
+    let mut swapped = other.options("token");
+    swapped.transport.ca_pem = Some(server.ca_pem.clone());
+    let mut clients = vec![client_for(&wrong_name).await, client_for(&expired).await];
+    clients.push(Client::new(common::runtime(), swapped).await.unwrap());
+    for (mut client, why) in
+        clients
+            .into_iter()
+            .zip(["another name", "expired", "another certificate"])
+    {
+        let err = client.get_secret("x", None).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Transport(ref m) if m.contains("certificate")),
+            "{why}: {err:?}"
+        );
+    }
+    for refused in [&wrong_name, &expired, &other] {
+        assert!(
+            refused.requests().is_empty(),
+            "nothing sent over an unverified connection"
+        );
+    }
 }

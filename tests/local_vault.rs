@@ -577,6 +577,10 @@ async fn data_dir_files_and_restart_keep_identity_and_secrets() {
         .status,
         200
     );
+    // SQLite creates these with the database's mode; under the usual umask 022 they would be
+    // 0644 and readable by every local user.
+    assert_eq!(mode("vault.db-wal"), 0o600);
+    assert_eq!(mode("vault.db-shm"), 0o600);
     let (ca, token) = (vault.ca_pem().to_vec(), vault.token().clone());
     vault.shutdown().await;
 
@@ -659,11 +663,146 @@ async fn a_taken_port_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let options = LocalVaultOptions {
         addr: t.vault.addr(),
-        data_dir: dir.path().to_path_buf(),
+        ..LocalVaultOptions::ephemeral_port(dir.path())
     };
     let err = LocalVault::start(options)
         .await
         .err()
         .expect("the port is taken");
     assert!(err.to_string().contains("port is taken"), "{err}");
+}
+
+#[tokio::test]
+async fn a_data_directory_that_another_user_owns_or_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let start = |dir: std::path::PathBuf| async move {
+        LocalVault::start(LocalVaultOptions::ephemeral_port(dir))
+            .await
+            .err()
+            .map(|e| e.to_string())
+    };
+    // Pre-created by someone else: they would choose the token and read every secret.
+    let foreign = parent.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o700)).unwrap();
+    if std::os::unix::fs::chown(&foreign, Some(4242), Some(4242)).is_ok() {
+        let err = start(foreign.clone()).await.expect("refused");
+        assert!(err.contains("owned by uid 4242"), "{err}");
+        assert!(
+            !foreign.join("token").exists(),
+            "nothing was written into it"
+        );
+    }
+    // Writable by others: anyone could swap the token.
+    let open = parent.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = start(open.clone()).await.expect("refused");
+    assert!(err.contains("chmod go-rwx"), "{err}");
+    // Ours, but with a token that others can write: planted, so refused.
+    let planted = parent.path().join("planted");
+    std::fs::create_dir(&planted).unwrap();
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(planted.join("token"), "chosen-by-someone-else").unwrap();
+    std::fs::set_permissions(
+        planted.join("token"),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    let err = start(planted.clone()).await.expect("refused");
+    assert!(
+        err.contains("token") && err.contains("group or others"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn ids_name_the_served_address_whatever_the_host_header_says() {
+    let t = TestVault::with_secrets(&[("hosted", "v")]).await;
+    let options = TransportOptions {
+        ca_pem: Some(t.vault.ca_pem().to_vec()),
+        public_roots: false,
+        ..TransportOptions::default()
+    };
+    let client: HyperClient<_, Full<Bytes>> =
+        HyperClient::builder(TokioExecutor::new()).build(connector(&options).unwrap());
+    for path in [
+        "/secrets/hosted?api-version=7.5",
+        "/secrets?api-version=7.5&maxresults=1",
+    ] {
+        let request = http::Request::get(format!("{}{path}", t.vault.url()))
+            .header("host", "evil.example:443")
+            .header("authorization", format!("Bearer {}", t.token()))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains("evil.example"), "{text}");
+        assert!(text.contains(&t.vault.url()), "{text}");
+    }
+}
+
+/// A TLS connection to `vault`, handshake done, nothing sent.
+async fn raw_tls(vault: &LocalVault) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let options = TransportOptions {
+        ca_pem: Some(vault.ca_pem().to_vec()),
+        public_roots: false,
+        ..TransportOptions::default()
+    };
+    let config = kvrun::transport::tls_config(&options).unwrap();
+    let tcp = tokio::net::TcpStream::connect(vault.addr()).await.unwrap();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect("127.0.0.1".try_into().unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_slow_body_and_too_many_connections_are_bounded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let vault = LocalVault::start(LocalVaultOptions {
+        max_connections: 1,
+        body_timeout: std::time::Duration::from_millis(300),
+        ..LocalVaultOptions::ephemeral_port(dir.path())
+    })
+    .await
+    .unwrap();
+    // A client with the token that announces a body and never sends it gets 408.
+    let mut slow = raw_tls(&vault).await;
+    let head = format!(
+        "PUT /secrets/x?api-version=7.5 HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n",
+        vault.token().expose()
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), slow.read(&mut answer))
+        .await
+        .expect("answered within the body timeout")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    drop(slow);
+    // The one connection slot is held by an idle connection: another one waits for it.
+    let idle = raw_tls(&vault).await;
+    let http = Http::new(&vault);
+    let waiting = tokio::time::timeout(
+        std::time::Duration::from_millis(700),
+        http.call("GET", "/secrets?api-version=7.5", None),
+    )
+    .await;
+    assert!(
+        waiting.is_err(),
+        "a second connection was served beside the first"
+    );
+    drop(idle);
+    let served = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        http.call("GET", "/secrets?api-version=7.5", None),
+    )
+    .await
+    .expect("served once the slot is free");
+    assert_eq!(served.status, 200);
 }

@@ -95,3 +95,74 @@ fn values_never_reach_logs_errors_or_debug_output() {
         );
     }
 }
+
+#[test]
+fn a_run_that_prints_its_value_leaks_nothing_at_trace_level() {
+    const RUN_VALUE: &str = "Run-Canary-Value-31c9";
+    let data = tempfile::tempdir().unwrap();
+    let kvrun = |log: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kvrun"));
+        command
+            .env("KVRUN_DATA_DIR", data.path())
+            .env("KVRUN_CACHE_DIR", common::cache_dir())
+            .env("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:9")
+            .env("RUN_VALUE", RUN_VALUE)
+            .env_remove("KVRUN_VAULT_URL")
+            .env_remove("KVRUN_ACCESS_TOKEN");
+        match log {
+            Some(filter) => command.env("KVRUN_LOG", filter),
+            None => command.env_remove("KVRUN_LOG"),
+        };
+        command
+    };
+    let set = kvrun(None)
+        .args([
+            "secret",
+            "set",
+            "db-password",
+            "--value-from-env",
+            "RUN_VALUE",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    for filter in [
+        "trace",
+        "wasmtime_wasi=trace,wasmtime_wasi::p2::write_stream=trace,kvrun=trace",
+    ] {
+        let out = kvrun(Some(filter))
+            .args([
+                "run",
+                env!("KVRUN_HOSTILE_TRAINING_WASM"),
+                "--secret",
+                "db-password",
+            ])
+            .args(["--", "print", "db-password", "both"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stdout.contains("out=***"),
+            "the run printed its value: {stdout}"
+        );
+        assert!(
+            stderr.contains("TRACE") || stderr.contains("DEBUG"),
+            "debug logging is on: {filter}"
+        );
+        assert!(!stdout.contains(RUN_VALUE), "{stdout}");
+        assert!(
+            !stderr.contains(RUN_VALUE),
+            "the log carried the value ({filter})"
+        );
+        assert!(
+            !stderr.contains("worker writing"),
+            "a guest-data log line printed ({filter})"
+        );
+    }
+}

@@ -1,5 +1,7 @@
 //! Invariant 6: every secret access of a run is audited (time, run id, operation, name,
-//! granted, outcome), one JSON line each, never with the value.
+//! granted, outcome), one JSON line each, never with the value. Invariant 11: a run cannot
+//! make the host write unbounded audit data or send unbounded requests (invalid names cut,
+//! a byte budget per run, batches deduplicated and capped).
 
 mod common;
 
@@ -58,5 +60,98 @@ fn the_audit_file_is_appended_and_private() {
     assert_eq!(
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600
+    );
+
+    // An existing file others could read is made private; one they can write is refused.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(kvrun::audit::AuditLog::to_file(&path, "run-3").unwrap());
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let err = kvrun::audit::AuditLog::to_file(&path, "run-4")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("audit file") && err.contains("group or others"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_cannot_write_unbounded_or_arbitrary_audit_data() {
+    let t = TestVault::with_secrets(&[("db-password", "audit-canary-99")]).await;
+    let mut options = run_options(&["audit-spam"], &["db-password"]);
+    options.max_audit = 64 << 10;
+    let ran = run_training(HOSTILE_TRAINING_WASM, t.options(), options).await;
+    assert_eq!(ran.exit, kvrun::sandbox::RunExit::AuditLimit(64 << 10));
+    assert_eq!(ran.exit.status(), 120);
+    let written: usize = ran.audit.iter().map(|r| r.to_string().len() + 1).sum();
+    assert!(written < (64 << 10) + 1024, "bounded: {written} bytes");
+    let (last, asks) = ran.audit.split_last().unwrap();
+    assert_eq!(last["operation"], "audit-limit");
+    assert!(last["outcome"].as_str().unwrap().contains("--max-audit"));
+    assert!(asks.len() > 100, "the budget holds hundreds of records");
+    for record in asks {
+        assert_eq!(record["name"], "x".repeat(kvrun::audit::INVALID_NAME_SHOWN));
+        assert_eq!(record["name_invalid"], true);
+        assert_eq!(record["name_length"], 120 * 1024);
+    }
+
+    // A name that is not a valid secret name shows at most a few characters of it.
+    let ran = run_training(
+        HOSTILE_TRAINING_WASM,
+        t.options(),
+        run_options(&["ask", "audit-canary-99 is the value"], &["db-password"]),
+    )
+    .await;
+    assert_eq!(ran.audit[0]["name"], "audit-canary-99?is?the?value");
+    assert_eq!(ran.audit[0]["name_invalid"], true);
+}
+
+#[tokio::test]
+async fn batches_are_deduplicated_and_capped() {
+    let vault = common::RawServer::start(|_, request| {
+        let host = request.header("host").unwrap();
+        common::http_reply(
+            "200 OK",
+            &[],
+            &common::bundle_json(&host, "db-password", "audit-canary-99"),
+        )
+    })
+    .await;
+    let ran = run_training(
+        HOSTILE_TRAINING_WASM,
+        vault.options("t"),
+        run_options(&["ask-repeat", "db-password", "1000"], &["db-password"]),
+    )
+    .await;
+    assert_eq!(ran.stdout.trim(), "ok 1000", "every copy gets the value");
+    assert_eq!(ran.audit.len(), 1, "one access, one record");
+    assert_eq!(vault.requests().len(), 1, "one request to the vault");
+
+    let ran = run_training(
+        HOSTILE_TRAINING_WASM,
+        vault.options("t"),
+        run_options(&["ask-repeat", "db-password", "20000"], &["db-password"]),
+    )
+    .await;
+    assert!(
+        ran.stdout.contains("InvalidArgument") && ran.stdout.contains("at most 1000"),
+        "{}",
+        ran.stdout
+    );
+    assert_eq!(ran.audit.len(), 1);
+    assert_eq!(ran.audit[0]["name"], "db-password");
+    assert_eq!(
+        ran.audit[0]["outcome"],
+        "refused: 20000 names, more than 1000"
+    );
+    assert_eq!(
+        vault.requests().len(),
+        1,
+        "no request for the refused batch"
     );
 }

@@ -1,5 +1,6 @@
 //! Invariant 5 in runs: a granted value the run has read never appears in its stdout or
-//! stderr, whole, in pieces, on both streams, or when the run traps or times out.
+//! stderr, whole, in pieces, on both streams, encoded (JSON, base64, hex, percent, line by
+//! line), or when the run traps or times out.
 
 mod common;
 
@@ -9,11 +10,16 @@ use std::time::Duration;
 
 const VALUE: &str = "Tr4in-Pa55word-42";
 
+/// A value whose encodings all differ from it: quotes, a backslash, non-ASCII, a slash, a
+/// space and two lines.
+const ENCODED: &str = "s3cr\"et\\pä/ss word\nsecond-line-0f-it";
+
 async fn vault() -> TestVault {
     TestVault::with_secrets(&[
         ("db-password", VALUE),
         ("multi-line", "line-one\nline-two"),
         ("api-key", "Pa55word-42-extra"),
+        ("encoded", ENCODED),
     ])
     .await
 }
@@ -125,4 +131,47 @@ async fn the_example_job_reads_its_password_and_trains() {
         "without the grant the job stops with its own status"
     );
     assert!(ran.stderr.contains("not granted"), "{}", ran.stderr);
+}
+
+#[tokio::test]
+async fn a_value_printed_encoded_is_masked_in_every_form() {
+    use base64::Engine as _;
+    let t = vault().await;
+    let ran = run_training(
+        HOSTILE_TRAINING_WASM,
+        t.options(),
+        run_options(&["print", "encoded", "encoded"], &["encoded"]),
+    )
+    .await;
+    assert_eq!(ran.exit, RunExit::Code(0), "{}", ran.stderr);
+    let output = ran.output();
+    // Fourteen forms, but the last two lines together are the value itself: one mask.
+    assert_eq!(
+        output.lines().count(),
+        13,
+        "every form was printed: {output}"
+    );
+    let json = serde_json::to_string(ENCODED).unwrap();
+    let mut leaks = vec![
+        json[1..json.len() - 1].to_string(),
+        hex::encode(ENCODED),
+        hex::encode_upper(ENCODED),
+        "second-line-0f-it".to_string(),
+        "s3cr\"et\\pä/ss word".to_string(),
+        "p%C3%A4%2Fss%20word".to_string(),
+    ];
+    for engine in [
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::URL_SAFE,
+    ] {
+        let core = engine.encode(ENCODED);
+        leaks.push(core[..core.len() - 4].to_string());
+    }
+    for leak in leaks {
+        assert!(!output.contains(&leak), "{leak} shows in {output}");
+    }
+    for line in output.lines() {
+        assert!(line.contains("***"), "a form was left unmasked: {line}");
+        assert!(line.len() < 24, "only a few edge characters remain: {line}");
+    }
 }

@@ -178,4 +178,113 @@ fn workspace_show_prints_what_was_found() {
         "{stdout}"
     );
     assert!(stdout.contains(".kvrun/config.json"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("using the vault https://kv9.vault.azure.net named by")
+            && stderr.contains(".kvrun/config.json"),
+        "the file that chose the vault is named on stderr: {stderr}"
+    );
+}
+
+/// `kvrun ARGS` in `dir` with `env`, no vault given, the embedded vault in `data`.
+async fn kvrun_in(
+    dir: &std::path::Path,
+    data: &std::path::Path,
+    env: &[(&str, String)],
+    args: &[&str],
+) -> std::process::Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kvrun"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("KVRUN_VAULT_URL")
+        .env_remove("KVRUN_ACCESS_TOKEN")
+        .env("KVRUN_DATA_DIR", data)
+        .env("KVRUN_CACHE_DIR", common::cache_dir())
+        .env("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:9")
+        .env("SECRET_VALUE", "value-for-the-real-vault");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_file_in_a_parent_directory_never_gets_the_token_or_a_value() {
+    let attacker = RawServer::start(|_, _| http_reply("200 OK", &[], "{}")).await;
+    let identity = RawServer::plain(|_, _| {
+        vec![Step::Write(http_reply(
+            "200 OK",
+            &[],
+            r#"{"access_token":"mi-token","expires_in":3600}"#,
+        ))]
+    })
+    .await;
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let repo = home.path().join("cloned-repo");
+    let work = repo.join("src");
+    std::fs::create_dir_all(&work).unwrap();
+    let set = [
+        "secret",
+        "set",
+        "db-password",
+        "--value-from-env",
+        "SECRET_VALUE",
+    ];
+    let token = [("KVRUN_ACCESS_TOKEN", "user-token".to_string())];
+    let managed = [
+        (
+            "IDENTITY_ENDPOINT",
+            format!("http://{}/msi/token", identity.addr),
+        ),
+        ("IDENTITY_HEADER", "h".to_string()),
+    ];
+
+    // A bare config.json that names a vault URL is not a workspace config: skipped.
+    std::fs::write(
+        repo.join("config.json"),
+        format!(r#"{{"vault_url":"{}"}}"#, attacker.url()),
+    )
+    .unwrap();
+    let out = kvrun_in(&work, &data, &token, &set).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(repo.join("config.json")).unwrap();
+
+    // A kvrun or azureml config that names a non-Key-Vault URL is refused, naming the file,
+    // with a static token and with a managed identity.
+    for (file, url) in [
+        (".kvrun/config.json", attacker.url()),
+        (
+            ".azureml/config.json",
+            attacker.url().replace("https://", "http://"),
+        ),
+        (
+            "aml_config/project.json",
+            format!("https://kv.vault.azure.net@{}", attacker.addr),
+        ),
+    ] {
+        let path = repo.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, format!(r#"{{"vault_url":"{url}"}}"#)).unwrap();
+        for env in [&token[..], &managed[..]] {
+            let out = kvrun_in(&work, &data, env, &set).await;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(4), "{file}: {stderr}");
+            assert!(
+                stderr.contains(file) && stderr.contains("not an https Key Vault URL"),
+                "{stderr}"
+            );
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+    assert!(
+        attacker.requests().is_empty(),
+        "the planted vault saw nothing"
+    );
+    assert!(identity.requests().is_empty(), "no token was even fetched");
 }

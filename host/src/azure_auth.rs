@@ -34,8 +34,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The default scope for Key Vault.
-pub const VAULT_SCOPE: &str = "https://vault.azure.net/.default";
 /// Refresh a token this long before it expires.
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// How long the automatic chain waits for IMDS to answer the first time (as the Azure SDKs).

@@ -5,11 +5,13 @@
 //! as `NAME-<sha256 of the wasm>-<engine compatibility hash>.cwasm`, so a new component or a
 //! different engine build or configuration never loads a stale artifact.
 //!
-//! Loading an artifact runs its machine code, so the cache directory is created with mode
-//! 0700 and only artifacts that this process's user wrote there are loaded. A damaged
-//! artifact is recompiled and replaced.
+//! Loading an artifact runs its machine code in the host, so an artifact is loaded only when
+//! the cache directory and the file are this user's and nobody else can write them
+//! ([`crate::private_files`]); otherwise the component is compiled (and, in an untrusted
+//! directory, not cached). Artifacts are written through a randomly named temporary file
+//! and renamed into place. A damaged artifact is recompiled and replaced.
 
-use crate::{Error, Result};
+use crate::{private_files, Error, Result};
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -55,9 +57,25 @@ pub fn load(engine: &Engine, dir: Option<&Path>, name: &str, wasm: &[u8]) -> Res
             elapsed: start.elapsed(),
         });
     };
+    if let Err(e) = private_files::private_dir(dir, "the compiled-component cache") {
+        tracing::warn!("not using the compiled-component cache: {e}");
+        return load(engine, None, name, wasm);
+    }
     let path = artifact_path(engine, dir, name, wasm);
-    if path.is_file() {
-        // SAFETY: the artifact was written by `store` below into a 0700 directory of ours,
+    let trusted = match std::fs::symlink_metadata(&path) {
+        Ok(metadata) if metadata.is_file() => match private_files::trust(&metadata) {
+            Ok(()) => true,
+            Err(why) => {
+                let e = private_files::refusal("the cached component", &path, &why);
+                tracing::warn!("recompiling instead of loading: {e}");
+                false
+            }
+        },
+        _ => false,
+    };
+    if trusted {
+        // SAFETY: the artifact is a regular file in a directory that only this user can
+        // write, owned by this user and writable by nobody else, written by `store` below
         // under a name that pins the wasm digest and the engine's compatibility hash.
         match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(component) => {
@@ -73,7 +91,7 @@ pub fn load(engine: &Engine, dir: Option<&Path>, name: &str, wasm: &[u8]) -> Res
         }
     }
     let component = Component::new(engine, wasm)?;
-    if let Err(e) = store(dir, &path, &component) {
+    if let Err(e) = store(&path, &component) {
         tracing::warn!(error = %e, "could not cache the compiled component; it will be compiled again next time");
     }
     Ok(Loaded {
@@ -83,24 +101,10 @@ pub fn load(engine: &Engine, dir: Option<&Path>, name: &str, wasm: &[u8]) -> Res
     })
 }
 
-fn store(dir: &Path, path: &Path, component: &Component) -> Result<()> {
-    create_private_dir(dir)?;
-    let bytes = component.serialize()?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("renaming {}", tmp.display()), e))
-}
-
-/// Creates `dir` (and parents) with mode 0700 where it does not exist.
-pub fn create_private_dir(dir: &Path) -> Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|e| {
-        Error::io(
-            format!("could not create the directory {}", dir.display()),
-            e,
-        )
-    })
+fn store(path: &Path, component: &Component) -> Result<()> {
+    if std::fs::symlink_metadata(path).is_ok() {
+        std::fs::remove_file(path)
+            .map_err(|e| Error::io(format!("could not replace {}", path.display()), e))?;
+    }
+    private_files::write(path, &component.serialize()?, 0o600, "the cached component")
 }

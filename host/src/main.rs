@@ -57,6 +57,10 @@ struct Global {
         default_value = "https://management.azure.com"
     )]
     management_endpoint: String,
+    /// DANGEROUS: send an Azure token to a vault that is not a Key Vault host (a test server),
+    /// for whatever resource its challenge names.
+    #[arg(long, global = true, env = "KVRUN_UNSAFE_TOKEN_TO_ANY_HOST", value_parser = clap::builder::BoolishValueParser::new())]
+    unsafe_token_to_any_host: bool,
 }
 
 /// `--auth` values.
@@ -139,6 +143,10 @@ struct RunArgs {
     /// Limit on stdout and stderr together (e.g. 64MiB).
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     max_output: u64,
+    /// Limit on the audit records the run's secret accesses produce (e.g. 4MiB); past it the
+    /// run is stopped with status 120.
+    #[arg(long, default_value = "4MiB", value_parser = parse_size)]
+    max_audit: u64,
     /// Append audit records (JSON lines) to this file instead of stderr.
     #[arg(long)]
     audit: Option<PathBuf>,
@@ -312,14 +320,7 @@ fn main() -> ExitCode {
         Command::Vault(_) => "info",
         Command::Secret(_) | Command::Run(_) | Command::Workspace(_) => "warn",
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KVRUN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
-        )
-        .init();
+    init_logging(default_log);
     let outcome = match cli.command {
         Command::Vault(VaultCommand::Serve { addr, allow_remote }) => {
             serve(addr, allow_remote, cli.global.data_dir)
@@ -342,6 +343,28 @@ fn main() -> ExitCode {
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// Logs to stderr, filtered by `KVRUN_LOG` (else `default`). Whatever the filter, events
+/// below `INFO` from the WASI crates never print: they carry a run's raw output and the
+/// arguments of its calls (`wasmtime_wasi::p2::write_stream` logs every byte written to
+/// stdout before masking), which may hold granted values.
+fn init_logging(default: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KVRUN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let no_guest_data = tracing_subscriber::filter::filter_fn(|metadata| {
+        !(metadata.target().starts_with("wasmtime_wasi")
+            && *metadata.level() > tracing::Level::INFO)
+    });
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_filter(no_guest_data)
+        .with_filter(filter);
+    tracing_subscriber::registry().with(layer).init();
 }
 
 /// Exit statuses, one per kind of failure.
@@ -408,8 +431,17 @@ async fn connect(global: &Global) -> Result<VaultConnection> {
             .map_err(|e| Error::io("reading the current directory", e))?,
         cache_dir: RuntimeOptions::default_cache_dir(),
         api_version: global.api_version.clone(),
+        unsafe_token_to_any_host: global.unsafe_token_to_any_host,
     };
-    VaultConnection::open(&target).await
+    let connection = VaultConnection::open(&target).await?;
+    if let VaultSource::Workspace(config, _) = &connection.source {
+        eprintln!(
+            "kvrun: using the vault {} named by {}",
+            connection.options.vault_url,
+            config.path.display()
+        );
+    }
+    Ok(connection)
 }
 
 /// `kvrun workspace show`.
@@ -463,6 +495,7 @@ async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
         max_memory,
         timeout: args.timeout,
         max_output: args.max_output,
+        max_audit: args.max_audit,
     };
     let io = RunIo {
         stdout: Box::new(std::io::stdout()),
@@ -640,7 +673,7 @@ async fn run_secret(
         }
         SecretCommand::Backup { name, file } => {
             let blob = client.backup_secret(&name).await?;
-            write_private(&file, blob.as_bytes())?;
+            kvrun::private_files::write(&file, blob.as_bytes(), 0o600, "the backup file")?;
             let line = format!("backed up {name} to {}", file.display());
             report(output, json!({ "name": name, "file": file }), line);
         }
@@ -680,18 +713,6 @@ fn report(output: Output, json: Value, line: String) {
         Output::Json => print_json(&json),
         Output::Text => println!("{line}"),
     }
-}
-
-/// Writes a file readable by its owner only.
-fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)
-        .and_then(|mut f| f.write_all(contents))
-        .map_err(|e| Error::io(format!("could not write {}", path.display()), e))
 }
 
 fn print_json(value: &Value) {
@@ -842,7 +863,11 @@ fn serve(addr: SocketAddr, allow_remote: bool, data_dir: Option<PathBuf>) -> Res
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))?;
     rt.block_on(async move {
-        let vault = LocalVault::start(LocalVaultOptions { addr, data_dir }).await?;
+        let vault = LocalVault::start(LocalVaultOptions {
+            addr,
+            ..LocalVaultOptions::ephemeral_port(data_dir)
+        })
+        .await?;
         eprintln!("kvrun local vault listening on {}", vault.url());
         eprintln!("  trust:  {}", vault.data_dir().join("ca.pem").display());
         eprintln!("  token:  {}", vault.data_dir().join("token").display());

@@ -8,7 +8,8 @@
 //!    ([`SecretGrant`]); otherwise the component gets `HTTP-request-denied` and nothing
 //!    leaves the machine.
 //! 2. **Credential**: any `Authorization` header is removed, and the host's bearer token is
-//!    added only if the origin is the vault's. The component cannot set `Authorization`
+//!    added only if the origin is the vault's (Azure tokens only after the vault's challenge
+//!    named a Key Vault resource covering its host, [`crate::credential`]). The component cannot set `Authorization`
 //!    itself either: it is a forbidden header, so `fields.append` fails with `forbidden`.
 //! 3. **Transport**: the request goes through the pooled TLS client ([`crate::transport`]).
 //!
@@ -162,10 +163,11 @@ impl WasiHttpHooks for VaultHooks {
 }
 
 /// Sends a vault request with the credential. A static token is added and the request sent
-/// as it is. A refreshable credential answers the vault's `401` challenge once: the body is
-/// kept so the request can be sent again with a token for the tenant and scope the challenge
-/// names, if the vault's host is in that scope's domain.
-/// When no token can be had, the component gets a `401` whose message says why.
+/// as it is. Azure credentials follow the challenge protocol ([`crate::credential`]): the
+/// request goes without a token until this host's challenge has been accepted; a `401`
+/// challenge is answered once, only where [`Credential::answer`] allows it, so the body is
+/// kept for that second attempt. When no token can be had, the component gets a `401` whose
+/// message says why.
 async fn send_authenticated(
     transport: &Transport,
     request: http::Request<WasiBody>,
@@ -173,13 +175,16 @@ async fn send_authenticated(
     credential: &Credential,
     host: &str,
 ) -> Result<http::Response<WasiBody>, HttpError> {
-    if !credential.refreshable() {
+    let first = match credential.authorization(host).await {
+        Ok(header) => header,
+        Err(e) => return Ok(credential_failure(&e)),
+    };
+    if credential.is_static() {
         // A static token cannot answer a challenge: no need to keep the body for a retry.
         let mut request = request;
-        match credential.authorization(host, None).await {
-            Ok(header) => request.headers_mut().insert(AUTHORIZATION, header),
-            Err(e) => return Ok(credential_failure(&e)),
-        };
+        if let Some(header) = first {
+            request.headers_mut().insert(AUTHORIZATION, header);
+        }
         return transport.send(request, options).await;
     }
     let (parts, body) = request.into_parts();
@@ -188,7 +193,7 @@ async fn send_authenticated(
         .await
         .map_err(|_| HttpError::HttpRequestBodySize(None))?
         .to_bytes();
-    let build = |authorization: http::HeaderValue| {
+    let build = |authorization: Option<http::HeaderValue>| {
         let mut request = http::Request::new(
             http_body_util::Full::new(body.clone())
                 .map_err(|never| match never {})
@@ -198,14 +203,13 @@ async fn send_authenticated(
         *request.uri_mut() = parts.uri.clone();
         *request.version_mut() = parts.version;
         *request.headers_mut() = parts.headers.clone();
-        request.headers_mut().insert(AUTHORIZATION, authorization);
+        if let Some(authorization) = authorization {
+            request.headers_mut().insert(AUTHORIZATION, authorization);
+        }
         request
     };
-    let authorization = match credential.authorization(host, None).await {
-        Ok(header) => header,
-        Err(e) => return Ok(credential_failure(&e)),
-    };
-    let response = transport.send(build(authorization), options).await?;
+    let sent_token = first.is_some();
+    let response = transport.send(build(first), options).await?;
     if response.status() != http::StatusCode::UNAUTHORIZED {
         return Ok(response);
     }
@@ -217,12 +221,9 @@ async fn send_authenticated(
     else {
         return Ok(response);
     };
-    if !challenge.covers(host) {
-        tracing::warn!(host, resource = %challenge.resource_host, "not answering a challenge for a resource outside the vault's domain");
-        return Ok(response);
-    }
-    match credential.authorization(host, Some(&challenge)).await {
-        Ok(header) => transport.send(build(header), options).await,
+    match credential.answer(host, &challenge, sent_token).await {
+        Ok(Some(header)) => transport.send(build(Some(header)), options).await,
+        Ok(None) => Ok(response),
         Err(e) => Ok(credential_failure(&e)),
     }
 }

@@ -110,6 +110,9 @@ pub struct RunOptions {
     pub timeout: Duration,
     /// Cap on stdout and stderr together, in bytes.
     pub max_output: u64,
+    /// Cap on the audit records the run's accesses make the host write, in bytes; past it
+    /// the run is stopped ([`RunExit::AuditLimit`]).
+    pub max_audit: u64,
 }
 
 impl Default for RunOptions {
@@ -123,6 +126,7 @@ impl Default for RunOptions {
             max_memory: 512 << 20,
             timeout: Duration::from_secs(3600),
             max_output: 64 << 20,
+            max_audit: DEFAULT_MAX_AUDIT,
         }
     }
 }
@@ -151,6 +155,8 @@ pub enum RunExit {
     OutputLimit(u64),
     /// The component trapped.
     Trap(String),
+    /// The run's audit records reached their budget (`max_audit`).
+    AuditLimit(u64),
 }
 
 impl RunExit {
@@ -158,6 +164,7 @@ impl RunExit {
     pub fn status(&self) -> u8 {
         match self {
             RunExit::Code(code) => (*code).clamp(0, 255) as u8,
+            RunExit::AuditLimit(_) => 120,
             RunExit::OutputLimit(_) => 121,
             RunExit::MemoryLimit(_) => 122,
             RunExit::Trap(_) => 123,
@@ -180,15 +187,41 @@ impl RunExit {
                 format!("run stopped: the output limit of {bytes} bytes was reached (--max-output)")
             }
             RunExit::Trap(why) => format!("run stopped: the component trapped: {why}"),
+            RunExit::AuditLimit(bytes) => format!(
+                "run stopped: its secret accesses made {bytes} bytes of audit records, the limit (--max-audit)"
+            ),
         })
     }
 }
+
+/// The most names one `get-secrets` call may carry (duplicates included).
+pub const MAX_BATCH_NAMES: usize = 1000;
+
+/// The default audit budget of a run: about 25,000 records.
+pub const DEFAULT_MAX_AUDIT: u64 = 4 << 20;
+
+/// A run's audit records reached its budget; the run is stopped with this as its trap.
+#[derive(Debug)]
+struct AuditLimitReached(u64);
+
+impl std::fmt::Display for AuditLimitReached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the run's audit records reached {} bytes", self.0)
+    }
+}
+
+impl std::error::Error for AuditLimitReached {}
+
+/// What a `run` host function returns: the run's answer, or a trap that stops it.
+type Served<T> = wasmtime::Result<std::result::Result<T, WitError>>;
 
 /// Serves `kvrun:secrets/run` for one run.
 struct SecretBroker {
     grant: SecretGrant,
     vault: Client,
     audit: Arc<AuditLog>,
+    max_audit: u64,
+    audit_written: u64,
     outputs: [MaskedOutput; 2],
 }
 
@@ -199,55 +232,99 @@ impl SecretBroker {
         }
     }
 
-    async fn get_secret(&mut self, name: String) -> std::result::Result<String, WitError> {
-        if !self.grant.allows_name(&name) {
-            self.audit
-                .record("get-secret", &name, false, "denied: not granted");
-            return Err(not_granted(&name));
+    /// Writes one audit record; past the budget, a last record says why and the run stops.
+    fn audit(
+        &mut self,
+        operation: &str,
+        name: &str,
+        granted: bool,
+        outcome: &str,
+    ) -> wasmtime::Result<()> {
+        if self.audit_written > self.max_audit {
+            return Err(AuditLimitReached(self.max_audit).into());
         }
-        let outcome = self.vault.run_get_secret(&name).await;
-        self.audit
-            .record("get-secret", &name, true, outcome_label(&outcome));
-        let value = outcome.map_err(WitError::from)?;
-        self.remember(&value);
-        Ok(value.expose().to_string())
+        self.audit_written += self.audit.record(operation, name, granted, outcome) as u64;
+        if self.audit_written > self.max_audit {
+            self.audit.record_budget_spent(self.max_audit);
+            return Err(AuditLimitReached(self.max_audit).into());
+        }
+        Ok(())
     }
 
-    async fn get_secrets(
-        &mut self,
-        names: Vec<String>,
-    ) -> std::result::Result<Vec<Option<String>>, WitError> {
-        if let Some(refused) = names.iter().find(|n| !self.grant.allows_name(n)) {
-            for name in &names {
-                let granted = self.grant.allows_name(name);
+    async fn get_secret(&mut self, name: String) -> Served<String> {
+        if !self.grant.allows_name(&name) {
+            self.audit("get-secret", &name, false, "denied: not granted")?;
+            return Ok(Err(not_granted(&name)));
+        }
+        let outcome = self.vault.run_get_secret(&name).await;
+        self.audit("get-secret", &name, true, outcome_label(&outcome))?;
+        let value = match outcome {
+            Ok(value) => value,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        self.remember(&value);
+        Ok(Ok(value.expose().to_string()))
+    }
+
+    /// Reads a batch: at most [`MAX_BATCH_NAMES`] names; each distinct name (Key Vault names
+    /// are case-insensitive) is fetched and audited once, and its answer given for every
+    /// copy.
+    async fn get_secrets(&mut self, names: Vec<String>) -> Served<Vec<Option<String>>> {
+        if names.len() > MAX_BATCH_NAMES {
+            let outcome = format!(
+                "refused: {} names, more than {MAX_BATCH_NAMES}",
+                names.len()
+            );
+            self.audit("get-secrets", &names[0], false, &outcome)?;
+            return Ok(Err(WitError::InvalidArgument(format!(
+                "get-secrets takes at most {MAX_BATCH_NAMES} names, not {}; split the batch",
+                names.len()
+            ))));
+        }
+        let mut distinct: Vec<&String> = Vec::new();
+        let mut slot = Vec::with_capacity(names.len());
+        let mut seen = std::collections::HashMap::new();
+        for name in &names {
+            let index = *seen.entry(name.to_ascii_uppercase()).or_insert_with(|| {
+                distinct.push(name);
+                distinct.len() - 1
+            });
+            slot.push(index);
+        }
+        if let Some(refused) = distinct.iter().find(|n| !self.grant.allows_name(n)) {
+            let refused = refused.to_string();
+            let records: Vec<(String, bool)> = distinct
+                .iter()
+                .map(|n| (n.to_string(), self.grant.allows_name(n)))
+                .collect();
+            for (name, granted) in records {
                 let outcome = if granted {
                     "skipped: another name was not granted"
                 } else {
                     "denied: not granted"
                 };
-                self.audit.record("get-secrets", name, granted, outcome);
+                self.audit("get-secrets", &name, granted, outcome)?;
             }
-            return Err(not_granted(refused));
+            return Ok(Err(not_granted(&refused)));
         }
-        let outcome = self.vault.run_get_secrets(&names).await;
-        match outcome {
+        let distinct: Vec<String> = distinct.into_iter().cloned().collect();
+        match self.vault.run_get_secrets(&distinct).await {
             Ok(values) => {
-                for (name, value) in names.iter().zip(&values) {
+                for (name, value) in distinct.iter().zip(&values) {
                     let label = if value.is_some() { "ok" } else { "not-found" };
-                    self.audit.record("get-secrets", name, true, label);
+                    self.audit("get-secrets", name, true, label)?;
                 }
                 values.iter().flatten().for_each(|v| self.remember(v));
-                Ok(values
+                Ok(Ok(slot
                     .into_iter()
-                    .map(|v| v.map(|v| v.expose().to_string()))
-                    .collect())
+                    .map(|i| values[i].as_ref().map(|v| v.expose().to_string()))
+                    .collect()))
             }
             Err(e) => {
-                for name in &names {
-                    self.audit
-                        .record("get-secrets", name, true, error_label(&e));
+                for name in &distinct {
+                    self.audit("get-secrets", name, true, error_label(&e))?;
                 }
-                Err(e.into())
+                Ok(Err(e.into()))
             }
         }
     }
@@ -339,18 +416,12 @@ impl WasiHttpView for RunState {
 }
 
 impl training::kvrun::secrets::run::Host for RunState {
-    async fn get_secret(
-        &mut self,
-        name: String,
-    ) -> wasmtime::Result<std::result::Result<String, WitError>> {
-        Ok(self.broker.get_secret(name).await)
+    async fn get_secret(&mut self, name: String) -> Served<String> {
+        self.broker.get_secret(name).await
     }
 
-    async fn get_secrets(
-        &mut self,
-        names: Vec<String>,
-    ) -> wasmtime::Result<std::result::Result<Vec<Option<String>>, WitError>> {
-        Ok(self.broker.get_secrets(names).await)
+    async fn get_secrets(&mut self, names: Vec<String>) -> Served<Vec<Option<String>>> {
+        self.broker.get_secrets(names).await
     }
 }
 
@@ -462,6 +533,8 @@ impl Sandbox {
                 grant,
                 vault: vault_client,
                 audit: io.audit,
+                max_audit: options.max_audit,
+                audit_written: 0,
                 outputs: [stdout.clone(), stderr.clone()],
             },
         };
@@ -517,6 +590,8 @@ fn how_it_ended(
         Ok(Err(e)) => {
             if let Some(exit) = e.downcast_ref::<I32Exit>() {
                 RunExit::Code(exit.0)
+            } else if let Some(limit) = e.downcast_ref::<AuditLimitReached>() {
+                RunExit::AuditLimit(limit.0)
             } else if memory_hit {
                 RunExit::MemoryLimit(options.max_memory)
             } else if output_exceeded {

@@ -9,6 +9,11 @@
 //! static token from `KVRUN_ACCESS_TOKEN` or `--token-file`; with `--auth METHOD` that Azure
 //! source; by default otherwise the Azure chain ([`crate::azure_auth`]). `--ca-cert` adds a
 //! CA to trust (the public roots are always trusted for a remote vault).
+//!
+//! Azure tokens go only to Key Vault hosts, after their challenge ([`crate::credential`]). A
+//! vault chosen by a config file must be an `https` Key Vault URL ([`crate::workspace`]), so
+//! a static token, the user's explicit choice for an explicit vault, never reaches a host
+//! that a file named.
 
 use crate::azure_auth::{AuthMethod, AuthOptions, TokenProvider};
 use crate::client::{Client, ClientOptions};
@@ -54,6 +59,10 @@ pub struct TargetOptions {
     pub cache_dir: Option<PathBuf>,
     /// `--api-version`.
     pub api_version: Option<String>,
+    /// `--unsafe-token-to-any-host`: answer a vault's challenge with an Azure token even when
+    /// the vault is not a Key Vault host ([`Credential::allow_any_host`]). Never read from a
+    /// file.
+    pub unsafe_token_to_any_host: bool,
 }
 
 /// Where the vault came from.
@@ -131,7 +140,12 @@ impl VaultConnection {
             public_roots: true,
             ..TransportOptions::default()
         };
-        options.credential = Some(remote_credential(target, ca_pem)?);
+        let credential = remote_credential(target, ca_pem)?;
+        options.credential = Some(if target.unsafe_token_to_any_host {
+            credential.allow_any_host()
+        } else {
+            credential
+        });
         if let Some(version) = &target.api_version {
             options.api_version = version.clone();
         }

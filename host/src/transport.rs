@@ -6,7 +6,10 @@
 //! client over hyper-rustls with:
 //!
 //! - trust: the PEM CA given in [`TransportOptions::ca_pem`], and the public roots
-//!   (`webpki-roots`) when [`TransportOptions::public_roots`] is set;
+//!   (`webpki-roots`) when [`TransportOptions::public_roots`] is set; a certificate given
+//!   there that is itself the server's certificate (a self-signed one with `CA:TRUE`, as
+//!   `openssl req -x509` makes) is accepted on an exact match, its name and validity still
+//!   checked ([`PinnedOrChain`]);
 //! - a connect timeout, a time-to-first-byte timeout, a between-bytes timeout (each the
 //!   smaller of ours and the component's request options) and a total timeout per request;
 //! - a response size cap: a larger body ends with `HTTP-response-body-size`;
@@ -67,6 +70,7 @@ pub fn tls_config(options: &TransportOptions) -> Result<rustls::ClientConfig> {
     if options.public_roots {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     }
+    let mut pinned = Vec::new();
     if let Some(pem) = &options.ca_pem {
         let mut added = 0;
         for cert in CertificateDer::pem_slice_iter(pem) {
@@ -74,8 +78,9 @@ pub fn tls_config(options: &TransportOptions) -> Result<rustls::ClientConfig> {
                 Error::Config(format!("the CA certificate file is not valid PEM: {e}"))
             })?;
             roots
-                .add(cert)
+                .add(cert.clone())
                 .map_err(|e| Error::Config(format!("the CA certificate is not usable: {e}")))?;
+            pinned.push(cert);
             added += 1;
         }
         if added == 0 {
@@ -90,11 +95,104 @@ pub fn tls_config(options: &TransportOptions) -> Result<rustls::ClientConfig> {
         ));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?;
+    let verifier = PinnedOrChain { chain, pinned };
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth())
+}
+
+/// The server-certificate check: a chain to the trusted roots, or else an exact match with
+/// one of the certificates the user gave (`ca_pem`), valid now and for the server's name.
+#[derive(Debug)]
+pub struct PinnedOrChain {
+    chain: Arc<rustls::client::WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl PinnedOrChain {
+    fn verify_pinned(
+        end_entity: &CertificateDer<'_>,
+        server_name: &rustls_pki_types::ServerName<'_>,
+        now: rustls_pki_types::UnixTime,
+    ) -> std::result::Result<(), rustls::Error> {
+        use rustls::CertificateError;
+        let bad = |e: CertificateError| rustls::Error::InvalidCertificate(e);
+        let (_, parsed) = x509_parser::parse_x509_certificate(end_entity.as_ref())
+            .map_err(|_| bad(CertificateError::BadEncoding))?;
+        let now = now.as_secs() as i64;
+        if now < parsed.validity().not_before.timestamp() {
+            return Err(bad(CertificateError::NotValidYet));
+        }
+        if now > parsed.validity().not_after.timestamp() {
+            return Err(bad(CertificateError::Expired));
+        }
+        webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|_| bad(CertificateError::BadEncoding))?
+            .verify_is_valid_for_subject_name(server_name)
+            .map_err(|_| bad(CertificateError::NotValidForName))
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedOrChain {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let chained = self.chain.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        match chained {
+            Err(_)
+                if self
+                    .pinned
+                    .iter()
+                    .any(|c| c.as_ref() == end_entity.as_ref()) =>
+            {
+                PinnedOrChain::verify_pinned(end_entity, server_name, now)
+                    .map(|()| rustls::client::danger::ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.chain.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.chain.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.chain.supported_verify_schemes()
+    }
 }
 
 /// An HTTPS (and, for loopback test servers, HTTP) connector with these options.

@@ -10,7 +10,12 @@
 //! | `.kvrun/config.json` | `{"vault_url": "https://NAME.vault.azure.net"}` or a workspace |
 //! | `.azureml/config.json`, `.azureml/project.json` | a workspace |
 //! | `aml_config/config.json`, `aml_config/project.json` | a workspace |
-//! | `config.json`, `project.json` | a workspace (files that describe none are skipped) |
+//! | `config.json`, `project.json` | a workspace only: a bare `vault_url` here is ignored, and files that describe no workspace are skipped |
+//!
+//! A vault URL read from a file must be an `https` Key Vault URL
+//! ([`crate::credential::is_key_vault_host`]); anything else is refused with an error that
+//! names the file, since a file found by walking up from the current directory (a cloned
+//! repository, a shared directory) is not the user's explicit choice.
 //!
 //! A workspace is `subscription_id`, `resource_group`, `workspace_name`, or a `Scope` string
 //! `/subscriptions/S/resourceGroups/R/providers/Microsoft.MachineLearningServices/workspaces/W`.
@@ -32,6 +37,9 @@ const CANDIDATES: &[&str] = &[
     "config.json",
     "project.json",
 ];
+
+/// Names so common that a file called so counts only when it describes a workspace.
+const GENERIC: &[&str] = &["config.json", "project.json"];
 
 /// A workspace in Azure Resource Manager.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +100,9 @@ pub fn find(start: &Path) -> Result<Option<WorkspaceConfig>> {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| Error::io(format!("could not read {}", path.display()), e))?;
             match parse(&text) {
+                Some(ConfigTarget::Vault(_)) if GENERIC.contains(candidate) => {
+                    tracing::debug!(path = %path.display(), "a generic config file may name a workspace, not a vault URL; skipped")
+                }
                 Some(target) => return Ok(Some(WorkspaceConfig { path, target })),
                 None => tracing::debug!(path = %path.display(), "not a workspace config; skipped"),
             }
@@ -147,10 +158,11 @@ pub async fn resolve(
 ) -> Result<Resolved> {
     let workspace = match &config.target {
         ConfigTarget::Vault(url) => {
+            check_key_vault_url(url, &config.path)?;
             return Ok(Resolved {
                 vault_url: url.clone(),
                 source: "config",
-            })
+            });
         }
         ConfigTarget::Workspace(workspace) => workspace,
     };
@@ -166,6 +178,7 @@ pub async fn resolve(
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
     if let Some(url) = cache.get(&key).and_then(|v| v.as_str()) {
+        check_key_vault_url(url, &config.path)?;
         return Ok(Resolved {
             vault_url: url.to_string(),
             source: "cache",
@@ -207,17 +220,37 @@ pub async fn resolve(
         .ok_or_else(|| Error::Config(format!("the key vault {vault_id} has no vaultUri")))?
         .trim_end_matches('/')
         .to_string();
+    check_key_vault_url(&vault_url, &config.path)?;
     cache.insert(key, serde_json::Value::String(vault_url.clone()));
     if let (Some(dir), Some(file)) = (cache_dir, cache_file) {
-        crate::component_cache::create_private_dir(dir)?;
+        crate::private_files::private_dir(dir, "the cache directory")?;
         let text = serde_json::to_string_pretty(&cache).expect("a map serialises");
-        std::fs::write(&file, text)
-            .map_err(|e| Error::io(format!("could not write {}", file.display()), e))?;
+        crate::private_files::write(&file, text.as_bytes(), 0o600, "the workspace cache")?;
     }
     Ok(Resolved {
         vault_url,
         source: "arm",
     })
+}
+
+/// Refuses a vault URL from `file` that is not `https://NAME.<a Key Vault domain>`.
+fn check_key_vault_url(url: &str, file: &Path) -> Result<()> {
+    let host = url
+        .strip_prefix("https://")
+        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(""))
+        .filter(|authority| !authority.contains('@'))
+        .map(|authority| {
+            authority
+                .rsplit_once(':')
+                .map_or(authority, |(host, _)| host)
+        });
+    match host {
+        Some(host) if crate::credential::is_key_vault_host(host) => Ok(()),
+        _ => Err(Error::Config(format!(
+            "{} names the vault {url:?}, which is not an https Key Vault URL (https://NAME.vault.azure.net); a vault from a config file must be one. Give another vault explicitly with --vault, or remove the file",
+            file.display()
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -246,6 +279,19 @@ mod tests {
             Some(ConfigTarget::Workspace(ws))
         );
         assert_eq!(parse(r#"{"compilerOptions":{}}"#), None);
+        let file = Path::new("/repo/.kvrun/config.json");
+        assert!(check_key_vault_url("https://kv.vault.azure.net", file).is_ok());
+        assert!(check_key_vault_url("https://kv.vault.azure.cn:443/", file).is_ok());
+        for bad in [
+            "http://kv.vault.azure.net",
+            "https://127.0.0.1:8443",
+            "https://kv.vault.azure.net.evil.com",
+            "https://user@kv.vault.azure.net",
+            "https://evil.com@kv.vault.azure.net",
+        ] {
+            let err = check_key_vault_url(bad, file).unwrap_err().to_string();
+            assert!(err.contains("/repo/.kvrun/config.json"), "{err}");
+        }
         assert_eq!(parse("not json"), None);
     }
 }

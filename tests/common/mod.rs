@@ -195,6 +195,27 @@ impl RawServer {
         RawServer::with_certificate(dir, ca.pem().into_bytes(), chain, der, respond).await
     }
 
+    /// A server whose certificate is self-signed with `CA:TRUE` (as `openssl req -x509`
+    /// makes), for `names`, valid until the start of `until_year`; its `ca_pem` is that
+    /// certificate.
+    pub async fn self_signed(
+        names: &[&str],
+        until_year: i32,
+        respond: impl Fn(usize, &Seen) -> Vec<Step> + Send + Sync + 'static,
+    ) -> RawServer {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(until_year, 1, 1);
+        let cert = params.self_signed(&key).unwrap();
+        let der = rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let chain = vec![cert.der().clone()];
+        let dir = tempfile::tempdir().unwrap();
+        RawServer::with_certificate(dir, cert.pem().into_bytes(), chain, der, respond).await
+    }
+
     async fn with_certificate(
         dir: tempfile::TempDir,
         ca_pem: Vec<u8>,

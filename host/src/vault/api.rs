@@ -52,7 +52,8 @@ pub struct Api {
     storage: Arc<Storage>,
     token: SecretString,
     backup_key: BackupKey,
-    fallback_authority: String,
+    served: std::net::SocketAddr,
+    body_timeout: std::time::Duration,
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -181,19 +182,24 @@ impl PropertiesBody {
 }
 
 impl Api {
-    /// A handler over `storage` that requires `token` and seals backups with `backup_key`;
-    /// ids use the request's `Host`, or `fallback_authority` when it is missing or malformed.
+    /// A handler over `storage` that requires `token` and seals backups with `backup_key`,
+    /// and waits `body_timeout` at most for a request body;
+    /// ids and `nextLink`s name `served`, the address the vault listens on. Only a vault
+    /// that listens on every interface (`0.0.0.0`, `::`) takes the host from the request's
+    /// `Host`, and then only a plain host name or address with the port it serves.
     pub fn new(
         storage: Arc<Storage>,
         token: SecretString,
         backup_key: BackupKey,
-        fallback_authority: String,
+        served: std::net::SocketAddr,
+        body_timeout: std::time::Duration,
     ) -> Api {
         Api {
             storage,
             token,
             backup_key,
-            fallback_authority,
+            served,
+            body_timeout,
         }
     }
 
@@ -242,13 +248,13 @@ impl Api {
         match (&method, segments.as_slice()) {
             (&Method::GET, ["secrets"] | ["secrets", ""]) => self.list(&context).await,
             (&Method::POST, ["secrets", "restore"]) => {
-                let body = read_body(request).await?;
+                let body = read_body(request, self.body_timeout).await?;
                 self.restore(&context, &body).await
             }
             (_, ["secrets"] | ["secrets", ""]) => Err(method_not_allowed(&method)),
             (&Method::PUT, ["secrets", name]) => {
                 check_name(name)?;
-                let body = read_body(request).await?;
+                let body = read_body(request, self.body_timeout).await?;
                 self.set(&context, name, &body).await
             }
             (&Method::GET, ["secrets", name] | ["secrets", name, ""]) => {
@@ -257,7 +263,7 @@ impl Api {
             }
             (&Method::PATCH, ["secrets", name] | ["secrets", name, ""]) => {
                 check_name(name)?;
-                let body = read_body(request).await?;
+                let body = read_body(request, self.body_timeout).await?;
                 self.update(&context, name, None, &body).await
             }
             (&Method::DELETE, ["secrets", name]) => {
@@ -280,7 +286,7 @@ impl Api {
             (&Method::PATCH, ["secrets", name, version]) => {
                 check_name(name)?;
                 check_version(version)?;
-                let body = read_body(request).await?;
+                let body = read_body(request, self.body_timeout).await?;
                 self.update(&context, name, Some(version), &body).await
             }
             (_, ["secrets", ..]) => Err(method_not_allowed(&method)),
@@ -323,17 +329,7 @@ impl Api {
                 "The specified version ({api_version}) is not recognized. Consider using the latest supported version (2025-07-01)."
             )));
         }
-        let authority = request
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| {
-                !h.is_empty()
-                    && h.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-            })
-            .map(str::to_string)
-            .unwrap_or_else(|| self.fallback_authority.clone());
+        let authority = served_authority(self.served, request.headers().get(header::HOST));
         Ok(Context {
             authority,
             api_version,
@@ -735,16 +731,45 @@ fn supported_api_version(v: &str) -> bool {
             && *y >= "2026")
 }
 
-async fn read_body(request: Request<Incoming>) -> Result<Bytes, Failure> {
-    Limited::new(request.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|_| {
-            Failure::bad(format!(
-                "The request body is unreadable or larger than {MAX_BODY_BYTES} bytes."
-            ))
+/// The authority that ids and `nextLink`s name (see [`Api::new`]).
+fn served_authority(served: std::net::SocketAddr, host: Option<&HeaderValue>) -> String {
+    let own = super::authority(served);
+    if !served.ip().is_unspecified() {
+        return own;
+    }
+    let port = format!(":{}", served.port());
+    host.and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.strip_suffix(&port).is_some_and(|name| {
+                !name.is_empty()
+                    && name.len() <= 253
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            })
         })
+        .map_or(own, str::to_string)
+}
+
+async fn read_body(
+    request: Request<Incoming>,
+    timeout: std::time::Duration,
+) -> Result<Bytes, Failure> {
+    let collect = Limited::new(request.into_body(), MAX_BODY_BYTES).collect();
+    match tokio::time::timeout(timeout, collect).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(_)) => Err(Failure::bad(format!(
+            "The request body is unreadable or larger than {MAX_BODY_BYTES} bytes."
+        ))),
+        Err(_) => Err(Failure::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "RequestTimeout",
+            format!(
+                "The request body did not arrive within {} seconds.",
+                timeout.as_secs_f64()
+            ),
+        )),
+    }
 }
 
 fn method_not_allowed(method: &Method) -> Failure {

@@ -12,13 +12,15 @@
 //!
 //! The CA's private key is never written: nobody, kvrun included, can issue another
 //! certificate under this CA. Delete the four files to start over.
+//!
+//! A data directory, or a private file in it, that another user owns or can write is refused
+//! ([`crate::private_files`]): whoever could plant the token would read every secret.
 
-use crate::component_cache::create_private_dir;
+use crate::private_files;
 use crate::{Error, Result, SecretString};
 use rand::RngCore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use std::io::Write;
 use std::path::Path;
 
 /// What the local vault loads from its data directory.
@@ -37,7 +39,7 @@ pub struct Identity {
 
 /// Loads the identity from `dir`, creating what is missing.
 pub fn load_or_create(dir: &Path) -> Result<Identity> {
-    create_private_dir(dir)?;
+    private_files::private_dir(dir, "the local vault's data directory")?;
     let ca = dir.join("ca.pem");
     let server = dir.join("server.pem");
     let server_key = dir.join("server-key.pem");
@@ -46,6 +48,9 @@ pub fn load_or_create(dir: &Path) -> Result<Identity> {
     }
     let token_path = dir.join("token");
     let backup_key_path = dir.join("backup.key");
+    for path in [&token_path, &backup_key_path, &server_key] {
+        private_files::check_file(path, "the local vault's private file")?;
+    }
     for path in [&token_path, &backup_key_path] {
         if !path.is_file() {
             let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
@@ -155,25 +160,9 @@ fn generate_certificates(dir: &Path) -> Result<()> {
 
 /// Writes a file readable by its owner only (0600), replacing it atomically.
 fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
-    write_atomic(path, contents, 0o600)
+    private_files::write(path, contents, 0o600, "the local vault's private file")
 }
 
 fn write_public(path: &Path, contents: &[u8]) -> Result<()> {
-    write_atomic(path, contents, 0o644)
-}
-
-fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
-    let mut file = options
-        .open(&tmp)
-        .map_err(|e| Error::io(format!("could not write {}", tmp.display()), e))?;
-    file.write_all(contents)
-        .and_then(|_| file.sync_all())
-        .map_err(|e| Error::io(format!("could not write {}", tmp.display()), e))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| Error::io(format!("could not write {}", path.display()), e))
+    private_files::write(path, contents, 0o644, "the local vault's certificate")
 }

@@ -7,7 +7,10 @@
 //! data directory, see [`identity`]), and answers 401 to any request without its bearer
 //! token (`DATA_DIR/token`, mode 0600). Writes are durable before they are acknowledged
 //! ([`storage`]). The routes it serves are listed in [`api`]. Deleted secrets past their
-//! scheduled purge date are purged at start and then every [`PURGE_SWEEP`].
+//! scheduled purge date are purged at start and then every [`PURGE_SWEEP`]. It serves at most
+//! `max_connections` connections at once, gives a client 10 s for the TLS handshake, 30 s
+//! for a request's headers and `body_timeout` for its body ([`LocalVaultOptions`]), and names only the
+//! address it serves in ids and `nextLink`s, never one a client's `Host` header chose.
 
 pub mod api;
 pub mod backup;
@@ -39,6 +42,12 @@ pub struct LocalVaultOptions {
     pub addr: SocketAddr,
     /// Data directory (identity, token, database).
     pub data_dir: PathBuf,
+    /// Connections served at once (default 256); more wait in the listen backlog until one
+    /// closes.
+    pub max_connections: usize,
+    /// How long a client may take to send a request body once its headers are in (default
+    /// 30 s); past it the request gets `408`.
+    pub body_timeout: Duration,
 }
 
 impl LocalVaultOptions {
@@ -47,6 +56,8 @@ impl LocalVaultOptions {
         LocalVaultOptions {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
+            max_connections: 256,
+            body_timeout: Duration::from_secs(30),
         }
     }
 
@@ -106,9 +117,11 @@ impl LocalVault {
             storage,
             identity.token.clone(),
             backup_key,
-            authority(addr),
+            addr,
+            options.body_timeout,
         ));
         let task = tokio::spawn(serve(
+            options.max_connections,
             listener,
             TlsAcceptor::from(Arc::new(tls)),
             api,
@@ -176,6 +189,7 @@ impl Drop for LocalVault {
     }
 }
 
+/// `IP:PORT`, with brackets around an IPv6 address.
 fn authority(addr: SocketAddr) -> String {
     match addr {
         SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
@@ -208,12 +222,18 @@ async fn sweep(storage: Arc<storage::Storage>, mut stopped: watch::Receiver<bool
 }
 
 async fn serve(
+    max_connections: usize,
     listener: TcpListener,
     acceptor: TlsAcceptor,
     api: Arc<api::Api>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     loop {
+        let slot = tokio::select! {
+            _ = stopped.changed() => return,
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+        };
         let (tcp, peer) = tokio::select! {
             _ = stopped.changed() => return,
             accepted = listener.accept() => match accepted {
@@ -230,6 +250,7 @@ async fn serve(
         let api = api.clone();
         let mut stopped = stopped.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let tls =
                 match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => tls,

@@ -12,6 +12,7 @@ use crate::{Error, Result, SecretString};
 use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::collections::BTreeMap;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -84,13 +85,37 @@ pub struct Storage {
 /// Read connections: WAL lets readers run beside the writer and each other.
 const READERS: usize = 4;
 
+/// Checks the database and its companions ([`crate::private_files::check_file`]) and creates
+/// the database empty with mode 0600 where it is missing.
+fn prepare_private_files(path: &Path) -> Result<()> {
+    let mut companions = Vec::new();
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        companions.push(std::path::PathBuf::from(name));
+    }
+    for file in std::iter::once(path).chain(companions.iter().map(|p| p.as_path())) {
+        crate::private_files::check_file(file, "the local vault's database file")?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .map_err(|e| Error::io(format!("could not create {}", path.display()), e))
+}
+
 const COLUMNS: &str =
     "name, version, value, content_type, tags, enabled, nbf, exp, created, updated";
 const ACTIVE: &str = "name_key NOT IN (SELECT name_key FROM deleted)";
 
 impl Storage {
-    /// Opens (or creates) the database at `path`.
+    /// Opens (or creates) the database at `path`. The database is created 0600 before
+    /// SQLite opens it, so its `-wal` and `-shm` files, which SQLite creates with the
+    /// database's mode, are private too; existing ones must be this user's and are made 0600.
     pub fn open(path: &Path) -> Result<Storage> {
+        prepare_private_files(path)?;
         let conn = Connection::open(path)
             .map_err(|e| Error::Storage(format!("could not open {}: {e}", path.display())))?;
         conn.execute_batch(
@@ -119,11 +144,6 @@ impl Storage {
                  scheduled_purge INTEGER NOT NULL
              );",
         )?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-        }
         let readers = (0..READERS)
             .map(|_| {
                 let reader = Connection::open_with_flags(

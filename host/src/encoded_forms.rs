@@ -1,0 +1,217 @@
+//! The forms a secret value takes when code prints it encoded, for [`crate::masking`].
+//!
+//! As GitHub Actions does for its masks, a value is also looked for in the encodings that
+//! code commonly applies before printing or sending it. Pure logic, no I/O.
+//!
+//! | form | `pä"ss` becomes |
+//! |---|---|
+//! | literal | `pä"ss` |
+//! | JSON string (`\"`, `\\`, `\n`; and with `\uXXXX` for every non-ASCII character) | `pä\"ss`, `p\u00e4\"ss` |
+//! | percent-encoded (upper- and lower-case hex, and `+` for space as in forms) | `p%C3%A4%22ss`, `p%c3%a4%22ss` |
+//! | XML/HTML-escaped | `pä&quot;ss` |
+//! | base64, standard and URL-safe, at each of the three byte alignments | the characters that depend on the value alone |
+//! | hex, lower and upper case | `70c3a4227373`, `70C3A4227373` |
+//! | each line of a multi-line value, at least [`MIN_LINE`] bytes long, and its forms | |
+//!
+//! Forms shorter than [`MIN_FORM`] bytes are left out (a short base64 core would mask
+//! common text); other transformations (reversal, compression, encryption, a value split
+//! between stdout and stderr) are out of reach.
+
+use base64::Engine as _;
+
+/// The shortest line of a multi-line value that is masked on its own.
+pub const MIN_LINE: usize = 4;
+
+/// The shortest encoded form that is masked (the literal value is masked at any length).
+pub const MIN_FORM: usize = 4;
+
+/// Every form of `value` to mask, the literal value first, without duplicates.
+pub fn forms(value: &[u8]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = vec![value.to_vec()];
+    let mut push = |form: Vec<u8>| {
+        if form.len() >= MIN_FORM && !out.contains(&form) {
+            out.push(form);
+        }
+    };
+    let mut sources: Vec<&[u8]> = vec![value];
+    let lines: Vec<&[u8]> = value
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| line.len() >= MIN_LINE && line.len() < value.len())
+        .collect();
+    for line in &lines {
+        push(line.to_vec());
+    }
+    sources.extend(lines);
+    for source in sources {
+        if let Ok(text) = std::str::from_utf8(source) {
+            push(json_escaped(text, false));
+            push(json_escaped(text, true));
+            push(xml_escaped(text));
+        }
+        let percent = percent_encoded(source);
+        push(percent.to_ascii_lowercase_hex());
+        push(percent.0);
+        push(
+            form_urlencoded::byte_serialize(source)
+                .collect::<String>()
+                .into_bytes(),
+        );
+        push(hex::encode(source).into_bytes());
+        push(hex::encode_upper(source).into_bytes());
+        for engine in [
+            &base64::engine::general_purpose::STANDARD_NO_PAD,
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ] {
+            for offset in 0..3 {
+                push(base64_core(engine, source, offset));
+            }
+        }
+    }
+    out
+}
+
+/// `text` as inside a JSON string; with `ascii`, every non-ASCII character as `\uXXXX`
+/// (UTF-16 surrogate pairs above the BMP), as Python's `json.dumps` writes it.
+fn json_escaped(text: &str, ascii: bool) -> Vec<u8> {
+    let quoted = serde_json::to_string(text).expect("a string serialises");
+    let inner = &quoted[1..quoted.len() - 1];
+    if !ascii {
+        return inner.as_bytes().to_vec();
+    }
+    let mut out = String::with_capacity(inner.len());
+    for c in inner.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out.into_bytes()
+}
+
+fn xml_escaped(text: &str) -> Vec<u8> {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out.into_bytes()
+}
+
+/// Percent-encoding of every byte but the unreserved ones (`A-Z a-z 0-9 - . _ ~`), as
+/// `encodeURIComponent` and `urllib.parse.quote(safe="")` write it (upper-case hex).
+struct PercentEncoded(Vec<u8>);
+
+impl PercentEncoded {
+    /// The same with lower-case hex digits.
+    fn to_ascii_lowercase_hex(&self) -> Vec<u8> {
+        let mut out = self.0.clone();
+        let mut i = 0;
+        while i < out.len() {
+            if out[i] == b'%' {
+                out[i + 1] = out[i + 1].to_ascii_lowercase();
+                out[i + 2] = out[i + 2].to_ascii_lowercase();
+                i += 3;
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+}
+
+fn percent_encoded(bytes: &[u8]) -> PercentEncoded {
+    let mut out = Vec::with_capacity(bytes.len() * 3);
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
+    PercentEncoded(out)
+}
+
+/// The base64 characters of `bytes` placed `offset` bytes into a 3-byte group that depend on
+/// `bytes` alone: the characters mixed with the bytes before or after are cut off.
+fn base64_core(engine: &base64::engine::GeneralPurpose, bytes: &[u8], offset: usize) -> Vec<u8> {
+    let mut padded = vec![0u8; offset];
+    padded.extend_from_slice(bytes);
+    let encoded = engine.encode(&padded).into_bytes();
+    let skip = [0, 2, 3][offset];
+    let cut = match padded.len() % 3 {
+        0 => 0,
+        _ => 1,
+    };
+    if encoded.len() < skip + cut {
+        return Vec::new();
+    }
+    encoded[skip..encoded.len() - cut].to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn every_base64_alignment_is_found_inside_a_larger_encoding() {
+        let value = b"s3cr3t-v@lue/with+bits";
+        let forms = forms(value);
+        for engine in [
+            &base64::engine::general_purpose::STANDARD,
+            &base64::engine::general_purpose::URL_SAFE,
+        ] {
+            for before in ["", "a", "ab", "abc", "user:"] {
+                for after in ["", "x", "xy", "\n"] {
+                    let mut data = before.as_bytes().to_vec();
+                    data.extend_from_slice(value);
+                    data.extend_from_slice(after.as_bytes());
+                    let encoded = engine.encode(&data).into_bytes();
+                    assert!(
+                        forms.iter().skip(1).any(|f| contains(&encoded, f)),
+                        "{before:?}+value+{after:?} -> {}",
+                        String::from_utf8_lossy(&encoded)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn text_encodings_and_lines_are_forms() {
+        let value = "pä\"ss\\wörd\nsecond-line&<x>";
+        let forms = forms(value.as_bytes());
+        let has = |form: &str| forms.iter().any(|f| f == form.as_bytes());
+        let json = serde_json::to_string(value).unwrap();
+        assert!(has(&json[1..json.len() - 1]));
+        assert!(has(r#"p\u00e4\"ss\\w\u00f6rd\nsecond-line&<x>"#));
+        assert!(has("p%C3%A4%22ss%5Cw%C3%B6rd%0Asecond-line%26%3Cx%3E"));
+        assert!(has("p%c3%a4%22ss%5cw%c3%b6rd%0asecond-line%26%3cx%3e"));
+        assert!(has(&hex::encode(value)));
+        assert!(has(&hex::encode_upper(value)));
+        assert!(has("second-line&<x>"));
+        assert!(has("second-line&amp;&lt;x&gt;"));
+        assert!(has("pä\"ss\\wörd"));
+        assert_eq!(forms[0], value.as_bytes());
+    }
+
+    #[test]
+    fn short_values_keep_only_forms_long_enough_to_mean_something() {
+        assert!(forms(b"ab").iter().skip(1).all(|f| f.len() >= MIN_FORM));
+        assert_eq!(forms(b"ab")[0], b"ab");
+    }
+}
