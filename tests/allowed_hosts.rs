@@ -6,8 +6,8 @@ mod common;
 
 use common::{http_reply, RawServer, TestVault};
 use http_body_util::BodyExt;
-use kvrun::credential::Credential;
-use kvrun::network::VaultHooks;
+use kvrun::auth::Credential;
+use kvrun::network::OutboundHooks;
 use kvrun::policy::{AllowList, Origin};
 use kvrun::transport::{Transport, TransportOptions};
 use kvrun::{Client, Error};
@@ -36,7 +36,10 @@ fn transport_trusting(ca_pem: &[u8]) -> Arc<Transport> {
     )
 }
 
-async fn send(hooks: &mut VaultHooks, request: http::Request<WasiBody>) -> Result<u16, HttpError> {
+async fn send(
+    hooks: &mut OutboundHooks,
+    request: http::Request<WasiBody>,
+) -> Result<u16, HttpError> {
     let future = hooks.send_request(request, None, Box::new(async { Ok(()) }));
     Box::into_pin(future)
         .await
@@ -47,7 +50,7 @@ async fn send(hooks: &mut VaultHooks, request: http::Request<WasiBody>) -> Resul
 async fn the_hook_denies_origins_outside_the_allow_list() {
     let server = RawServer::start(|_, _| http_reply("200 OK", &[], "{}")).await;
     let allowed = Origin::parse("https://127.0.0.1:1").unwrap();
-    let mut hooks = VaultHooks::new(
+    let mut hooks = OutboundHooks::new(
         AllowList::only(&allowed),
         None,
         transport_trusting(&server.ca_pem),
@@ -73,7 +76,7 @@ async fn the_hook_denies_origins_outside_the_allow_list() {
         "nothing left the machine"
     );
 
-    let mut empty = VaultHooks::new(
+    let mut empty = OutboundHooks::new(
         AllowList::default(),
         None,
         transport_trusting(&server.ca_pem),
@@ -84,7 +87,7 @@ async fn the_hook_denies_origins_outside_the_allow_list() {
         "an empty list denies all"
     );
 
-    let mut open = VaultHooks::new(
+    let mut open = OutboundHooks::new(
         AllowList::parse([server.url()]).unwrap(),
         None,
         transport_trusting(&server.ca_pem),
@@ -105,7 +108,7 @@ async fn the_hook_adds_the_token_only_for_the_vault_origin() {
     let mut pems = vault.ca_pem.clone();
     pems.extend_from_slice(&other.ca_pem);
     let credential = Credential::bearer(&"host-token-123".into()).unwrap();
-    let mut hooks = VaultHooks::new(
+    let mut hooks = OutboundHooks::new(
         AllowList::parse([vault.url(), other.url()]).unwrap(),
         Some((Origin::parse(&vault.url()).unwrap(), credential)),
         transport_trusting(&pems),

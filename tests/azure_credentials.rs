@@ -5,8 +5,8 @@
 mod common;
 
 use common::{bundle_json, http_reply, RawServer, Seen, Step};
-use kvrun::azure_auth::{AuthMethod, AuthOptions, TokenProvider};
-use kvrun::credential::Credential;
+use kvrun::auth::Credential;
+use kvrun::auth::{AuthMethod, AuthOptions, TokenProvider};
 use kvrun::{Client, Error};
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -319,8 +319,7 @@ async fn limits_are_checked_before_any_request_and_never_echo_the_value() {
 async fn a_wrong_or_missing_token_is_unauthenticated() {
     let t = TestVault::start().await;
     let mut options = t.options();
-    options.credential =
-        Some(kvrun::credential::Credential::bearer(&"not-the-token".into()).unwrap());
+    options.credential = Some(kvrun::auth::Credential::bearer(&"not-the-token".into()).unwrap());
     let mut client = kvrun::Client::new(common::runtime(), options)
         .await
         .unwrap();

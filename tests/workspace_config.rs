@@ -5,7 +5,7 @@
 mod common;
 
 use common::{http_reply, RawServer, Step};
-use kvrun::azure_auth::{AuthMethod, AuthOptions, TokenProvider};
+use kvrun::auth::{AuthMethod, AuthOptions, TokenProvider};
 use kvrun::workspace::{self, ConfigTarget};
 use std::time::Duration;
 

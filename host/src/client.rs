@@ -3,14 +3,14 @@
 //! Isolation model: the component gets a WASI context with nothing but its configuration
 //! (`KVRUN_VAULT_URL`, `KVRUN_API_VERSION`, the retry budget) in its environment: no
 //! arguments, files, sockets, or inherited stdio, and no credential. Its only way out is
-//! `wasi:http`, through [`VaultHooks`], whose allow-list holds exactly the vault's origin.
+//! `wasi:http`, through [`OutboundHooks`], whose allow-list holds exactly the vault's origin.
 //! Each call runs under an epoch deadline and a wall-clock timeout; after a trap or a
 //! timeout the instance is discarded and the next call starts a fresh one.
 
+use crate::auth::Credential;
 use crate::bindings::kvrun::secrets::types as wit;
 use crate::bindings::VaultClient;
-use crate::credential::Credential;
-use crate::network::{NetworkStats, VaultHooks};
+use crate::network::{NetworkStats, OutboundHooks};
 use crate::policy::{AllowList, AllowRule, Origin, SecretGrant};
 use crate::runtime::Runtime;
 use crate::transport::{Transport, TransportOptions};
@@ -114,7 +114,7 @@ pub struct GuestState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
-    hooks: VaultHooks,
+    hooks: OutboundHooks,
     limits: StoreLimits,
 }
 
@@ -141,7 +141,7 @@ impl WasiHttpView for GuestState {
 pub struct Client {
     pre: crate::bindings::VaultClientPre<GuestState>,
     env: Vec<(String, String)>,
-    hooks: VaultHooks,
+    hooks: OutboundHooks,
     options: ClientOptions,
     live: Option<(Store<GuestState>, VaultClient)>,
 }
@@ -168,7 +168,7 @@ impl Client {
             .allow
             .clone()
             .unwrap_or_else(|| AllowList::only(&vault));
-        let mut hooks = VaultHooks::new(allow, credential, transport);
+        let mut hooks = OutboundHooks::new(allow, credential, transport);
         if let Some(grant) = options.grant.clone() {
             hooks = hooks.with_grant(grant);
         }

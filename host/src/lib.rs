@@ -6,22 +6,21 @@
 //!   interruption) and the vault client component, compiled once and cached on disk
 //!   ([`component_cache`]).
 //! - [`Client`] runs that component in its own store. Everything it sends over `wasi:http`
-//!   goes through [`network::VaultHooks`]: the [`policy`] check first (only allowed origins),
-//!   then the [`credential`] (added by the host, only for the vault's origin; the component
+//!   goes through [`network::OutboundHooks`]: the [`policy`] check first (only allowed origins),
+//!   then the [`auth`] credential (added by the host, only for the vault's origin; the component
 //!   may not set `Authorization` itself), then the pooled TLS [`transport`].
 //! - [`vault`] is the local Key Vault–compatible HTTPS server: the embedded default when no
 //!   vault is configured, and the backend of the tests.
-//! - [`target`] decides which vault a command talks to.
+//! - [`vault_choice`] decides which vault a command talks to.
 //! - [`sandbox`] runs untrusted training components with exactly their granted secrets,
 //!   masked output ([`masking`], [`run_output`]) and an audit log ([`audit`]).
 //!
 //! Secret values live in [`SecretString`], which zeroizes on drop and never prints.
 
 pub mod audit;
-pub mod azure_auth;
+pub mod auth;
 pub mod client;
 pub mod component_cache;
-pub mod credential;
 pub mod encoded_forms;
 mod error;
 pub mod masking;
@@ -32,9 +31,9 @@ pub mod run_output;
 pub mod runtime;
 pub mod sandbox;
 mod secret;
-pub mod target;
 pub mod transport;
 pub mod vault;
+pub mod vault_choice;
 pub mod workspace;
 
 pub use client::{Client, ClientOptions, NewSecret, Secret};

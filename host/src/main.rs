@@ -2,10 +2,10 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kvrun::audit::AuditLog;
-use kvrun::azure_auth::AuthMethod;
+use kvrun::auth::AuthMethod;
 use kvrun::sandbox::{DirGrant, RunIo, RunOptions};
-use kvrun::target::{AuthChoice, TargetOptions, VaultConnection, VaultSource};
 use kvrun::vault::{LocalVault, LocalVaultOptions};
+use kvrun::vault_choice::{AuthChoice, VaultChoiceOptions, VaultConnection, VaultSource};
 use kvrun::{
     DeletedSecret, Error, NewSecret, PropertyUpdate, Result, Runtime, RuntimeOptions,
     SecretProperties, SecretString, SetOptions,
@@ -420,7 +420,7 @@ fn runtime() -> Result<Runtime> {
 }
 
 async fn connect(global: &Global) -> Result<VaultConnection> {
-    let target = TargetOptions {
+    let target = VaultChoiceOptions {
         vault_url: global.vault.clone(),
         ca_cert: global.ca_cert.clone(),
         token_file: global.token_file.clone(),

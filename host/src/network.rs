@@ -1,26 +1,29 @@
-//! The `wasi:http` hooks of the vault client component: the only way out of its store.
+//! The `wasi:http` hooks of every component the host runs: the only way out of its store.
+//!
+//! [`OutboundHooks`] guard the vault client component (allowed: the vault's origin, with the
+//! credential) and the training component's own outbound traffic (allowed: the run's
+//! `--allow-http` origins, never a credential) alike.
 //!
 //! Isolation model: the component builds requests, the host decides. For every outgoing
-//! request [`VaultHooks::send_request`] does, in this order:
+//! request [`OutboundHooks::send_request`] does, in this order:
 //!
 //! 1. **Policy**: the request's origin must match the allow-list ([`crate::policy`]), and,
 //!    for a run's vault client, the request must be a `GET` of a granted secret
 //!    ([`SecretGrant`]); otherwise the component gets `HTTP-request-denied` and nothing
 //!    leaves the machine.
-//! 2. **Credential**: any `Authorization` header is removed, and the host's bearer token is
-//!    added only if the origin is the vault's (Azure tokens only after the vault's challenge
-//!    named a Key Vault resource covering its host, [`crate::credential`]). The component cannot set `Authorization`
-//!    itself either: it is a forbidden header, so `fields.append` fails with `forbidden`.
+//! 2. **Authorization**: any `Authorization` header is removed, and the host's credential is
+//!    added only if the origin is the vault's ([`crate::auth`]: Azure tokens only after the
+//!    vault's challenge named a Key Vault resource covering its host). The component cannot set
+//!    `Authorization` itself either: it is a forbidden header, so `fields.append` fails with
+//!    `forbidden`.
 //! 3. **Transport**: the request goes through the pooled TLS client ([`crate::transport`]).
 //!
 //! [`NetworkStats`] counts what was sent and what was denied, for audits and tests.
 
-use crate::azure_auth::Challenge;
-use crate::credential::Credential;
+use crate::auth::{send_authenticated, Credential};
 use crate::policy::{AllowList, Origin, SecretGrant};
 use crate::transport::Transport;
 use http::header::AUTHORIZATION;
-use http_body_util::BodyExt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -50,7 +53,7 @@ impl NetworkStats {
 
 /// The hooks: allow-list, credential injection and transport.
 #[derive(Clone)]
-pub struct VaultHooks {
+pub struct OutboundHooks {
     allow: Arc<AllowList>,
     grant: Option<Arc<SecretGrant>>,
     credential: Option<(Origin, Credential)>,
@@ -58,15 +61,15 @@ pub struct VaultHooks {
     stats: Arc<NetworkStats>,
 }
 
-impl VaultHooks {
+impl OutboundHooks {
     /// Hooks that allow `allow`, add `credential` to requests for its origin, and send
     /// through `transport`.
     pub fn new(
         allow: AllowList,
         credential: Option<(Origin, Credential)>,
         transport: Arc<Transport>,
-    ) -> VaultHooks {
-        VaultHooks {
+    ) -> OutboundHooks {
+        OutboundHooks {
             allow: Arc::new(allow),
             grant: None,
             credential,
@@ -76,7 +79,7 @@ impl VaultHooks {
     }
 
     /// Restricts every request to a `GET` of a secret in `grant` (a run's vault client).
-    pub fn with_grant(mut self, grant: SecretGrant) -> VaultHooks {
+    pub fn with_grant(mut self, grant: SecretGrant) -> OutboundHooks {
         self.grant = Some(Arc::new(grant));
         self
     }
@@ -101,13 +104,13 @@ type SendFuture = Box<
         > + Send,
 >;
 
-impl WasiHttpHooks for VaultHooks {
+impl WasiHttpHooks for OutboundHooks {
     fn is_forbidden_header(&mut self, name: &http::HeaderName) -> bool {
-        VaultHooks::forbidden(name)
+        OutboundHooks::forbidden(name)
     }
 
     fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
-        Arc::new(VaultHooks::forbidden)
+        Arc::new(OutboundHooks::forbidden)
     }
 
     fn send_request(
@@ -160,83 +163,4 @@ impl WasiHttpHooks for VaultHooks {
             Ok((response, io))
         })
     }
-}
-
-/// Sends a vault request with the credential. A static token is added and the request sent
-/// as it is. Azure credentials follow the challenge protocol ([`crate::credential`]): the
-/// request goes without a token until this host's challenge has been accepted; a `401`
-/// challenge is answered once, only where [`Credential::answer`] allows it, so the body is
-/// kept for that second attempt. When no token can be had, the component gets a `401` whose
-/// message says why.
-async fn send_authenticated(
-    transport: &Transport,
-    request: http::Request<WasiBody>,
-    options: Option<RequestOptions>,
-    credential: &Credential,
-    host: &str,
-) -> Result<http::Response<WasiBody>, HttpError> {
-    let first = match credential.authorization(host).await {
-        Ok(header) => header,
-        Err(e) => return Ok(credential_failure(&e)),
-    };
-    if credential.is_static() {
-        // A static token cannot answer a challenge: no need to keep the body for a retry.
-        let mut request = request;
-        if let Some(header) = first {
-            request.headers_mut().insert(AUTHORIZATION, header);
-        }
-        return transport.send(request, options).await;
-    }
-    let (parts, body) = request.into_parts();
-    let body = http_body_util::Limited::new(body, 1 << 20)
-        .collect()
-        .await
-        .map_err(|_| HttpError::HttpRequestBodySize(None))?
-        .to_bytes();
-    let build = |authorization: Option<http::HeaderValue>| {
-        let mut request = http::Request::new(
-            http_body_util::Full::new(body.clone())
-                .map_err(|never| match never {})
-                .boxed_unsync(),
-        );
-        *request.method_mut() = parts.method.clone();
-        *request.uri_mut() = parts.uri.clone();
-        *request.version_mut() = parts.version;
-        *request.headers_mut() = parts.headers.clone();
-        if let Some(authorization) = authorization {
-            request.headers_mut().insert(AUTHORIZATION, authorization);
-        }
-        request
-    };
-    let sent_token = first.is_some();
-    let response = transport.send(build(first), options).await?;
-    if response.status() != http::StatusCode::UNAUTHORIZED {
-        return Ok(response);
-    }
-    let Some(challenge) = response
-        .headers()
-        .get(http::header::WWW_AUTHENTICATE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(Challenge::parse)
-    else {
-        return Ok(response);
-    };
-    match credential.answer(host, &challenge, sent_token).await {
-        Ok(Some(header)) => transport.send(build(Some(header)), options).await,
-        Ok(None) => Ok(response),
-        Err(e) => Ok(credential_failure(&e)),
-    }
-}
-
-/// A `401` in the Key Vault error shape that carries why no token could be had.
-fn credential_failure(e: &crate::Error) -> http::Response<WasiBody> {
-    tracing::warn!(error = %e, "no token for the vault");
-    let body = serde_json::json!({ "error": { "code": "CredentialUnavailable", "message": e.to_string() } });
-    let mut response = http::Response::new(
-        http_body_util::Full::new(bytes::Bytes::from(body.to_string()))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *response.status_mut() = http::StatusCode::UNAUTHORIZED;
-    response
 }

@@ -5,7 +5,7 @@
 //! - **Store A, the training component** (untrusted). Its WASI context holds only what the
 //!   operator grants: arguments, `--env` pairs, `--dir` preopens (read-only with `:ro`), no
 //!   inherited environment, no stdin, no sockets. Its `wasi:http` goes through
-//!   [`VaultHooks`] with the `--allow-http` allow-list and no credential (empty list: no
+//!   [`OutboundHooks`] with the `--allow-http` allow-list and no credential (empty list: no
 //!   network at all). Memory is capped by a resource limiter, CPU by epoch interruption
 //!   (it yields every tick and traps past the deadline), wall-clock time by a timeout
 //!   around the whole run, and output by a byte budget. Its stdout and stderr pass through
@@ -25,7 +25,7 @@
 use crate::audit::AuditLog;
 use crate::bindings::kvrun::secrets::types::Error as WitError;
 use crate::client::{Client, ClientOptions};
-use crate::network::VaultHooks;
+use crate::network::OutboundHooks;
 use crate::policy::{AllowList, SecretGrant};
 use crate::run_output::{MaskedOutput, OutputBudget};
 use crate::runtime::Runtime;
@@ -391,7 +391,7 @@ struct RunState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
-    hooks: VaultHooks,
+    hooks: OutboundHooks,
     limiter: RunLimiter,
     broker: SecretBroker,
 }
@@ -524,7 +524,7 @@ impl Sandbox {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: VaultHooks::new(allow, None, self.outbound.clone()),
+            hooks: OutboundHooks::new(allow, None, self.outbound.clone()),
             limiter: RunLimiter {
                 max_memory: options.max_memory,
                 hit: false,

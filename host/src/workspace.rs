@@ -13,7 +13,7 @@
 //! | `config.json`, `project.json` | a workspace only: a bare `vault_url` here is ignored, and files that describe no workspace are skipped |
 //!
 //! A vault URL read from a file must be an `https` Key Vault URL
-//! ([`crate::credential::is_key_vault_host`]); anything else is refused with an error that
+//! ([`crate::auth::is_key_vault_host`]); anything else is refused with an error that
 //! names the file, since a file found by walking up from the current directory (a cloned
 //! repository, a shared directory) is not the user's explicit choice.
 //!
@@ -23,8 +23,13 @@
 //! id, then that vault's `vaultUri`) with the host's Azure credentials, and the answer is
 //! cached in the cache directory (`workspaces.json`).
 
-use crate::azure_auth::TokenProvider;
+use crate::auth::TokenProvider;
+use crate::transport::{connector, TransportOptions};
 use crate::{Error, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
 use std::path::{Path, PathBuf};
 
 /// Config file names, in search order.
@@ -186,15 +191,15 @@ pub async fn resolve(
     }
     let management = management.trim_end_matches('/');
     let scope = format!("{management}/.default");
-    let workspace_json = provider
-        .get_json(
-            &format!(
-                "{management}{}?api-version=2024-04-01",
-                workspace.resource_path()
-            ),
-            &scope,
-        )
-        .await?;
+    let workspace_json = arm_get_json(
+        provider,
+        &format!(
+            "{management}{}?api-version=2024-04-01",
+            workspace.resource_path()
+        ),
+        &scope,
+    )
+    .await?;
     let vault_id = workspace_json["properties"]["keyVault"]
         .as_str()
         .ok_or_else(|| {
@@ -209,12 +214,12 @@ pub async fn resolve(
             "the workspace's key vault id {vault_id:?} is not a resource id"
         )));
     }
-    let vault_json = provider
-        .get_json(
-            &format!("{management}{vault_id}?api-version=2023-07-01"),
-            &scope,
-        )
-        .await?;
+    let vault_json = arm_get_json(
+        provider,
+        &format!("{management}{vault_id}?api-version=2023-07-01"),
+        &scope,
+    )
+    .await?;
     let vault_url = vault_json["properties"]["vaultUri"]
         .as_str()
         .ok_or_else(|| Error::Config(format!("the key vault {vault_id} has no vaultUri")))?
@@ -233,6 +238,58 @@ pub async fn resolve(
     })
 }
 
+/// `GET url` on Azure Resource Manager with a token for `scope` from `provider` (and its
+/// trust and timeout).
+async fn arm_get_json(
+    provider: &TokenProvider,
+    url: &str,
+    scope: &str,
+) -> Result<serde_json::Value> {
+    let token = provider.token(scope, None, false).await?;
+    let options = provider.options();
+    let transport = TransportOptions {
+        ca_pem: options.ca_pem.clone(),
+        public_roots: true,
+        connect_timeout: options.timeout,
+        ..TransportOptions::default()
+    };
+    let client: HyperClient<_, Full<Bytes>> =
+        HyperClient::builder(TokioExecutor::new()).build(connector(&transport)?);
+    let request = http::Request::get(url)
+        .header("accept", "application/json")
+        .header("authorization", format!("Bearer {}", token.expose()))
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| Error::Config(format!("bad URL {url}: {e}")))?;
+    let response = tokio::time::timeout(options.timeout, client.request(request))
+        .await
+        .map_err(|_| Error::Timeout(format!("{url} did not answer in time")))?
+        .map_err(|e| Error::Transport(format!("could not reach {url}: {e}")))?;
+    let status = response.status();
+    let body = http_body_util::Limited::new(response.into_body(), 4 << 20)
+        .collect()
+        .await
+        .map_err(|_| Error::Transport(format!("{url} sent an unreadable answer")))?
+        .to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    match status.as_u16() {
+        200..=299 => Ok(json),
+        401 => Err(Error::Unauthenticated(format!("{url}: HTTP 401"))),
+        403 => Err(Error::Denied(format!(
+            "{url}: HTTP 403 {}",
+            json["error"]["message"].as_str().unwrap_or("")
+        ))),
+        404 => Err(Error::NotFound(format!(
+            "{url}: {}",
+            json["error"]["message"].as_str().unwrap_or("HTTP 404")
+        ))),
+        other => Err(Error::Service {
+            status: other,
+            code: json["error"]["code"].as_str().unwrap_or("").to_string(),
+            message: json["error"]["message"].as_str().unwrap_or("").to_string(),
+        }),
+    }
+}
+
 /// Refuses a vault URL from `file` that is not `https://NAME.<a Key Vault domain>`.
 fn check_key_vault_url(url: &str, file: &Path) -> Result<()> {
     let host = url
@@ -245,7 +302,7 @@ fn check_key_vault_url(url: &str, file: &Path) -> Result<()> {
                 .map_or(authority, |(host, _)| host)
         });
     match host {
-        Some(host) if crate::credential::is_key_vault_host(host) => Ok(()),
+        Some(host) if crate::auth::is_key_vault_host(host) => Ok(()),
         _ => Err(Error::Config(format!(
             "{} names the vault {url:?}, which is not an https Key Vault URL (https://NAME.vault.azure.net); a vault from a config file must be one. Give another vault explicitly with --vault, or remove the file",
             file.display()

@@ -309,7 +309,7 @@ impl RawServer {
             public_roots: false,
             ..TransportOptions::default()
         };
-        options.credential = Some(kvrun::credential::Credential::bearer(&token.into()).unwrap());
+        options.credential = Some(kvrun::auth::Credential::bearer(&token.into()).unwrap());
         options.retry = quick_retry();
         options
     }

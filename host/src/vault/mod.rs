@@ -17,8 +17,8 @@ pub mod backup;
 pub mod identity;
 pub mod storage;
 
+use crate::auth::Credential;
 use crate::client::ClientOptions;
-use crate::credential::Credential;
 use crate::transport::TransportOptions;
 use crate::{Error, Result, SecretString};
 use hyper::service::service_fn;

@@ -1,23 +1,5 @@
-//! Azure credentials, held and refreshed by the host.
-//!
-//! A [`TokenProvider`] gets Entra ID access tokens for the vault (scope
-//! `https://vault.azure.net/.default`, or what the vault's challenge names) from these
-//! sources, tried in this order unless one is chosen (`--auth`):
-//!
-//! | source | needs | how |
-//! |---|---|---|
-//! | `client-secret` | `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET` | `POST {authority}/{tenant}/oauth2/v2.0/token`, client credentials |
-//! | `workload-identity` | `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_FEDERATED_TOKEN_FILE` | the same endpoint with the federated token as client assertion |
-//! | `managed-identity` | `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` (App Service, ML compute); else the IMDS endpoint (Azure VMs, AKS) | `GET` with `X-IDENTITY-HEADER`, or IMDS with `Metadata: true` |
-//! | `azure-cli` | `az` on `PATH`, logged in | `az account get-access-token --resource …` |
-//!
-//! The authority host is `AZURE_AUTHORITY_HOST` (default `https://login.microsoftonline.com`;
-//! sovereign clouds use their own). The IMDS endpoint is `http://169.254.169.254`, or
-//! `AZURE_POD_IDENTITY_AUTHORITY_HOST` as in the Azure SDKs. In the automatic chain IMDS is
-//! probed the way `DefaultAzureCredential` does it: the first request gets a short timeout
-//! ([`IMDS_PROBE_TIMEOUT`]), and when nothing answers in that time (not an Azure machine)
-//! IMDS is skipped for the rest of the provider's life, so a laptop pays the probe once.
-//! Chosen with `--auth managed-identity`, IMDS gets the full timeout.
+//! The token provider: the chain of sources, the cache, coalesced refreshes, and the HTTP
+//! exchange with token endpoints that the sources share.
 //!
 //! Tokens are cached per tenant and scope and refreshed five minutes before expiry; one lock
 //! around fetching coalesces concurrent refreshes into one request. When every source fails,
@@ -39,7 +21,7 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// How long the automatic chain waits for IMDS to answer the first time (as the Azure SDKs).
 pub const IMDS_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// The Azure Instance Metadata Service.
-const IMDS_DEFAULT: &str = "http://169.254.169.254";
+pub(super) const IMDS_DEFAULT: &str = "http://169.254.169.254";
 
 /// One way to get a token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -149,9 +131,9 @@ impl AuthOptions {
 
 /// An access token and when it expires.
 #[derive(Clone)]
-struct AccessToken {
-    token: SecretString,
-    expires_at: SystemTime,
+pub(super) struct AccessToken {
+    pub(super) token: SecretString,
+    pub(super) expires_at: SystemTime,
 }
 
 impl AccessToken {
@@ -169,13 +151,13 @@ type TokenClient = HyperClient<
 
 /// Gets, caches and refreshes tokens from the configured sources.
 pub struct TokenProvider {
-    options: AuthOptions,
+    pub(super) options: AuthOptions,
     client: TokenClient,
     cache: tokio::sync::Mutex<HashMap<(String, String), AccessToken>>,
     fetches: std::sync::atomic::AtomicU64,
     /// What the IMDS probe found: `Ok` it answers (later requests get the full timeout),
     /// `Err(why)` nothing answered (IMDS is skipped from then on).
-    imds_probed: std::sync::OnceLock<std::result::Result<(), String>>,
+    pub(super) imds_probed: std::sync::OnceLock<std::result::Result<(), String>>,
 }
 
 impl TokenProvider {
@@ -242,97 +224,30 @@ impl TokenProvider {
         scope: &str,
         tenant: Option<&str>,
     ) -> std::result::Result<AccessToken, String> {
-        let var = |k: &str| {
-            self.options
-                .env
-                .get(k)
-                .filter(|v| !v.is_empty())
-                .map(|v| v.expose().to_string())
-        };
         match method {
-            AuthMethod::ClientSecret => {
-                let (Some(home), Some(client), Some(secret)) = (
-                    var("AZURE_TENANT_ID"),
-                    var("AZURE_CLIENT_ID"),
-                    var("AZURE_CLIENT_SECRET"),
-                ) else {
-                    return Err(
-                        "AZURE_TENANT_ID, AZURE_CLIENT_ID or AZURE_CLIENT_SECRET is not set".into(),
-                    );
-                };
-                let secret = SecretString::new(secret);
-                let form = [
-                    ("grant_type", "client_credentials"),
-                    ("client_id", client.as_str()),
-                    ("client_secret", secret.expose()),
-                    ("scope", scope),
-                ];
-                self.entra(tenant.unwrap_or(&home), &form).await
-            }
-            AuthMethod::WorkloadIdentity => {
-                let (Some(home), Some(client), Some(file)) = (
-                    var("AZURE_TENANT_ID"),
-                    var("AZURE_CLIENT_ID"),
-                    var("AZURE_FEDERATED_TOKEN_FILE"),
-                ) else {
-                    return Err(
-                        "AZURE_TENANT_ID, AZURE_CLIENT_ID or AZURE_FEDERATED_TOKEN_FILE is not set"
-                            .into(),
-                    );
-                };
-                let assertion = SecretString::new(
-                    std::fs::read_to_string(&file)
-                        .map_err(|e| format!("cannot read AZURE_FEDERATED_TOKEN_FILE {file}: {e}"))?
-                        .trim()
-                        .to_string(),
-                );
-                let form = [
-                    ("grant_type", "client_credentials"),
-                    ("client_id", client.as_str()),
-                    (
-                        "client_assertion_type",
-                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                    ),
-                    ("client_assertion", assertion.expose()),
-                    ("scope", scope),
-                ];
-                self.entra(tenant.unwrap_or(&home), &form).await
-            }
-            AuthMethod::ManagedIdentity => {
-                let resource = scope.strip_suffix("/.default").unwrap_or(scope);
-                let client_id = var("AZURE_CLIENT_ID");
-                let query = |api_version: &str| {
-                    let mut query = form_urlencoded::Serializer::new(String::new());
-                    query
-                        .append_pair("api-version", api_version)
-                        .append_pair("resource", resource);
-                    if let Some(id) = &client_id {
-                        query.append_pair("client_id", id);
-                    }
-                    query.finish()
-                };
-                if let (Some(endpoint), Some(header)) =
-                    (var("IDENTITY_ENDPOINT"), var("IDENTITY_HEADER"))
-                {
-                    let url = format!("{endpoint}?{}", query("2019-08-01"));
-                    let header = SecretString::new(header);
-                    Ok(self
-                        .get_token(
-                            &url,
-                            &[("x-identity-header", header.expose())],
-                            self.options.timeout,
-                        )
-                        .await?)
-                } else {
-                    self.imds(&query("2018-02-01")).await
-                }
-            }
+            AuthMethod::ClientSecret => self.client_secret(scope, tenant).await,
+            AuthMethod::WorkloadIdentity => self.workload_identity(scope, tenant).await,
+            AuthMethod::ManagedIdentity => self.managed_identity(scope).await,
             AuthMethod::AzureCli => self.azure_cli(scope, tenant).await,
         }
     }
 
-    /// The Entra v2 token endpoint.
-    async fn entra(
+    /// A source variable from the options' snapshot, if set and not empty.
+    pub(super) fn var(&self, name: &str) -> Option<String> {
+        self.options
+            .env
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| v.expose().to_string())
+    }
+
+    /// The options this provider was made with.
+    pub fn options(&self) -> &AuthOptions {
+        &self.options
+    }
+
+    /// The Entra v2 token endpoint (client secret and workload identity).
+    pub(super) async fn entra(
         &self,
         tenant: &str,
         form: &[(&str, &str)],
@@ -359,72 +274,7 @@ impl TokenProvider {
         Ok(self.exchange(request, self.options.timeout).await?)
     }
 
-    /// `GET url` on Azure Resource Manager (or another Azure API) with a token for `scope`.
-    pub async fn get_json(&self, url: &str, scope: &str) -> Result<serde_json::Value> {
-        let token = self.token(scope, None, false).await?;
-        let request = http::Request::get(url)
-            .header("accept", "application/json")
-            .header("authorization", format!("Bearer {}", token.expose()))
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| Error::Config(format!("bad URL {url}: {e}")))?;
-        let response = tokio::time::timeout(self.options.timeout, self.client.request(request))
-            .await
-            .map_err(|_| Error::Timeout(format!("{url} did not answer in time")))?
-            .map_err(|e| Error::Transport(format!("could not reach {url}: {e}")))?;
-        let status = response.status();
-        let body = http_body_util::Limited::new(response.into_body(), 4 << 20)
-            .collect()
-            .await
-            .map_err(|_| Error::Transport(format!("{url} sent an unreadable answer")))?
-            .to_bytes();
-        let json: serde_json::Value =
-            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-        match status.as_u16() {
-            200..=299 => Ok(json),
-            401 => Err(Error::Unauthenticated(format!("{url}: HTTP 401"))),
-            403 => Err(Error::Denied(format!(
-                "{url}: HTTP 403 {}",
-                json["error"]["message"].as_str().unwrap_or("")
-            ))),
-            404 => Err(Error::NotFound(format!(
-                "{url}: {}",
-                json["error"]["message"].as_str().unwrap_or("HTTP 404")
-            ))),
-            other => Err(Error::Service {
-                status: other,
-                code: json["error"]["code"].as_str().unwrap_or("").to_string(),
-                message: json["error"]["message"].as_str().unwrap_or("").to_string(),
-            }),
-        }
-    }
-
-    /// IMDS, probed with a short timeout in the automatic chain (see the module docs).
-    async fn imds(&self, query: &str) -> std::result::Result<AccessToken, String> {
-        let probe = match self.imds_probed.get() {
-            Some(Err(why)) => return Err(why.clone()),
-            Some(Ok(())) => None,
-            None => self.options.imds_probe,
-        };
-        let endpoint = &self.options.imds_endpoint;
-        let url = format!("{endpoint}/metadata/identity/oauth2/token?{query}");
-        let timeout = probe.unwrap_or(self.options.timeout);
-        let result = self.get_token(&url, &[("metadata", "true")], timeout).await;
-        let Some(probe) = probe else {
-            return Ok(result?);
-        };
-        let found = match &result {
-            Err(TokenFailure::Unreached(_)) => Err(format!(
-                "IDENTITY_ENDPOINT is not set and no IMDS answered at {endpoint} within {probe:?} (not an Azure machine?)"
-            )),
-            _ => Ok(()),
-        };
-        match self.imds_probed.get_or_init(|| found) {
-            Err(why) => Err(why.clone()),
-            Ok(()) => Ok(result?),
-        }
-    }
-
-    async fn get_token(
+    pub(super) async fn get_token(
         &self,
         url: &str,
         headers: &[(&str, &str)],
@@ -440,7 +290,7 @@ impl TokenProvider {
         self.exchange(request, timeout).await
     }
 
-    async fn exchange(
+    pub(super) async fn exchange(
         &self,
         request: http::Request<Full<Bytes>>,
         timeout: Duration,
@@ -494,55 +344,10 @@ impl TokenProvider {
         parse_token(&json)
             .ok_or_else(|| format!("{target} answered without an access token").into())
     }
-
-    async fn azure_cli(
-        &self,
-        scope: &str,
-        tenant: Option<&str>,
-    ) -> std::result::Result<AccessToken, String> {
-        let resource = scope.strip_suffix("/.default").unwrap_or(scope);
-        let mut command = tokio::process::Command::new(&self.options.az_command);
-        command.args([
-            "account",
-            "get-access-token",
-            "--output",
-            "json",
-            "--resource",
-            resource,
-        ]);
-        if let Some(tenant) = tenant {
-            command.args(["--tenant", tenant]);
-        }
-        command
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
-        let output = tokio::time::timeout(self.options.timeout, command.output())
-            .await
-            .map_err(|_| "az did not answer in time".to_string())?
-            .map_err(|e| {
-                format!(
-                    "cannot run {} ({e}); install the Azure CLI or choose another --auth",
-                    self.options.az_command.display()
-                )
-            })?;
-        if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let line = stderr
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim()
-                .to_string();
-            return Err(format!("az failed ({line}); run `az login`"));
-        }
-        let json: serde_json::Value =
-            serde_json::from_slice(&output.stdout).map_err(|_| "az printed no JSON".to_string())?;
-        parse_token(&json).ok_or_else(|| "az printed no access token".to_string())
-    }
 }
 
 /// Why a token endpoint gave no token.
-enum TokenFailure {
+pub(super) enum TokenFailure {
     /// Nothing answered (refused, reset, or silent past the timeout); the IMDS probe reads
     /// this as "no IMDS here".
     Unreached(String),
@@ -566,7 +371,7 @@ impl From<TokenFailure> for String {
 
 /// Reads `access_token`/`accessToken` and the expiry in any of the forms the services use:
 /// `expires_in` (seconds, number or string), `expires_on` (Unix seconds, number or string).
-fn parse_token(json: &serde_json::Value) -> Option<AccessToken> {
+pub(super) fn parse_token(json: &serde_json::Value) -> Option<AccessToken> {
     let token = json["access_token"]
         .as_str()
         .or(json["accessToken"].as_str())?;
@@ -587,83 +392,9 @@ fn parse_token(json: &serde_json::Value) -> Option<AccessToken> {
     })
 }
 
-/// What a vault's `401` asks for: the tenant (from the authorization URI) and the scope.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Challenge {
-    /// Tenant id, the first path segment of `authorization`/`authorization_uri`.
-    pub tenant: Option<String>,
-    /// `scope`, or `resource` + `/.default`.
-    pub scope: String,
-    /// The resource's host, which the vault's host must be in.
-    pub resource_host: String,
-}
-
-impl Challenge {
-    /// Parses `Bearer authorization="…", resource="…"` (or `scope=`).
-    pub fn parse(header: &str) -> Option<Challenge> {
-        let rest = header.trim().strip_prefix("Bearer")?.trim();
-        let mut params = HashMap::new();
-        for part in rest.split(',') {
-            let (k, v) = part.trim().split_once('=')?;
-            params.insert(
-                k.trim().to_ascii_lowercase(),
-                v.trim().trim_matches('"').to_string(),
-            );
-        }
-        let authority = params
-            .get("authorization")
-            .or(params.get("authorization_uri"))?;
-        let tenant = authority
-            .split_once("://")
-            .and_then(|(_, rest)| rest.split('/').nth(1))
-            .filter(|t| !t.is_empty())
-            .map(str::to_string);
-        let scope = match (params.get("scope"), params.get("resource")) {
-            (Some(scope), _) => scope.clone(),
-            (None, Some(resource)) => format!("{}/.default", resource.trim_end_matches('/')),
-            (None, None) => return None,
-        };
-        let resource_host = scope
-            .split_once("://")
-            .map(|(_, rest)| rest.split('/').next().unwrap_or(""))
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        Some(Challenge {
-            tenant,
-            scope,
-            resource_host,
-        })
-    }
-
-    /// Whether a vault on `host` may be given a token for this challenge's resource: the
-    /// host must be a subdomain of the resource's host (as the Azure SDKs check).
-    pub fn covers(&self, host: &str) -> bool {
-        let host = host.to_ascii_lowercase();
-        !self.resource_host.is_empty() && host.ends_with(&format!(".{}", self.resource_host))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn challenges_parse_and_check_the_domain() {
-        let c = Challenge::parse(r#"Bearer authorization="https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47", resource="https://vault.azure.net""#).unwrap();
-        assert_eq!(
-            c.tenant.as_deref(),
-            Some("72f988bf-86f1-41af-91ab-2d7cd011db47")
-        );
-        assert_eq!(c.scope, "https://vault.azure.net/.default");
-        assert!(c.covers("myvault.vault.azure.net"));
-        assert!(!c.covers("vault.azure.net.evil.com"));
-        assert!(!c.covers("evilvault.azure.net"));
-        let c = Challenge::parse(r#"Bearer authorization_uri="https://login.chinacloudapi.cn/t1", scope="https://vault.azure.cn/.default""#).unwrap();
-        assert_eq!(c.tenant.as_deref(), Some("t1"));
-        assert!(c.covers("kv.vault.azure.cn"));
-        assert!(Challenge::parse("Basic realm=x").is_none());
-        assert!(Challenge::parse(r#"Bearer resource="https://vault.azure.net""#).is_none());
-    }
 
     #[test]
     fn options_never_print_the_values_they_hold() {

@@ -1,4 +1,4 @@
-//! Which vault a command talks to, and the connection that reaches it.
+//! Choosing the vault a command talks to, and the connection that reaches it.
 //!
 //! Order: `--vault URL`, then `KVRUN_VAULT_URL`, then a workspace config found from the
 //! current directory upwards ([`crate::workspace`]), then the embedded local vault, started
@@ -7,17 +7,17 @@
 //!
 //! A remote vault's credential: with `--auth token` (or by default when one is there) the
 //! static token from `KVRUN_ACCESS_TOKEN` or `--token-file`; with `--auth METHOD` that Azure
-//! source; by default otherwise the Azure chain ([`crate::azure_auth`]). `--ca-cert` adds a
+//! source; by default otherwise the Azure chain ([`crate::auth`]). `--ca-cert` adds a
 //! CA to trust (the public roots are always trusted for a remote vault).
 //!
-//! Azure tokens go only to Key Vault hosts, after their challenge ([`crate::credential`]). A
+//! Azure tokens go only to Key Vault hosts, after their challenge ([`crate::auth`]). A
 //! vault chosen by a config file must be an `https` Key Vault URL ([`crate::workspace`]), so
 //! a static token, the user's explicit choice for an explicit vault, never reaches a host
 //! that a file named.
 
-use crate::azure_auth::{AuthMethod, AuthOptions, TokenProvider};
+use crate::auth::Credential;
+use crate::auth::{AuthMethod, AuthOptions, TokenProvider};
 use crate::client::{Client, ClientOptions};
-use crate::credential::Credential;
 use crate::runtime::Runtime;
 use crate::transport::TransportOptions;
 use crate::vault::{LocalVault, LocalVaultOptions};
@@ -40,7 +40,7 @@ pub enum AuthChoice {
 
 /// Everything that decides the vault and its credential.
 #[derive(Clone, Debug, Default)]
-pub struct TargetOptions {
+pub struct VaultChoiceOptions {
     /// `--vault` or `KVRUN_VAULT_URL`.
     pub vault_url: Option<String>,
     /// `--ca-cert`.
@@ -88,8 +88,8 @@ pub struct VaultConnection {
 impl VaultConnection {
     /// Picks the vault, starts the embedded one if that is the choice, and builds the client
     /// options with the credential.
-    pub async fn open(target: &TargetOptions) -> Result<VaultConnection> {
-        let ca_pem = match &target.ca_cert {
+    pub async fn open(choice: &VaultChoiceOptions) -> Result<VaultConnection> {
+        let ca_pem = match &choice.ca_cert {
             Some(path) => Some(std::fs::read(path).map_err(|e| {
                 Error::io(
                     format!("could not read the CA certificate {}", path.display()),
@@ -98,33 +98,35 @@ impl VaultConnection {
             })?),
             None => None,
         };
-        let explicit = target.vault_url.clone().filter(|u| !u.is_empty());
+        let explicit = choice.vault_url.clone().filter(|u| !u.is_empty());
         let found = match explicit {
             Some(_) => None,
-            None => workspace::find(&target.start_dir)?,
+            None => workspace::find(&choice.start_dir)?,
         };
+        // One provider for the workspace resolution and the vault: one cache, one IMDS probe.
+        let mut azure: Option<Arc<TokenProvider>> = None;
         let (url, source) = match (explicit, found) {
             (Some(url), _) => (url, VaultSource::Explicit),
             (None, Some(config)) => {
-                let provider = azure_provider(target, ca_pem.clone())?;
+                let provider = azure.get_or_insert(azure_provider(choice, ca_pem.clone())?);
                 let Resolved { vault_url, source } = workspace::resolve(
                     &config,
-                    &provider,
-                    &target.management_endpoint,
-                    target.cache_dir.as_deref(),
+                    provider,
+                    &choice.management_endpoint,
+                    choice.cache_dir.as_deref(),
                 )
                 .await?;
                 (vault_url, VaultSource::Workspace(config, source))
             }
             (None, None) => {
-                let data_dir = match &target.data_dir {
+                let data_dir = match &choice.data_dir {
                     Some(dir) => dir.clone(),
                     None => LocalVaultOptions::default_data_dir()?,
                 };
                 let vault =
                     LocalVault::start(LocalVaultOptions::ephemeral_port(data_dir.clone())).await?;
                 let mut options = vault.client_options()?;
-                if let Some(version) = &target.api_version {
+                if let Some(version) = &choice.api_version {
                     options.api_version = version.clone();
                 }
                 return Ok(VaultConnection {
@@ -140,13 +142,13 @@ impl VaultConnection {
             public_roots: true,
             ..TransportOptions::default()
         };
-        let credential = remote_credential(target, ca_pem)?;
-        options.credential = Some(if target.unsafe_token_to_any_host {
+        let credential = remote_credential(choice, ca_pem, azure)?;
+        options.credential = Some(if choice.unsafe_token_to_any_host {
             credential.allow_any_host()
         } else {
             credential
         });
-        if let Some(version) = &target.api_version {
+        if let Some(version) = &choice.api_version {
             options.api_version = version.clone();
         }
         Ok(VaultConnection {
@@ -174,10 +176,10 @@ impl VaultConnection {
     }
 }
 
-fn static_token(target: &TargetOptions) -> Result<Option<Credential>> {
+fn static_token(choice: &VaultChoiceOptions) -> Result<Option<Credential>> {
     match Credential::from_env(TOKEN_ENV)? {
         Some(credential) => Ok(Some(credential)),
-        None => target
+        None => choice
             .token_file
             .as_deref()
             .map(Credential::from_file)
@@ -185,8 +187,11 @@ fn static_token(target: &TargetOptions) -> Result<Option<Credential>> {
     }
 }
 
-fn azure_provider(target: &TargetOptions, ca_pem: Option<Vec<u8>>) -> Result<Arc<TokenProvider>> {
-    let method = match target.auth {
+fn azure_provider(
+    choice: &VaultChoiceOptions,
+    ca_pem: Option<Vec<u8>>,
+) -> Result<Arc<TokenProvider>> {
+    let method = match choice.auth {
         Some(AuthChoice::Azure(method)) => Some(method),
         _ => None,
     };
@@ -195,15 +200,28 @@ fn azure_provider(target: &TargetOptions, ca_pem: Option<Vec<u8>>) -> Result<Arc
     Ok(Arc::new(TokenProvider::new(options)?))
 }
 
-fn remote_credential(target: &TargetOptions, ca_pem: Option<Vec<u8>>) -> Result<Credential> {
-    match target.auth {
-        Some(AuthChoice::Token) => static_token(target)?.ok_or_else(|| {
+/// The credential for a remote vault; `azure` is the provider workspace resolution already
+/// made, if any.
+fn remote_credential(
+    choice: &VaultChoiceOptions,
+    ca_pem: Option<Vec<u8>>,
+    azure: Option<Arc<TokenProvider>>,
+) -> Result<Credential> {
+    let azure_credential = || -> Result<Credential> {
+        let provider = match azure.clone() {
+            Some(provider) => provider,
+            None => azure_provider(choice, ca_pem.clone())?,
+        };
+        Ok(Credential::azure(provider))
+    };
+    match choice.auth {
+        Some(AuthChoice::Token) => static_token(choice)?.ok_or_else(|| {
             Error::Config(format!("--auth token needs {TOKEN_ENV} or --token-file"))
         }),
-        Some(AuthChoice::Azure(_)) => Ok(Credential::azure(azure_provider(target, ca_pem)?)),
-        None => match static_token(target)? {
+        Some(AuthChoice::Azure(_)) => azure_credential(),
+        None => match static_token(choice)? {
             Some(credential) => Ok(credential),
-            None => Ok(Credential::azure(azure_provider(target, ca_pem)?)),
+            None => azure_credential(),
         },
     }
 }

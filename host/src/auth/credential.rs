@@ -1,10 +1,10 @@
 //! Credentials held by the host, never by a component.
 //!
 //! A [`Credential`] gives the `Authorization: Bearer …` header that
-//! [`crate::network::VaultHooks`] adds to requests for the vault's origin, and to nothing
+//! [`crate::network::OutboundHooks`] adds to requests for the vault's origin, and to nothing
 //! else. It is either a static token, from an environment variable (`KVRUN_ACCESS_TOKEN`) or a
 //! file (the local vault's `DATA_DIR/token`, or `--token-file`), never from the command line;
-//! or Azure credentials ([`crate::azure_auth`]), refreshed by the host.
+//! or Azure credentials ([`TokenProvider`]), refreshed by the host.
 //!
 //! A static token is the user's explicit choice for an explicit vault, and is sent with every
 //! request. Azure credentials follow the challenge protocol, as the Azure SDKs do: the first
@@ -15,7 +15,8 @@
 //! the domain check for a test server (the SDKs' `verify_challenge_resource=False`); only a
 //! command-line flag or an environment variable turns it on, never a file.
 
-use crate::azure_auth::{Challenge, TokenProvider};
+use super::challenge::Challenge;
+use super::provider::TokenProvider;
 use crate::{Error, Result, SecretString};
 use http::HeaderValue;
 use std::collections::HashMap;
