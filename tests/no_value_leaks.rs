@@ -78,7 +78,10 @@ fn values_never_reach_logs_errors_or_debug_output() {
             .await
             .unwrap_err();
         seen.push(format!("{err} {err:?}"));
-        seen.push(format!("{:?}", t.vault.client_options().unwrap()));
+        seen.push(format!(
+            "{:?}",
+            kvrun::ClientOptions::for_local_vault(&t.vault).unwrap()
+        ));
         t.vault.shutdown().await;
     });
 

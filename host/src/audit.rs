@@ -13,7 +13,7 @@
 //! long or arbitrary text (such as a value it read) under its name. The bytes a run can make
 //! the host write are bounded by its audit budget ([`crate::sandbox::RunOptions::max_audit`]).
 
-use crate::Result;
+use crate::error::Result;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;

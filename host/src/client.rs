@@ -9,20 +9,22 @@
 
 use crate::auth::Credential;
 use crate::bindings::kvrun::secrets::types as wit;
+use crate::bindings::kvrun::secrets::types::{
+    DeletedSecret, PropertyUpdate, SecretProperties, SetOptions,
+};
 use crate::bindings::VaultClient;
+use crate::error::{Error, Result};
 use crate::network::{NetworkStats, OutboundHooks};
 use crate::policy::{AllowList, AllowRule, Origin, SecretGrant};
-use crate::runtime::Runtime;
+use crate::runtime::{GuestState, Runtime};
+use crate::secret::SecretString;
 use crate::transport::{Transport, TransportOptions};
-use crate::{
-    DeletedSecret, Error, PropertyUpdate, Result, SecretProperties, SecretString, SetOptions,
-};
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime::{Store, StoreLimitsBuilder};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi_http::WasiHttpCtx;
 use zeroize::Zeroize;
 
 /// Retry budget handed to the component.
@@ -89,6 +91,20 @@ impl ClientOptions {
     }
 }
 
+impl ClientOptions {
+    /// Options that reach a local vault: its URL, its CA only (no public roots), its token.
+    pub fn for_local_vault(vault: &crate::vault::LocalVault) -> Result<ClientOptions> {
+        let mut options = ClientOptions::new(vault.url());
+        options.transport = TransportOptions {
+            ca_pem: Some(vault.ca_pem().to_vec()),
+            public_roots: false,
+            ..TransportOptions::default()
+        };
+        options.credential = Some(Credential::bearer(vault.token())?);
+        Ok(options)
+    }
+}
+
 /// A secret version with its value.
 #[derive(Clone, Debug)]
 pub struct Secret {
@@ -107,34 +123,6 @@ pub struct NewSecret {
     pub value: SecretString,
     /// Content type and tags.
     pub options: SetOptions,
-}
-
-/// The state of the component's store.
-pub struct GuestState {
-    wasi: WasiCtx,
-    http: WasiHttpCtx,
-    table: ResourceTable,
-    hooks: OutboundHooks,
-    limits: StoreLimits,
-}
-
-impl WasiView for GuestState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for GuestState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.hooks,
-        }
-    }
 }
 
 /// The vault client component, instantiated, with typed calls.

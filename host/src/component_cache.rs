@@ -11,7 +11,8 @@
 //! directory, not cached). Artifacts are written through a randomly named temporary file
 //! and renamed into place. A damaged artifact is recompiled and replaced.
 
-use crate::{private_files, Error, Result};
+use crate::error::{Error, Result};
+use crate::private_files;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};

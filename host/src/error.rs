@@ -119,64 +119,8 @@ impl std::error::Error for Error {
     }
 }
 
-impl From<Error> for crate::bindings::kvrun::secrets::types::Error {
-    /// How a host-side failure is reported to a component (never with a value).
-    fn from(e: Error) -> Self {
-        use crate::bindings::kvrun::secrets::types::{Error as W, ServiceError};
-        match e {
-            Error::NotFound(m) => W::NotFound(m),
-            Error::Denied(m) => W::Denied(m),
-            Error::Conflict(m) => W::Conflict(m),
-            Error::Unauthenticated(m) => W::Unauthenticated(m),
-            Error::InvalidName(m) => W::InvalidName(m),
-            Error::InvalidArgument(m) => W::InvalidArgument(m),
-            Error::Unavailable(m) | Error::Timeout(m) => W::Unavailable(m),
-            Error::Service {
-                status,
-                code,
-                message,
-            } => W::Service(ServiceError {
-                status,
-                code,
-                message,
-            }),
-            other => W::Transport(other.to_string()),
-        }
-    }
-}
-
-impl From<crate::bindings::kvrun::secrets::types::Error> for Error {
-    fn from(e: crate::bindings::kvrun::secrets::types::Error) -> Self {
-        use crate::bindings::kvrun::secrets::types::Error as W;
-        match e {
-            W::NotFound(m) => Error::NotFound(m),
-            W::Denied(m) => Error::Denied(m),
-            W::Conflict(m) => Error::Conflict(m),
-            W::Unauthenticated(m) => Error::Unauthenticated(m),
-            W::InvalidName(m) => Error::InvalidName(m),
-            W::InvalidArgument(m) => Error::InvalidArgument(m),
-            W::Unavailable(m) => Error::Unavailable(m),
-            W::Transport(m) => Error::Transport(m),
-            W::Service(s) => Error::Service {
-                status: s.status,
-                code: s.code,
-                message: s.message,
-            },
-        }
-    }
-}
-
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         Error::Storage(e.to_string())
-    }
-}
-
-impl From<wasmtime::Error> for Error {
-    fn from(e: wasmtime::Error) -> Self {
-        match e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
-            Some(full) => Error::Capacity(full.to_string()),
-            None => Error::Component(format!("{e:#}")),
-        }
     }
 }

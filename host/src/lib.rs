@@ -13,21 +13,28 @@
 //!   vault is configured, and the backend of the tests.
 //! - [`vault_choice`] decides which vault a command talks to.
 //! - [`sandbox`] runs untrusted training components with exactly their granted secrets,
-//!   masked output ([`masking`], [`run_output`]) and an audit log ([`audit`]).
+//!   masked output and an audit log ([`audit`]).
 //!
 //! Secret values live in [`SecretString`], which zeroizes on drop and never prints.
+//!
+//! This file only declares modules and chooses the public API: the types a runner embeds
+//! (re-exported here), and the modules whose own types a runner or the `kvrun` command line
+//! uses. The rest is `pub(crate)`.
+
+#![warn(missing_docs)]
 
 pub mod audit;
 pub mod auth;
+mod bindings;
 pub mod client;
 pub mod component_cache;
-pub mod encoded_forms;
+pub(crate) mod encoded_forms;
 mod error;
-pub mod masking;
+pub(crate) mod masking;
 pub mod network;
 pub mod policy;
 pub mod private_files;
-pub mod run_output;
+pub(crate) mod run_output;
 pub mod runtime;
 pub mod sandbox;
 mod secret;
@@ -36,29 +43,11 @@ pub mod vault;
 pub mod vault_choice;
 pub mod workspace;
 
+pub use bindings::kvrun::secrets::types::{
+    DeletedSecret, PropertyUpdate, SecretProperties, SetOptions,
+};
+pub use bindings::GUEST_WASM;
 pub use client::{Client, ClientOptions, NewSecret, Secret};
 pub use error::{Error, Result};
 pub use runtime::{Runtime, RuntimeOptions};
 pub use secret::SecretString;
-
-/// The vault client component (`wasm32-wasip2`), built from `guest/` by this crate's build
-/// script.
-pub static GUEST_WASM: &[u8] = include_bytes!(env!("KVRUN_GUEST_WASM"));
-
-/// Types generated from the WIT contract (`wit/kvrun.wit`) for the `vault-client` world.
-pub mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "vault-client",
-        exports: { default: async },
-        with: {
-            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-            "wasi:io": wasmtime_wasi::p2::bindings::io,
-            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
-        },
-    });
-}
-
-pub use bindings::kvrun::secrets::types::{
-    DeletedSecret, PropertyUpdate, SecretProperties, SetOptions,
-};

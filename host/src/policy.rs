@@ -43,9 +43,9 @@ impl fmt::Display for PolicyError {
 
 impl std::error::Error for PolicyError {}
 
-impl From<PolicyError> for crate::Error {
+impl From<PolicyError> for crate::error::Error {
     fn from(e: PolicyError) -> Self {
-        crate::Error::Config(e.0)
+        crate::error::Error::Config(e.0)
     }
 }
 

@@ -14,7 +14,7 @@
 //! Files are replaced atomically through a temporary file with a random name created with
 //! `O_EXCL` in the same directory, never through a predictable path.
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};

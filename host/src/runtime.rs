@@ -7,19 +7,51 @@
 //! [`crate::Client`] only instantiates.
 
 use crate::bindings::VaultClientPre;
-use crate::client::GuestState;
 use crate::component_cache::{self, CacheOutcome};
-use crate::Result;
+use crate::error::{Error, Result};
+use crate::network::OutboundHooks;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use wasmtime::component::Linker;
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::StoreLimits;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// How often the epoch advances.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The state of a vault client component's store: its WASI context (configuration only),
+/// its `wasi:http` hooks and its memory limits. [`crate::Client`] fills one per instance.
+pub(crate) struct GuestState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) hooks: OutboundHooks,
+    pub(crate) limits: StoreLimits,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for GuestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
 
 /// Options of a [`Runtime`].
 #[derive(Clone, Debug)]
@@ -72,7 +104,7 @@ pub struct Runtime {
 impl Runtime {
     /// Builds the engine and loads the vault client component (from the cache if possible).
     pub fn new(options: RuntimeOptions) -> Result<Runtime> {
-        Runtime::with_vault_component(options, crate::GUEST_WASM)
+        Runtime::with_vault_component(options, crate::bindings::GUEST_WASM)
     }
 
     /// Like [`Runtime::new`], with another implementation of the `vault-client` world (a
@@ -167,6 +199,17 @@ impl Drop for EpochTicker {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+    }
+}
+
+/// A wasmtime failure: a full instance pool is [`Error::Capacity`], anything else
+/// [`Error::Component`].
+impl From<wasmtime::Error> for Error {
+    fn from(e: wasmtime::Error) -> Self {
+        match e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+            Some(full) => Error::Capacity(full.to_string()),
+            None => Error::Component(format!("{e:#}")),
         }
     }
 }

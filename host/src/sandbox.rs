@@ -25,12 +25,13 @@
 use crate::audit::AuditLog;
 use crate::bindings::kvrun::secrets::types::Error as WitError;
 use crate::client::{Client, ClientOptions};
+use crate::error::{Error, Result};
 use crate::network::OutboundHooks;
 use crate::policy::{AllowList, SecretGrant};
 use crate::run_output::{MaskedOutput, OutputBudget};
 use crate::runtime::Runtime;
+use crate::secret::SecretString;
 use crate::transport::{Transport, TransportOptions};
-use crate::{Error, Result, SecretString};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;

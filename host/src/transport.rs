@@ -15,7 +15,7 @@
 //! - a response size cap: a larger body ends with `HTTP-response-body-size`;
 //! - no redirects: a 3xx answer is handed to the component as it is, never followed.
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper_rustls::HttpsConnector;

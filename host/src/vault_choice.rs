@@ -18,11 +18,11 @@
 use crate::auth::Credential;
 use crate::auth::{AuthMethod, AuthOptions, TokenProvider};
 use crate::client::{Client, ClientOptions};
+use crate::error::{Error, Result};
 use crate::runtime::Runtime;
 use crate::transport::TransportOptions;
 use crate::vault::{LocalVault, LocalVaultOptions};
 use crate::workspace::{self, Resolved, WorkspaceConfig};
-use crate::{Error, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -125,7 +125,7 @@ impl VaultConnection {
                 };
                 let vault =
                     LocalVault::start(LocalVaultOptions::ephemeral_port(data_dir.clone())).await?;
-                let mut options = vault.client_options()?;
+                let mut options = ClientOptions::for_local_vault(&vault)?;
                 if let Some(version) = &choice.api_version {
                     options.api_version = version.clone();
                 }

@@ -24,8 +24,8 @@
 //! cached in the cache directory (`workspaces.json`).
 
 use crate::auth::TokenProvider;
+use crate::error::{Error, Result};
 use crate::transport::{connector, TransportOptions};
-use crate::{Error, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;

@@ -91,7 +91,7 @@ impl TestVault {
     }
 
     pub fn options(&self) -> ClientOptions {
-        let mut options = self.vault.client_options().expect("client options");
+        let mut options = ClientOptions::for_local_vault(&self.vault).expect("client options");
         options.retry = quick_retry();
         options
     }

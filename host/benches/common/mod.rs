@@ -33,7 +33,7 @@ pub fn spawn_vault(data_dir: PathBuf) -> BenchVault {
                 .await
                 .unwrap();
             tx.send(BenchVault {
-                options: vault.client_options().unwrap(),
+                options: kvrun::ClientOptions::for_local_vault(&vault).unwrap(),
                 url: vault.url(),
                 ca_pem: vault.ca_pem().to_vec(),
                 token: vault.token().clone(),

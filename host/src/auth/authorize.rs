@@ -79,7 +79,7 @@ pub(crate) async fn send_authenticated(
 }
 
 /// A `401` in the Key Vault error shape that carries why no token could be had.
-fn credential_failure(e: &crate::Error) -> http::Response<WasiBody> {
+fn credential_failure(e: &crate::error::Error) -> http::Response<WasiBody> {
     tracing::warn!(error = %e, "no token for the vault");
     let body = serde_json::json!({ "error": { "code": "CredentialUnavailable", "message": e.to_string() } });
     let mut response = http::Response::new(

@@ -17,7 +17,8 @@
 
 use super::challenge::Challenge;
 use super::provider::TokenProvider;
-use crate::{Error, Result, SecretString};
+use crate::error::{Error, Result};
+use crate::secret::SecretString;
 use http::HeaderValue;
 use std::collections::HashMap;
 use std::fmt;

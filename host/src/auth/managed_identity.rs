@@ -10,7 +10,7 @@
 //! timeout.
 
 use super::provider::{AccessToken, TokenFailure, TokenProvider};
-use crate::SecretString;
+use crate::secret::SecretString;
 
 impl TokenProvider {
     /// A token for `scope` from the identity endpoint, else from IMDS.

@@ -6,8 +6,9 @@
 //! the error lists each source and why it failed. Tokens live in [`SecretString`] and never
 //! print.
 
+use crate::error::{Error, Result};
+use crate::secret::SecretString;
 use crate::transport::{connector, TransportOptions};
-use crate::{Error, Result, SecretString};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;

@@ -3,7 +3,7 @@
 //! client assertion at the Entra token endpoint.
 
 use super::provider::{AccessToken, TokenProvider};
-use crate::SecretString;
+use crate::secret::SecretString;
 
 impl TokenProvider {
     /// A token for `scope` in `tenant` (else the home tenant) from the federated token.

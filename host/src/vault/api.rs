@@ -25,7 +25,7 @@
 
 use super::backup::BackupKey;
 use super::storage::{Deletion, NewVersion, Patch, Storage, StoredVersion, RECOVERABLE_DAYS};
-use crate::SecretString;
+use crate::secret::SecretString;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -106,8 +106,8 @@ impl Failure {
     }
 }
 
-impl From<crate::Error> for Failure {
-    fn from(e: crate::Error) -> Self {
+impl From<crate::error::Error> for Failure {
+    fn from(e: crate::error::Error) -> Self {
         tracing::error!(error = %e, "local vault storage failed");
         Failure::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -341,12 +341,16 @@ impl Api {
     /// fsync, a read may wait for the disk or for a free read connection).
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Storage) -> crate::Result<T> + Send + 'static,
+        f: impl FnOnce(&Storage) -> crate::error::Result<T> + Send + 'static,
     ) -> Result<T, Failure> {
         let storage = self.storage.clone();
         tokio::task::spawn_blocking(move || f(&storage))
             .await
-            .map_err(|_| Failure::from(crate::Error::Storage("the writer task failed".into())))?
+            .map_err(|_| {
+                Failure::from(crate::error::Error::Storage(
+                    "the writer task failed".into(),
+                ))
+            })?
             .map_err(Failure::from)
     }
 

@@ -6,7 +6,8 @@
 //! blob sealed by another vault, is refused as "Malformed backup blob".
 
 use super::storage::{NewVersion, StoredVersion};
-use crate::{Error, Result, SecretString};
+use crate::error::{Error, Result};
+use crate::secret::SecretString;
 use base64::Engine as _;
 use rand::RngCore;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};

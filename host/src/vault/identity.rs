@@ -16,8 +16,9 @@
 //! A data directory, or a private file in it, that another user owns or can write is refused
 //! ([`crate::private_files`]): whoever could plant the token would read every secret.
 
+use crate::error::{Error, Result};
 use crate::private_files;
-use crate::{Error, Result, SecretString};
+use crate::secret::SecretString;
 use rand::RngCore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};

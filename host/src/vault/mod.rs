@@ -17,10 +17,8 @@ pub mod backup;
 pub mod identity;
 pub mod storage;
 
-use crate::auth::Credential;
-use crate::client::ClientOptions;
-use crate::transport::TransportOptions;
-use crate::{Error, Result, SecretString};
+use crate::error::{Error, Result};
+use crate::secret::SecretString;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
@@ -160,18 +158,6 @@ impl LocalVault {
     /// The access token.
     pub fn token(&self) -> &SecretString {
         &self.token
-    }
-
-    /// Client options that reach this vault: its URL, its CA only, its token.
-    pub fn client_options(&self) -> Result<ClientOptions> {
-        let mut options = ClientOptions::new(self.url());
-        options.transport = TransportOptions {
-            ca_pem: Some(self.ca_pem.clone()),
-            public_roots: false,
-            ..TransportOptions::default()
-        };
-        options.credential = Some(Credential::bearer(&self.token)?);
-        Ok(options)
     }
 
     /// Stops accepting connections and waits for the accept loop to end.

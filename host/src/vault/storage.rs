@@ -8,7 +8,8 @@
 //! As in the service, a deleted secret is purged for good once its `scheduledPurgeDate`
 //! has passed ([`Storage::purge_expired`], swept by the server).
 
-use crate::{Error, Result, SecretString};
+use crate::error::{Error, Result};
+use crate::secret::SecretString;
 use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::collections::BTreeMap;

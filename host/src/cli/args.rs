@@ -1,0 +1,306 @@
+//! The command line's arguments: every command, option and value parser (clap).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kvrun::auth::AuthMethod;
+use kvrun::sandbox::DirGrant;
+use kvrun::vault_choice::AuthChoice;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Hand secrets to training code: a Key Vault client component in a sandboxing host.
+#[derive(Parser)]
+#[command(name = "kvrun", version)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Args)]
+pub(crate) struct Global {
+    /// Output format.
+    #[arg(long, short, global = true, value_enum, default_value_t = Output::Text)]
+    pub(crate) output: Output,
+    /// Data directory of the embedded local vault.
+    #[arg(long, global = true, env = "KVRUN_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Vault URL (https://NAME.vault.azure.net); without it, the embedded local vault.
+    #[arg(long, global = true, env = "KVRUN_VAULT_URL")]
+    pub(crate) vault: Option<String>,
+    /// Extra CA certificate (PEM) to trust for --vault.
+    #[arg(long, global = true)]
+    pub(crate) ca_cert: Option<PathBuf>,
+    /// File holding the access token for --vault (else KVRUN_ACCESS_TOKEN).
+    #[arg(long, global = true)]
+    pub(crate) token_file: Option<PathBuf>,
+    /// Key Vault api-version.
+    #[arg(long, global = true, env = "KVRUN_API_VERSION")]
+    pub(crate) api_version: Option<String>,
+    /// Credential for a remote vault (default: the token if one is given, else the Azure chain).
+    #[arg(long, global = true, value_enum, env = "KVRUN_AUTH")]
+    pub(crate) auth: Option<Auth>,
+    /// Azure Resource Manager endpoint, for resolving a workspace's vault.
+    #[arg(
+        long,
+        global = true,
+        env = "KVRUN_MANAGEMENT_ENDPOINT",
+        default_value = "https://management.azure.com"
+    )]
+    pub(crate) management_endpoint: String,
+    /// DANGEROUS: send an Azure token to a vault that is not a Key Vault host (a test server),
+    /// for whatever resource its challenge names.
+    #[arg(long, global = true, env = "KVRUN_UNSAFE_TOKEN_TO_ANY_HOST", value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) unsafe_token_to_any_host: bool,
+}
+
+/// `--auth` values.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Auth {
+    /// KVRUN_ACCESS_TOKEN or --token-file.
+    Token,
+    /// AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET.
+    ClientSecret,
+    /// AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE.
+    WorkloadIdentity,
+    /// IDENTITY_ENDPOINT/IDENTITY_HEADER, else the IMDS endpoint (full timeout, no probe).
+    ManagedIdentity,
+    /// `az account get-access-token`.
+    AzureCli,
+}
+
+impl Auth {
+    pub(crate) fn choice(self) -> AuthChoice {
+        match self {
+            Auth::Token => AuthChoice::Token,
+            Auth::ClientSecret => AuthChoice::Azure(AuthMethod::ClientSecret),
+            Auth::WorkloadIdentity => AuthChoice::Azure(AuthMethod::WorkloadIdentity),
+            Auth::ManagedIdentity => AuthChoice::Azure(AuthMethod::ManagedIdentity),
+            Auth::AzureCli => AuthChoice::Azure(AuthMethod::AzureCli),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Set, read, list and delete secrets.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Run the local vault.
+    #[command(subcommand)]
+    Vault(VaultCommand),
+    /// Run an untrusted training component with only the secrets it is granted.
+    Run(RunArgs),
+    /// Show which vault commands use here, and where that came from.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum WorkspaceCommand {
+    /// Print the config file found, the vault it resolves to, and how.
+    Show,
+}
+
+/// `kvrun run COMPONENT.wasm [options] [-- ARGS...]`.
+#[derive(Args)]
+pub(crate) struct RunArgs {
+    /// The training component (`wasm32-wasip2`, training world).
+    pub(crate) component: PathBuf,
+    /// Grant the run this secret (repeatable); any other name is refused.
+    #[arg(long = "secret", value_name = "NAME")]
+    pub(crate) secrets: Vec<String>,
+    /// Let the run reach this origin over wasi:http (repeatable); default: no network.
+    #[arg(long = "allow-http", value_name = "ORIGIN")]
+    pub(crate) allow_http: Vec<String>,
+    /// Set an environment variable, K=V (repeatable); nothing else is inherited.
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
+    pub(crate) env: Vec<(String, String)>,
+    /// Make a host directory visible, HOST::GUEST[:ro] (repeatable).
+    #[arg(long = "dir", value_name = "HOST::GUEST[:ro]")]
+    pub(crate) dirs: Vec<DirGrant>,
+    /// Memory limit (e.g. 256MiB, 1GiB).
+    #[arg(long, default_value = "512MiB", value_parser = parse_size)]
+    pub(crate) max_memory: u64,
+    /// Wall-clock limit (e.g. 30s, 10m, 2h).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub(crate) timeout: std::time::Duration,
+    /// Limit on stdout and stderr together (e.g. 64MiB).
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    pub(crate) max_output: u64,
+    /// Limit on the audit records the run's secret accesses produce (e.g. 4MiB); past it the
+    /// run is stopped with status 120.
+    #[arg(long, default_value = "4MiB", value_parser = parse_size)]
+    pub(crate) max_audit: u64,
+    /// Append audit records (JSON lines) to this file instead of stderr.
+    #[arg(long)]
+    pub(crate) audit: Option<PathBuf>,
+    /// Arguments for the component.
+    #[arg(last = true)]
+    pub(crate) args: Vec<String>,
+}
+
+pub(crate) fn parse_env(text: &str) -> std::result::Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{text:?} is not K=V")),
+    }
+}
+
+/// Parses `512MiB`, `1GiB`, `100MB`, `64k` or a plain number of bytes.
+pub(crate) fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 512MiB"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?} (use KiB, MiB or GiB)"
+            ))
+        }
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SecretCommand {
+    /// Set a secret (a new version if it exists). The value comes from --value-from-env,
+    /// --value-file, standard input, or a prompt that does not echo; never from argv.
+    Set {
+        name: String,
+        /// Read the value from this environment variable.
+        #[arg(long, conflicts_with = "value_file")]
+        value_from_env: Option<String>,
+        /// Read the value from this file (verbatim).
+        #[arg(long)]
+        value_file: Option<PathBuf>,
+        /// Content type, e.g. application/vnd.ms-password.
+        #[arg(long)]
+        content_type: Option<String>,
+        /// A tag, KEY=VALUE (repeatable).
+        #[arg(long = "tag", value_parser = parse_tag)]
+        tags: Vec<(String, String)>,
+    },
+    /// Set many secrets at once.
+    SetMany {
+        /// A JSON object {"name": "value", ...}; `-` reads standard input.
+        #[arg(
+            long,
+            required_unless_present = "from_env_prefix",
+            conflicts_with = "from_env_prefix"
+        )]
+        from_json: Option<PathBuf>,
+        /// Every environment variable PREFIXNAME becomes secret `name` (lower case, `_` → `-`).
+        #[arg(long)]
+        from_env_prefix: Option<String>,
+    },
+    /// Print a secret's value.
+    Get {
+        name: String,
+        /// A version id (default: latest).
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Print a JSON object name -> value (null for a missing name).
+    GetMany {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// List secret names (--output json for properties).
+    List,
+    /// List the versions of a secret.
+    Versions { name: String },
+    /// Delete a secret and all its versions (recoverable until purged).
+    Delete { name: String },
+    /// Change a secret's properties, never its value (latest version unless --version).
+    SetAttributes {
+        name: String,
+        /// The version to change.
+        #[arg(long)]
+        version: Option<String>,
+        /// Enable (true) or disable (false) reads.
+        #[arg(long)]
+        enabled: Option<bool>,
+        /// New content type.
+        #[arg(long)]
+        content_type: Option<String>,
+        /// Replace the tags with these, KEY=VALUE (repeatable).
+        #[arg(long = "tag", value_parser = parse_tag)]
+        tags: Vec<(String, String)>,
+        /// Expiry: Unix seconds or an RFC 3339 time.
+        #[arg(long, value_parser = parse_time)]
+        expires: Option<i64>,
+        /// Not valid before: Unix seconds or an RFC 3339 time.
+        #[arg(long, value_parser = parse_time)]
+        not_before: Option<i64>,
+    },
+    /// Show a deleted secret.
+    ShowDeleted { name: String },
+    /// List deleted secrets.
+    ListDeleted,
+    /// Recover a deleted secret.
+    Recover { name: String },
+    /// Purge a deleted secret for good.
+    Purge { name: String },
+    /// Back up every version of a secret into a file (only this vault can restore it).
+    Backup {
+        name: String,
+        /// Where to write the backup.
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Restore a secret from a backup file.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        file: PathBuf,
+    },
+}
+
+/// Unix seconds, or an RFC 3339 time such as 2027-01-31T00:00:00Z.
+pub(crate) fn parse_time(text: &str) -> std::result::Result<i64, String> {
+    if let Ok(seconds) = text.parse::<i64>() {
+        return Ok(seconds);
+    }
+    let time = humantime::parse_rfc3339_weak(text)
+        .map_err(|_| format!("{text:?} is neither Unix seconds nor an RFC 3339 time"))?;
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .map_err(|_| format!("{text:?} is before 1970"))
+}
+
+#[derive(Subcommand)]
+pub(crate) enum VaultCommand {
+    /// Serve the local vault over HTTPS until SIGINT or SIGTERM.
+    Serve {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        addr: SocketAddr,
+        /// Allow a non-loopback --addr.
+        #[arg(long)]
+        allow_remote: bool,
+    },
+}
+
+pub(crate) fn parse_tag(text: &str) -> std::result::Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))
+}

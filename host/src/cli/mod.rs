@@ -1,0 +1,127 @@
+//! The `kvrun` command line, by job: [`args`] (what can be typed), one module per command
+//! family ([`secret`], [`run`], [`vault`], [`workspace`]), [`output`] (the one path every
+//! answer is printed through), [`value_input`] (where secret values come from, never argv).
+//! See the README for every command.
+
+mod args;
+mod output;
+mod run;
+mod secret;
+mod value_input;
+mod vault;
+mod workspace;
+
+use args::{Auth, Cli, Command, Global, VaultCommand, WorkspaceCommand};
+use clap::Parser;
+use kvrun::vault_choice::{VaultChoiceOptions, VaultConnection, VaultSource};
+use kvrun::{Error, Result, Runtime, RuntimeOptions};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+/// Parses the arguments, runs the command, and maps a failure to one line and a status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_log = match cli.command {
+        Command::Vault(_) => "info",
+        Command::Secret(_) | Command::Run(_) | Command::Workspace(_) => "warn",
+    };
+    init_logging(default_log);
+    let outcome = match cli.command {
+        Command::Vault(VaultCommand::Serve { addr, allow_remote }) => {
+            vault::serve(addr, allow_remote, cli.global.data_dir)
+        }
+        Command::Secret(command) => {
+            current_thread().and_then(|rt| rt.block_on(secret::secret(command, &cli.global)))
+        }
+        Command::Run(args) => {
+            current_thread().and_then(|rt| rt.block_on(run::run(args, &cli.global)))
+        }
+        Command::Workspace(WorkspaceCommand::Show) => {
+            current_thread().and_then(|rt| rt.block_on(workspace::workspace_show(&cli.global)))
+        }
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            match e.hint() {
+                Some(hint) => eprintln!("kvrun: {e} ({hint})"),
+                None => eprintln!("kvrun: {e}"),
+            }
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `KVRUN_LOG` (else `default`). Whatever the filter, events
+/// below `INFO` from the WASI crates never print: they carry a run's raw output and the
+/// arguments of its calls (`wasmtime_wasi::p2::write_stream` logs every byte written to
+/// stdout before masking), which may hold granted values.
+pub(crate) fn init_logging(default: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KVRUN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let no_guest_data = tracing_subscriber::filter::filter_fn(|metadata| {
+        !(metadata.target().starts_with("wasmtime_wasi")
+            && *metadata.level() > tracing::Level::INFO)
+    });
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_filter(no_guest_data)
+        .with_filter(filter);
+    tracing_subscriber::registry().with(layer).init();
+}
+
+/// Exit statuses, one per kind of failure.
+pub(crate) fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::NotFound(_) => 3,
+        Error::InvalidName(_) | Error::InvalidArgument(_) | Error::Config(_) => 4,
+        Error::Denied(_) => 5,
+        Error::Unauthenticated(_) => 6,
+        Error::Unavailable(_) | Error::Transport(_) | Error::Timeout(_) => 7,
+        Error::Conflict(_) => 8,
+        _ => 1,
+    }
+}
+
+pub(crate) fn current_thread() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the async runtime", e))
+}
+
+pub(crate) fn runtime() -> Result<Runtime> {
+    Runtime::new(RuntimeOptions {
+        cache_dir: RuntimeOptions::default_cache_dir(),
+        ..RuntimeOptions::default()
+    })
+}
+
+pub(crate) async fn connect(global: &Global) -> Result<VaultConnection> {
+    let target = VaultChoiceOptions {
+        vault_url: global.vault.clone(),
+        ca_cert: global.ca_cert.clone(),
+        token_file: global.token_file.clone(),
+        data_dir: global.data_dir.clone(),
+        auth: global.auth.map(Auth::choice),
+        management_endpoint: global.management_endpoint.clone(),
+        start_dir: std::env::current_dir()
+            .map_err(|e| Error::io("reading the current directory", e))?,
+        cache_dir: RuntimeOptions::default_cache_dir(),
+        api_version: global.api_version.clone(),
+        unsafe_token_to_any_host: global.unsafe_token_to_any_host,
+    };
+    let connection = VaultConnection::open(&target).await?;
+    if let VaultSource::Workspace(config, _) = &connection.source {
+        eprintln!(
+            "kvrun: using the vault {} named by {}",
+            connection.options.vault_url,
+            config.path.display()
+        );
+    }
+    Ok(connection)
+}
