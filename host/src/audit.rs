@@ -64,7 +64,7 @@ impl AuditLog {
             "granted": granted,
             "outcome": outcome,
         });
-        if !crate::policy::is_valid_secret_name(name) {
+        if !crate::secret_name::is_valid(name) {
             let shown: String = name
                 .chars()
                 .take(INVALID_NAME_SHOWN)

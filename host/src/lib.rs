@@ -38,6 +38,7 @@ pub(crate) mod run_output;
 pub mod runtime;
 pub mod sandbox;
 mod secret;
+pub mod secret_name;
 pub mod transport;
 pub mod vault;
 pub mod vault_choice;

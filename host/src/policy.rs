@@ -276,7 +276,7 @@ impl SecretGrant {
         let mut keys = std::collections::BTreeSet::new();
         for name in names {
             let name = name.as_ref();
-            if !is_valid_secret_name(name) {
+            if !crate::secret_name::is_valid(name) {
                 return Err(PolicyError(format!(
                     "{name:?} cannot be granted: secret names use 1 to 127 characters from A-Z, a-z, 0-9 and '-'"
                 )));
@@ -288,7 +288,7 @@ impl SecretGrant {
 
     /// Whether `name` was granted.
     pub fn allows_name(&self, name: &str) -> bool {
-        is_valid_secret_name(name) && self.keys.contains(&name.to_ascii_uppercase())
+        crate::secret_name::is_valid(name) && self.keys.contains(&name.to_ascii_uppercase())
     }
 
     /// Whether a request with this method and path may be sent for the run.
@@ -313,13 +313,6 @@ impl SecretGrant {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.keys.iter().map(String::as_str)
     }
-}
-
-/// Whether `name` is a valid Key Vault secret name: `^[0-9A-Za-z-]{1,127}$`.
-pub fn is_valid_secret_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 127
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 fn split(text: &str) -> Result<(Scheme, String, u16), PolicyError> {

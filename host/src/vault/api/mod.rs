@@ -18,21 +18,27 @@
 //! | `POST` | `/secrets/restore` | 200 SecretBundle without value; 409 if the name exists |
 //!
 //! Without a valid token the answer is 401 with the Key Vault challenge, before the body is
-//! read. Errors use the Key Vault envelope `{"error":{"code","message","innererror"}}`.
-//! `nextLink` is absolute, on the request's authority, and carries all paging state in
-//! `$skiptoken`. Only set and get answers carry a value, and nothing is logged but method,
-//! path, status and latency.
+//! read. Errors use the Key Vault envelope `{"error":{"code","message","innererror"}}`
+//! ([`replies`]); bodies have the service's shapes ([`shapes`]). `nextLink` is absolute, on
+//! the address the vault serves, and carries all paging state in `$skiptoken`. Only set and
+//! get answers carry a value, and nothing is logged but method, path, status and latency.
+//! This file routes requests and runs the handlers.
+
+mod replies;
+mod shapes;
 
 use super::backup::BackupKey;
-use super::storage::{Deletion, NewVersion, Patch, Storage, StoredVersion, RECOVERABLE_DAYS};
+use super::storage::{NewVersion, Patch, Storage};
 use crate::secret::SecretString;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use replies::{challenge, decorate, failure_reply, json_reply, method_not_allowed, Failure, Reply};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+use shapes::{bundle, deleted_json, item};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -54,67 +60,6 @@ pub struct Api {
     backup_key: BackupKey,
     served: std::net::SocketAddr,
     body_timeout: std::time::Duration,
-}
-
-type Reply = Response<Full<Bytes>>;
-
-/// An error answer, in the Key Vault envelope.
-struct Failure {
-    status: StatusCode,
-    code: &'static str,
-    inner: Option<&'static str>,
-    message: String,
-}
-
-impl Failure {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Failure {
-        Failure {
-            status,
-            code,
-            inner: None,
-            message: message.into(),
-        }
-    }
-
-    fn with_inner(mut self, inner: &'static str) -> Failure {
-        self.inner = Some(inner);
-        self
-    }
-
-    fn bad(message: impl Into<String>) -> Failure {
-        Failure::new(StatusCode::BAD_REQUEST, "BadParameter", message)
-    }
-
-    fn not_found(name: &str, version: Option<&str>) -> Failure {
-        let id = match version {
-            Some(v) => format!("{name}/{v}"),
-            None => name.to_string(),
-        };
-        Failure::new(
-            StatusCode::NOT_FOUND,
-            "SecretNotFound",
-            format!("A secret with (name/id) {id} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"),
-        )
-    }
-
-    fn deleted_not_found(name: &str) -> Failure {
-        Failure::new(
-            StatusCode::NOT_FOUND,
-            "SecretNotFound",
-            format!("Deleted Secret not found: {name}"),
-        )
-    }
-}
-
-impl From<crate::error::Error> for Failure {
-    fn from(e: crate::error::Error) -> Self {
-        tracing::error!(error = %e, "local vault storage failed");
-        Failure::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            "The local vault could not access its storage.",
-        )
-    }
 }
 
 /// What one request needs to build its answer.
@@ -558,29 +503,6 @@ impl Api {
     }
 }
 
-/// A DeletedSecretBundle (`full`: the id has the version) or DeletedSecretItem; no value.
-fn deleted_json(
-    context: &Context,
-    latest: &StoredVersion,
-    deletion: &Deletion,
-    full: bool,
-) -> Value {
-    let mut map = Map::new();
-    map.insert(
-        "recoveryId".into(),
-        json!(format!(
-            "https://{}/deletedsecrets/{}",
-            context.authority, latest.data.name
-        )),
-    );
-    map.insert("deletedDate".into(), json!(deletion.deleted_date));
-    map.insert("scheduledPurgeDate".into(), json!(deletion.scheduled_purge));
-    if let Value::Object(rest) = secret_json(context, latest, false, full) {
-        map.extend(rest);
-    }
-    Value::Object(map)
-}
-
 /// `maxresults` (1..=25, default 25) and the position after which the page starts.
 fn paging(context: &Context) -> Result<(usize, String), Failure> {
     let limit = match context.query.get("maxresults") {
@@ -602,94 +524,13 @@ fn paging(context: &Context) -> Result<(usize, String), Failure> {
     Ok((limit, after))
 }
 
+/// A page of a listing, as an answer.
 fn page(context: &Context, path: &str, values: Vec<Value>, last: Option<String>) -> Reply {
-    let next_link = last.map(|last| {
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last);
-        let mut link = format!(
-            "https://{}{path}?api-version={}&$skiptoken={token}",
-            context.authority, context.api_version
-        );
-        if let Some(max) = context.query.get("maxresults") {
-            link.push_str(&format!("&maxresults={max}"));
-        }
-        link
-    });
-    json_reply(
-        StatusCode::OK,
-        json!({ "value": values, "nextLink": next_link }),
-    )
-}
-
-fn secret_id(context: &Context, version: &StoredVersion, with_version: bool) -> String {
-    if with_version {
-        format!(
-            "https://{}/secrets/{}/{}",
-            context.authority, version.data.name, version.version
-        )
-    } else {
-        format!(
-            "https://{}/secrets/{}",
-            context.authority, version.data.name
-        )
-    }
-}
-
-fn attributes(version: &StoredVersion) -> Value {
-    let mut map = Map::new();
-    map.insert("enabled".into(), json!(version.data.enabled));
-    if let Some(nbf) = version.data.nbf {
-        map.insert("nbf".into(), json!(nbf));
-    }
-    if let Some(exp) = version.data.exp {
-        map.insert("exp".into(), json!(exp));
-    }
-    map.insert("created".into(), json!(version.created));
-    map.insert("updated".into(), json!(version.updated));
-    map.insert("recoveryLevel".into(), json!("Recoverable+Purgeable"));
-    map.insert("recoverableDays".into(), json!(RECOVERABLE_DAYS));
-    Value::Object(map)
-}
-
-/// A SecretBundle (with the value for set and get, without it for delete).
-fn bundle(context: &Context, version: &StoredVersion, with_value: bool) -> Value {
-    secret_json(context, version, with_value, true)
-}
-
-/// A SecretItem: no value; the id has a version only in version listings.
-fn item(context: &Context, version: &StoredVersion, with_version: bool) -> Value {
-    secret_json(context, version, false, with_version)
-}
-
-/// The service's field order: value, contentType, id, attributes, tags.
-fn secret_json(
-    context: &Context,
-    version: &StoredVersion,
-    with_value: bool,
-    versioned_id: bool,
-) -> Value {
-    let mut map = Map::new();
-    if with_value {
-        map.insert("value".into(), json!(version.data.value.expose()));
-    }
-    if let Some(ct) = &version.data.content_type {
-        map.insert("contentType".into(), json!(ct));
-    }
-    map.insert(
-        "id".into(),
-        json!(secret_id(context, version, versioned_id)),
-    );
-    map.insert("attributes".into(), attributes(version));
-    if !version.data.tags.is_empty() {
-        map.insert("tags".into(), json!(version.data.tags));
-    }
-    Value::Object(map)
+    json_reply(StatusCode::OK, shapes::page(context, path, values, last))
 }
 
 fn check_name(name: &str) -> Result<(), Failure> {
-    if !name.is_empty()
-        && name.len() <= 127
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
+    if crate::secret_name::is_valid(name) {
         Ok(())
     } else {
         let shown: String = name.chars().take(130).collect();
@@ -773,84 +614,5 @@ async fn read_body(
                 timeout.as_secs_f64()
             ),
         )),
-    }
-}
-
-fn method_not_allowed(method: &Method) -> Failure {
-    Failure::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "MethodNotAllowed",
-        format!("HTTP {method} not allowed"),
-    )
-}
-
-fn json_reply(status: StatusCode, body: Value) -> Reply {
-    let mut reply = Response::new(Full::new(Bytes::from(body.to_string())));
-    *reply.status_mut() = status;
-    reply.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    reply
-}
-
-fn failure_reply(failure: &Failure) -> Reply {
-    let mut error = json!({ "code": failure.code, "message": failure.message });
-    if let Some(inner) = failure.inner {
-        error["innererror"] = json!({ "code": inner });
-    }
-    json_reply(failure.status, json!({ "error": error }))
-}
-
-/// 401 with the Key Vault challenge.
-fn challenge() -> Reply {
-    let mut reply = json_reply(
-        StatusCode::UNAUTHORIZED,
-        json!({ "error": { "code": "Unauthorized", "message": "AKV10000: Request is missing a Bearer or PoP token." } }),
-    );
-    reply.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(
-            "Bearer authorization=\"https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000\", resource=\"https://vault.azure.net\"",
-        ),
-    );
-    reply
-}
-
-/// Headers the service sends on every answer.
-fn decorate(reply: &mut Reply, client_request_id: Option<HeaderValue>) {
-    let mut id = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut id);
-    let h = hex::encode(id);
-    let request_id = format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    );
-    let headers = reply.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    headers.insert(header::EXPIRES, HeaderValue::from_static("-1"));
-    headers.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        "strict-transport-security",
-        HeaderValue::from_static("max-age=31536000;includeSubDomains"),
-    );
-    headers.insert(
-        "x-ms-keyvault-service-version",
-        HeaderValue::from_static(concat!("kvrun-", env!("CARGO_PKG_VERSION"))),
-    );
-    headers.insert("x-ms-keyvault-region", HeaderValue::from_static("local"));
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        headers.insert("x-ms-request-id", v);
-    }
-    if let Some(v) = client_request_id {
-        headers.insert("x-ms-client-request-id", v);
     }
 }
