@@ -1,4 +1,19 @@
-//! The Key Vault JSON shapes, as the service sends them (`reference/kv-wire.md` §4).
+//! The Key Vault JSON shapes, as the service sends them (recorded traffic of the official
+//! SDKs' test suites):
+//!
+//! - SecretBundle (`PUT`, `GET`): `{"value", "contentType"?, "id":
+//!   "https://VAULT/secrets/NAME/VERSION", "managed"?, "attributes": {"enabled", "nbf"?, "exp"?,
+//!   "created", "updated", "recoveryLevel", "recoverableDays"?}, "tags"?, "kid"?}`; absent
+//!   optionals are omitted, never `null`. PATCH, recover and restore answer the same without
+//!   `value`.
+//! - DeletedSecretBundle: `recoveryId`, `deletedDate`, `scheduledPurgeDate` first, then the
+//!   bundle's fields, without `value`.
+//! - SecretItem (listings): `contentType`?, `id` (with a version only in `/versions`),
+//!   `managed`?, `attributes`, `tags`?; never `value`. A page is `{"value": [...], "nextLink":
+//!   URL or null}`; pages may be short or empty while more follow.
+//! - Errors: `{"error": {"code", "message", "innererror"?: {"code"}}}`.
+//!
+//! Fields this client does not use (`managed`, `kid`, `recoveryLevel`, …) are ignored.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -19,10 +19,10 @@ wasmtime::component::bindgen!({
     },
 });
 
-impl From<Error> for kvrun::secrets::types::Error {
+impl From<Error> for self::kvrun::secrets::types::Error {
     /// How a host-side failure is reported to a component (never with a value).
     fn from(e: Error) -> Self {
-        use kvrun::secrets::types::{Error as W, ServiceError};
+        use self::kvrun::secrets::types::{Error as W, ServiceError};
         match e {
             Error::NotFound(m) => W::NotFound(m),
             Error::Denied(m) => W::Denied(m),
@@ -45,9 +45,9 @@ impl From<Error> for kvrun::secrets::types::Error {
     }
 }
 
-impl From<kvrun::secrets::types::Error> for Error {
-    fn from(e: kvrun::secrets::types::Error) -> Self {
-        use kvrun::secrets::types::Error as W;
+impl From<self::kvrun::secrets::types::Error> for Error {
+    fn from(e: self::kvrun::secrets::types::Error) -> Self {
+        use self::kvrun::secrets::types::Error as W;
         match e {
             W::NotFound(m) => Error::NotFound(m),
             W::Denied(m) => Error::Denied(m),

@@ -1,7 +1,7 @@
 //! The local vault on the wire: auth challenge, api-version, routes, paging, errors,
 //! headers, files and persistence. Spoken to with a plain HTTPS client, no component.
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use bytes::Bytes;

@@ -1,7 +1,7 @@
 //! Every keyvault operation, through the real component in the real host, against the real
 //! local vault over TLS.
 
-mod common;
+use crate::common;
 
 use common::TestVault;
 use kvrun::{Error, NewSecret, SecretString, SetOptions};

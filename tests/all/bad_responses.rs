@@ -1,7 +1,7 @@
 //! Broken, hostile and flaky answers from a vault: each gives a clear error (never one that
 //! quotes a value), retries happen where they should, and paging survives odd pages.
 
-mod common;
+use crate::common;
 
 use common::{bundle_json, http_reply, RawServer};
 use kvrun::{Client, Error};

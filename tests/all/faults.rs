@@ -3,7 +3,7 @@
 //! given with `--ca-cert` (trusted on an exact match, name and validity still checked). Each gives a clear error (or
 //! a success after retries) within the retry budget and the host's timeouts.
 
-mod common;
+use crate::common;
 
 use common::{bundle_json, http_reply, RawServer, Step};
 use kvrun::{Client, Error};

@@ -2,7 +2,7 @@
 //! stderr, whole, in pieces, on both streams, encoded (JSON, base64, hex, percent, line by
 //! line), or when the run traps or times out.
 
-mod common;
+use crate::common;
 
 use common::{run_options, run_training, TestVault, EXAMPLE_TRAIN_WASM, HOSTILE_TRAINING_WASM};
 use kvrun::sandbox::{DirGrant, RunExit};

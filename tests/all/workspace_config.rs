@@ -2,7 +2,7 @@
 //! original SDK's order), a vault URL given directly, and a workspace resolved through a fake
 //! Azure Resource Manager on loopback, then cached.
 
-mod common;
+use crate::common;
 
 use common::{http_reply, RawServer, Step};
 use kvrun::auth::{AuthMethod, AuthOptions, TokenProvider};

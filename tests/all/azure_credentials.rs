@@ -2,7 +2,7 @@
 //! servers on loopback (real HTTP and TLS), and a fake `az`: every source, caching, refresh,
 //! coalescing, the vault's challenge, and a failing chain that says what it tried.
 
-mod common;
+use crate::common;
 
 use common::{bundle_json, http_reply, RawServer, Seen, Step};
 use kvrun::auth::Credential;

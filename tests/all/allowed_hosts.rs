@@ -2,7 +2,7 @@
 //! nothing leaves the machine. Tested on the hook directly (no component) and through
 //! components (the real client and the hostile fixture).
 
-mod common;
+use crate::common;
 
 use common::{http_reply, RawServer, TestVault};
 use http_body_util::BodyExt;

@@ -1,7 +1,7 @@
 //! Invariant 2: the host adds the credential, only for the vault's origin; the component can
 //! neither read it nor set its own `Authorization` header.
 
-mod common;
+use crate::common;
 
 use common::TestVault;
 use kvrun::Client;

@@ -1,7 +1,7 @@
 //! The `kvrun` command line, run as a user would: embedded default, `vault serve` with
 //! `--vault`, values from stdin/env/file (never argv), JSON output, exit statuses.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! make the host write unbounded audit data or send unbounded requests (invalid names cut,
 //! a byte budget per run, batches deduplicated and capped).
 
-mod common;
+use crate::common;
 
 use common::{run_options, run_training, TestVault, HOSTILE_TRAINING_WASM};
 

@@ -2,7 +2,7 @@
 //! refused on the host without any request; the run's vault client may only GET granted
 //! names, whatever its code does.
 
-mod common;
+use crate::common;
 
 use common::{
     bundle_json, http_reply, run_in, run_options, run_training, RawServer, TestVault,

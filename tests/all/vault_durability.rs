@@ -2,8 +2,6 @@
 //! with its version, and concurrent readers and writers on one name never see a torn or
 //! lost version.
 
-mod common;
-
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
