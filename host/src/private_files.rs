@@ -131,6 +131,19 @@ pub fn open_append(path: &Path, what: &str) -> Result<File> {
         .map_err(|e| Error::io(format!("could not open {what} {}", path.display()), e))
 }
 
+/// Creates `path` empty with mode 0600 if it is missing (an existing file is left as it is:
+/// check it first with [`check_file`]), so that whatever later fills it starts private.
+pub fn create(path: &Path, what: &str) -> Result<()> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map(drop)
+        .map_err(|e| Error::io(format!("could not create {what} {}", path.display()), e))
+}
+
 /// Replaces `path` with `contents` atomically and durably, mode 0600 (or `mode`), through a
 /// randomly named temporary file in the same directory. An existing file is checked first.
 pub fn write(path: &Path, contents: &[u8], mode: u32, what: &str) -> Result<()> {

@@ -13,7 +13,6 @@ use crate::secret::SecretString;
 use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::collections::BTreeMap;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -98,13 +97,7 @@ fn prepare_private_files(path: &Path) -> Result<()> {
     for file in std::iter::once(path).chain(companions.iter().map(|p| p.as_path())) {
         crate::private_files::check_file(file, "the local vault's database file")?;
     }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .map(drop)
-        .map_err(|e| Error::io(format!("could not create {}", path.display()), e))
+    crate::private_files::create(path, "the local vault's database file")
 }
 
 const COLUMNS: &str =
