@@ -379,10 +379,7 @@ fn read_body(response: &IncomingResponse) -> Result<Vec<u8>, Failure> {
 fn failure_from_code(code: ErrorCode) -> Failure {
     match code {
         ErrorCode::HttpRequestDenied => Failure::Denied,
-        ErrorCode::DnsError(e) => Failure::Transport(format!(
-            "DNS lookup failed: {}",
-            e.rcode.unwrap_or_else(|| "no answer".into())
-        )),
+        ErrorCode::DnsError(_) => Failure::Fatal("the vault's host name does not resolve".into()),
         ErrorCode::ConnectionRefused => Failure::Transport("connection refused".into()),
         ErrorCode::ConnectionTimeout => Failure::Transport("connection timed out".into()),
         ErrorCode::ConnectionReadTimeout => {
@@ -403,6 +400,12 @@ fn failure_from_code(code: ErrorCode) -> Failure {
         ErrorCode::HttpResponseIncomplete => {
             Failure::Transport("the vault's answer was truncated".into())
         }
-        other => Failure::Transport(format!("HTTP error: {other:?}")),
+        ErrorCode::HttpResponseBodySize(_) => {
+            Failure::Fatal("the vault's answer is larger than the host accepts".into())
+        }
+        ErrorCode::HttpProtocolError => {
+            Failure::Transport("the vault's answer is not valid HTTP".into())
+        }
+        _ => Failure::Transport("the host could not complete the request".into()),
     }
 }

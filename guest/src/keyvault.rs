@@ -339,7 +339,7 @@ impl Vault {
                 self.config.origin()
             ))),
             Err(Failure::Transport(why) | Failure::Fatal(why)) => Err(Error::Transport(format!(
-                "could not reach the vault at {}: {why}",
+                "could not reach {}: {why}",
                 self.config.origin()
             ))),
             Ok(response) if (200..300).contains(&response.status) => Ok(response),
@@ -380,7 +380,7 @@ fn status_error(response: &Response, subject: &str, origin: &str) -> Error {
         )),
         403 => Error::Denied(format!("the vault denied access to {subject:?}: {detail}")),
         404 => Error::NotFound(format!(
-            "secret {subject:?} was not found in the vault at {origin}{}",
+            "secret {subject:?} was not found in {origin}{}",
             if code.is_empty() {
                 String::new()
             } else {
@@ -388,8 +388,9 @@ fn status_error(response: &Response, subject: &str, origin: &str) -> Error {
             }
         )),
         409 => Error::Conflict(format!("conflict on secret {subject:?}: {detail}")),
-        408 | 429 | 500 | 502 | 503 | 504 => {
-            Error::Unavailable(format!("the vault is unavailable after retrying: {detail}"))
+        429 => Error::Unavailable(format!("{origin} kept throttling the requests ({detail})")),
+        408 | 500 | 502 | 503 | 504 => {
+            Error::Unavailable(format!("{origin} kept failing ({detail})"))
         }
         _ => Error::Service(ServiceError {
             status,

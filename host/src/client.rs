@@ -13,7 +13,7 @@ use crate::bindings::kvrun::secrets::types::{
     DeletedSecret, PropertyUpdate, SecretProperties, SetOptions,
 };
 use crate::bindings::VaultClient;
-use crate::error::{Error, Result};
+use crate::error::{Error, NetworkCause, Result};
 use crate::network::{NetworkStats, OutboundHooks};
 use crate::policy::{AllowList, AllowRule, Origin, SecretGrant};
 use crate::runtime::{GuestState, Runtime};
@@ -102,6 +102,50 @@ impl ClientOptions {
         };
         options.credential = Some(Credential::bearer(vault.token())?);
         Ok(options)
+    }
+}
+
+/// What the host saw of one call's network use, to explain a failure the component reports.
+struct Seen<'a> {
+    stats: &'a NetworkStats,
+    denied_before: u64,
+    tried: Duration,
+    origin: String,
+}
+
+impl Seen<'_> {
+    /// Replaces the component's account of a failure with the cause the host saw: a policy
+    /// denial, the transport's cause (name, connection, TLS, timeouts, size, redirect), or how
+    /// long the vault was retried while it throttled or failed.
+    fn explain(self, e: Error) -> Error {
+        let origin = self.origin;
+        match e {
+            Error::Denied(m) if self.stats.denied() > self.denied_before => Error::PolicyDenied(m),
+            Error::Transport(m) => match self.stats.take_cause() {
+                Some(cause) => Error::Network { cause, origin },
+                None => Error::Transport(m),
+            },
+            Error::Unavailable(detail) => match (self.stats.take_cause(), self.stats.last_answer())
+            {
+                (Some(cause), _) => Error::Network { cause, origin },
+                (None, Some((429, _))) => Error::Throttled {
+                    tried: self.tried,
+                    detail,
+                },
+                (None, _) => Error::Unavailable(format!(
+                    "{detail}, for {:.1} s of retries",
+                    self.tried.as_secs_f64()
+                )),
+            },
+            Error::Service { status, .. } if (300..400).contains(&status) => {
+                let location = self.stats.last_answer().and_then(|(_, location)| location);
+                Error::Network {
+                    cause: NetworkCause::Redirect { status, location },
+                    origin,
+                }
+            }
+            other => other,
+        }
     }
 }
 
@@ -216,11 +260,24 @@ impl Client {
         ) -> wasmtime::Result<std::result::Result<T, wit::Error>>,
     ) -> Result<T> {
         let timeout = self.options.call_timeout;
+        let stats = self.hooks.stats();
+        stats.clear_last();
+        let denied_before = stats.denied();
+        let started = std::time::Instant::now();
+        let origin = self.options.vault_url.trim_end_matches('/').to_string();
         let (store, instance) = self.instance().await?;
         store.set_epoch_deadline(Runtime::ticks(timeout));
         let outcome = tokio::time::timeout(timeout, f(instance, store)).await;
         match outcome {
-            Ok(Ok(result)) => result.map_err(Error::from),
+            Ok(Ok(result)) => result.map_err(|e| {
+                let seen = Seen {
+                    stats: &stats,
+                    denied_before,
+                    tried: started.elapsed(),
+                    origin,
+                };
+                seen.explain(Error::from(e))
+            }),
             Ok(Err(trap)) => {
                 self.live = None;
                 Err(Error::Component(format!(

@@ -49,6 +49,6 @@ pub use bindings::kvrun::secrets::types::{
 };
 pub use bindings::GUEST_WASM;
 pub use client::{Client, ClientOptions, NewSecret, Secret};
-pub use error::{Error, Result};
+pub use error::{Error, NetworkCause, Result};
 pub use runtime::{Runtime, RuntimeOptions};
 pub use secret::SecretString;

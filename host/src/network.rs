@@ -21,8 +21,9 @@
 //! [`NetworkStats`] counts what was sent and what was denied, for audits and tests.
 
 use crate::auth::{send_authenticated, Credential};
+use crate::error::NetworkCause;
 use crate::policy::{AllowList, Origin, SecretGrant};
-use crate::transport::Transport;
+use crate::transport::{CauseSlot, Transport};
 use http::header::AUTHORIZATION;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,14 +33,44 @@ use wasmtime_wasi_http::{
     DEFAULT_FORBIDDEN_HEADERS,
 };
 
-/// Counters of one component's network use.
-#[derive(Debug, Default)]
+/// Counters of one component's network use, and what its last request met on the wire.
+#[derive(Default)]
 pub struct NetworkStats {
     sent: AtomicU64,
     denied: AtomicU64,
+    cause: CauseSlot,
+    answer: std::sync::Mutex<Option<(u16, Option<String>)>>,
+}
+
+impl std::fmt::Debug for NetworkStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkStats")
+            .field("sent", &self.sent())
+            .field("denied", &self.denied())
+            .finish_non_exhaustive()
+    }
 }
 
 impl NetworkStats {
+    /// Forgets what earlier requests met, before a new call.
+    pub fn clear_last(&self) {
+        self.cause.take();
+        *self.answer.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Why the last failed request or answer failed, as the transport saw it (taken).
+    pub fn take_cause(&self) -> Option<NetworkCause> {
+        self.cause.take()
+    }
+
+    /// The status and `Location` of the last answer.
+    pub fn last_answer(&self) -> Option<(u16, Option<String>)> {
+        self.answer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Requests that passed the policy and were handed to the transport.
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
@@ -142,6 +173,9 @@ impl WasiHttpHooks for OutboundHooks {
             }
         };
         request.headers_mut().remove(AUTHORIZATION);
+        // The cause slot speaks of the last request only.
+        self.stats.cause.take();
+        request.extensions_mut().insert(self.stats.cause.clone());
         let credential = self
             .credential
             .as_ref()
@@ -150,6 +184,7 @@ impl WasiHttpHooks for OutboundHooks {
         self.stats.sent.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%origin, method = %request.method(), path = request.uri().path(), "component request");
         let transport = self.transport.clone();
+        let stats = self.stats.clone();
         Box::new(async move {
             let response = match credential {
                 None => transport.send(request, options).await?,
@@ -158,6 +193,13 @@ impl WasiHttpHooks for OutboundHooks {
                         .await?
                 }
             };
+            let location = response
+                .headers()
+                .get(http::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            *stats.answer.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((response.status().as_u16(), location));
             let io: Box<dyn Future<Output = Result<(), HttpError>> + Send> =
                 Box::new(async { Ok(()) });
             Ok((response, io))

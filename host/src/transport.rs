@@ -15,7 +15,7 @@
 //! - a response size cap: a larger body ends with `HTTP-response-body-size`;
 //! - no redirects: a 3xx answer is handed to the component as it is, never followed.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, NetworkCause, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper_rustls::HttpsConnector;
@@ -195,9 +195,75 @@ impl rustls::client::danger::ServerCertVerifier for PinnedOrChain {
     }
 }
 
+/// The connector type: HTTPS (and plain HTTP to loopback test servers) over our resolver.
+pub type Connector = HttpsConnector<HttpConnector<Resolver>>;
+
+/// The system resolver (`getaddrinfo`), with its failures typed as [`NameNotResolved`] so
+/// that a name that does not resolve is told apart from a refused connection.
+#[derive(Clone)]
+pub struct Resolver(hyper_util::client::legacy::connect::dns::GaiResolver);
+
+impl Default for Resolver {
+    fn default() -> Self {
+        Resolver(hyper_util::client::legacy::connect::dns::GaiResolver::new())
+    }
+}
+
+/// A host name did not resolve.
+#[derive(Debug)]
+pub struct NameNotResolved(std::io::Error);
+
+impl std::fmt::Display for NameNotResolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the host name does not resolve: {}", self.0)
+    }
+}
+
+impl std::error::Error for NameNotResolved {}
+
+impl tower_service::Service<hyper_util::client::legacy::connect::dns::Name> for Resolver {
+    type Response = hyper_util::client::legacy::connect::dns::GaiAddrs;
+    type Error = NameNotResolved;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = std::result::Result<Self::Response, Self::Error>>
+                + Send,
+        >,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::result::Result<(), Self::Error>> {
+        self.0.poll_ready(cx).map_err(NameNotResolved)
+    }
+
+    fn call(&mut self, name: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
+        let lookup = self.0.call(name);
+        Box::pin(async move { lookup.await.map_err(NameNotResolved) })
+    }
+}
+
+/// Where the transport records why a request or its answer failed, for the caller to explain
+/// it ([`NetworkCause`]); put one in the request's extensions.
+#[derive(Clone, Default)]
+pub struct CauseSlot(Arc<std::sync::Mutex<Option<NetworkCause>>>);
+
+impl CauseSlot {
+    /// Records `cause` (the last one wins).
+    pub fn record(&self, cause: NetworkCause) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(cause);
+    }
+
+    /// Takes the recorded cause, leaving none.
+    pub fn take(&self) -> Option<NetworkCause> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
 /// An HTTPS (and, for loopback test servers, HTTP) connector with these options.
-pub fn connector(options: &TransportOptions) -> Result<HttpsConnector<HttpConnector>> {
-    let mut http = HttpConnector::new();
+pub fn connector(options: &TransportOptions) -> Result<Connector> {
+    let mut http = HttpConnector::new_with_resolver(Resolver::default());
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(options.connect_timeout));
@@ -210,7 +276,7 @@ pub fn connector(options: &TransportOptions) -> Result<HttpsConnector<HttpConnec
 
 /// A pooled client for component requests.
 pub struct Transport {
-    client: HyperClient<HttpsConnector<HttpConnector>, WasiBody>,
+    client: HyperClient<Connector, WasiBody>,
     options: TransportOptions,
 }
 
@@ -242,9 +308,24 @@ impl Transport {
             options.and_then(|o| o.between_bytes_timeout),
         );
         let deadline = tokio::time::Instant::now() + self.options.total_timeout;
+        let slot = request.extensions().get::<CauseSlot>().cloned();
+        let record = |cause: NetworkCause| {
+            if let Some(slot) = &slot {
+                slot.record(cause);
+            }
+        };
         let response = match tokio::time::timeout(first_byte, self.client.request(request)).await {
-            Err(_) => return Err(HttpError::ConnectionReadTimeout),
-            Ok(Err(e)) => return Err(classify(&e)),
+            Err(_) => {
+                record(NetworkCause::FirstByteTimeout(first_byte));
+                return Err(HttpError::ConnectionReadTimeout);
+            }
+            Ok(Err(e)) => {
+                let (code, cause) = classify(&e, self.options.connect_timeout);
+                if let Some(cause) = cause {
+                    record(cause);
+                }
+                return Err(code);
+            }
             Ok(Ok(response)) => response,
         };
         let max = self.options.max_response_bytes;
@@ -255,6 +336,10 @@ impl Transport {
             .and_then(|v| v.parse::<u64>().ok())
         {
             if length > max as u64 {
+                record(NetworkCause::ResponseTooLarge {
+                    announced: Some(length),
+                    cap: max,
+                });
                 return Err(HttpError::HttpResponseBodySize(Some(length)));
             }
         }
@@ -273,6 +358,8 @@ impl Transport {
                 .boxed_unsync();
             TimedBody {
                 inner: limited,
+                slot,
+                cap: max,
                 between_bytes,
                 idle: Box::pin(tokio::time::sleep(between_bytes)),
                 total: Box::pin(tokio::time::sleep_until(deadline)),
@@ -286,6 +373,8 @@ impl Transport {
 /// `between_bytes`, or runs past the request's total deadline.
 struct TimedBody {
     inner: WasiBody,
+    slot: Option<CauseSlot>,
+    cap: usize,
     between_bytes: Duration,
     idle: std::pin::Pin<Box<tokio::time::Sleep>>,
     total: std::pin::Pin<Box<tokio::time::Sleep>>,
@@ -301,18 +390,32 @@ impl http_body::Body for TimedBody {
     ) -> std::task::Poll<Option<std::result::Result<http_body::Frame<Bytes>, HttpError>>> {
         use std::future::Future;
         use std::task::Poll;
+        let stalled = |body: &Self| {
+            body.record(NetworkCause::StalledBody(body.between_bytes));
+            Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)))
+        };
         if self.total.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)));
+            return stalled(&self);
         }
         match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 let next = tokio::time::Instant::now() + self.between_bytes;
                 self.idle.as_mut().reset(next);
+                match &frame {
+                    Some(Err(HttpError::HttpResponseBodySize(_))) => {
+                        self.record(NetworkCause::ResponseTooLarge {
+                            announced: None,
+                            cap: self.cap,
+                        })
+                    }
+                    Some(Err(
+                        HttpError::HttpResponseIncomplete | HttpError::ConnectionTerminated,
+                    )) => self.record(NetworkCause::ConnectionClosed),
+                    _ => {}
+                }
                 Poll::Ready(frame)
             }
-            Poll::Pending if self.idle.as_mut().poll(cx).is_ready() => {
-                Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)))
-            }
+            Poll::Pending if self.idle.as_mut().poll(cx).is_ready() => stalled(&self),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -326,6 +429,14 @@ impl http_body::Body for TimedBody {
     }
 }
 
+impl TimedBody {
+    fn record(&self, cause: NetworkCause) {
+        if let Some(slot) = &self.slot {
+            slot.record(cause);
+        }
+    }
+}
+
 fn body_error(e: hyper::Error) -> HttpError {
     if e.is_incomplete_message() {
         HttpError::HttpResponseIncomplete
@@ -336,55 +447,126 @@ fn body_error(e: hyper::Error) -> HttpError {
     }
 }
 
-/// Maps a client error onto the `wasi:http` error code that best describes it.
-fn classify(e: &hyper_util::client::legacy::Error) -> HttpError {
-    match std::error::Error::source(e).and_then(cause) {
-        Some(code) => code,
-        None if e.is_connect() => HttpError::ConnectionRefused,
-        None => HttpError::InternalError(Some(e.to_string())),
+/// Maps a client error onto the `wasi:http` error code that best describes it, and the cause
+/// the user is told (with the TLS detail that the error code cannot carry).
+fn classify(
+    e: &hyper_util::client::legacy::Error,
+    connect_timeout: Duration,
+) -> (HttpError, Option<NetworkCause>) {
+    match std::error::Error::source(e).and_then(|e| cause(e, connect_timeout)) {
+        Some(found) => found,
+        None if e.is_connect() => (
+            HttpError::ConnectionRefused,
+            Some(NetworkCause::ConnectionRefused),
+        ),
+        None => (HttpError::InternalError(Some(e.to_string())), None),
     }
 }
 
 /// Looks through an error chain (including errors wrapped inside `io::Error`, which
-/// `source()` skips) for a TLS, socket or HTTP cause.
-fn cause(e: &(dyn std::error::Error + 'static)) -> Option<HttpError> {
+/// `source()` skips) for a name-resolution, TLS, socket or HTTP cause.
+fn cause(
+    e: &(dyn std::error::Error + 'static),
+    connect_timeout: Duration,
+) -> Option<(HttpError, Option<NetworkCause>)> {
+    if e.downcast_ref::<NameNotResolved>().is_some() {
+        let code = HttpError::DnsError {
+            rcode: Some("the host name does not resolve".into()),
+            info_code: None,
+        };
+        return Some((code, Some(NetworkCause::NameResolution)));
+    }
     if let Some(tls) = e.downcast_ref::<rustls::Error>() {
         return Some(tls_error(tls));
     }
     if let Some(io) = e.downcast_ref::<std::io::Error>() {
-        if let Some(code) = io.get_ref().and_then(|inner| cause(inner)) {
-            return Some(code);
+        if let Some(found) = io.get_ref().and_then(|inner| cause(inner, connect_timeout)) {
+            return Some(found);
         }
         match io.kind() {
-            std::io::ErrorKind::ConnectionRefused => return Some(HttpError::ConnectionRefused),
-            std::io::ErrorKind::TimedOut => return Some(HttpError::ConnectionTimeout),
+            std::io::ErrorKind::ConnectionRefused => {
+                return Some((
+                    HttpError::ConnectionRefused,
+                    Some(NetworkCause::ConnectionRefused),
+                ))
+            }
+            std::io::ErrorKind::TimedOut => {
+                return Some((
+                    HttpError::ConnectionTimeout,
+                    Some(NetworkCause::ConnectTimeout(connect_timeout)),
+                ))
+            }
             std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof => {
-                return Some(HttpError::ConnectionTerminated)
+                return Some((
+                    HttpError::ConnectionTerminated,
+                    Some(NetworkCause::ConnectionClosed),
+                ))
             }
             _ => {}
         }
     }
     if let Some(h) = e.downcast_ref::<hyper::Error>() {
         if h.is_incomplete_message() {
-            return Some(HttpError::HttpResponseIncomplete);
+            return Some((
+                HttpError::HttpResponseIncomplete,
+                Some(NetworkCause::ConnectionClosed),
+            ));
         }
         if h.is_parse() {
-            return Some(HttpError::HttpProtocolError);
+            return Some((HttpError::HttpProtocolError, None));
         }
     }
-    e.source().and_then(cause)
+    e.source().and_then(|e| cause(e, connect_timeout))
 }
 
-fn tls_error(e: &rustls::Error) -> HttpError {
+fn tls_error(e: &rustls::Error) -> (HttpError, Option<NetworkCause>) {
+    use rustls::CertificateError as C;
     match e {
-        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
-            HttpError::TlsCertificateError
+        rustls::Error::InvalidCertificate(
+            C::NotValidForName | C::NotValidForNameContext { .. },
+        ) => (
+            HttpError::TlsCertificateError,
+            Some(NetworkCause::TlsNameMismatch),
+        ),
+        rustls::Error::InvalidCertificate(why) => {
+            let why = match why {
+                C::UnknownIssuer => "it is not signed by a CA this host trusts".to_string(),
+                C::Expired | C::ExpiredContext { .. } => "it has expired".to_string(),
+                C::NotValidYet | C::NotValidYetContext { .. } => "it is not valid yet".to_string(),
+                C::BadSignature => "its signature does not verify".to_string(),
+                C::Revoked => "it is revoked".to_string(),
+                _ => "it failed verification".to_string(),
+            };
+            (
+                HttpError::TlsCertificateError,
+                Some(NetworkCause::TlsUntrusted(why)),
+            )
         }
-        rustls::Error::AlertReceived(alert) => HttpError::TlsAlertReceived {
-            alert_id: Some(u8::from(*alert)),
-            alert_message: Some(format!("{alert:?}")),
-        },
-        _ => HttpError::TlsProtocolError,
+        rustls::Error::NoCertificatesPresented => (
+            HttpError::TlsCertificateError,
+            Some(NetworkCause::TlsUntrusted(
+                "the server presented no certificate".into(),
+            )),
+        ),
+        rustls::Error::AlertReceived(alert) => (
+            HttpError::TlsAlertReceived {
+                alert_id: Some(u8::from(*alert)),
+                alert_message: Some(format!("{alert:?}")),
+            },
+            Some(NetworkCause::TlsProtocol(format!(
+                "the server sent the alert {alert:?}"
+            ))),
+        ),
+        rustls::Error::InvalidMessage(_) => (
+            HttpError::TlsProtocolError,
+            Some(NetworkCause::TlsProtocol(
+                "the server did not answer in TLS (a plain HTTP port?)".into(),
+            )),
+        ),
+        other => (
+            HttpError::TlsProtocolError,
+            Some(NetworkCause::TlsProtocol(other.to_string())),
+        ),
     }
 }
 

@@ -156,12 +156,13 @@ async fn the_client_is_denied_when_its_vault_is_not_allowed() {
         options.allow = Some(allow);
         let mut client = Client::new(common::runtime(), options).await.unwrap();
         let err = client.get_secret("x", None).await.unwrap_err();
-        assert!(matches!(err, Error::Denied(_)), "{err:?}");
+        assert!(matches!(err, Error::PolicyDenied(_)), "{err:?}");
+        assert_eq!(err.kind(), "denied-by-policy");
         assert!(err.to_string().contains("HTTP-request-denied"), "{err}");
         let err = client.list_secrets().await.unwrap_err();
-        assert!(matches!(err, Error::Denied(_)), "{err:?}");
+        assert!(matches!(err, Error::PolicyDenied(_)), "{err:?}");
         let values = client.get_secrets(&["a".into(), "b".into()]).await;
-        assert!(matches!(values, Err(Error::Denied(_))), "{values:?}");
+        assert!(matches!(values, Err(Error::PolicyDenied(_))), "{values:?}");
         assert_eq!(client.network_stats().sent(), 0);
         assert!(
             client.network_stats().denied() >= 4,

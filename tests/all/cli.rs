@@ -234,7 +234,7 @@ fn failures_are_one_line_with_a_distinct_exit_status() {
     unreachable.env("KVRUN_ACCESS_TOKEN", "some-token");
     let out = run(unreachable, "");
     assert_eq!(out.status.code(), Some(7));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("vault unreachable"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the connection was refused"));
 
     let plain = run(
         secret(d, &["--vault", "http://example.com", "get", "x"]),

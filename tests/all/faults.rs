@@ -44,7 +44,7 @@ async fn a_connection_reset_is_retried_then_reported() {
     let always = RawServer::scripted(|_, _| vec![Step::Reset]).await;
     let mut client = client_for(&always).await;
     let err = client.get_secret("x", None).await.unwrap_err();
-    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    assert_eq!(err.kind(), "connection-closed", "{err:?}");
     assert_eq!(always.requests().len(), 3, "three attempts");
 }
 
@@ -54,10 +54,7 @@ async fn a_stall_before_the_first_byte_or_mid_body_times_out() {
     let mut client = client_for(&before).await;
     let start = Instant::now();
     let err = client.get_secret("x", None).await.unwrap_err();
-    assert!(
-        matches!(err, Error::Transport(ref m) if m.contains("timed out")),
-        "{err:?}"
-    );
+    assert_eq!(err.kind(), "first-byte-timeout", "{err:?}");
     assert!(
         start.elapsed() < Duration::from_secs(8),
         "{:?}",
@@ -74,7 +71,12 @@ async fn a_stall_before_the_first_byte_or_mid_body_times_out() {
     let mut client = client_for(&mid).await;
     let start = Instant::now();
     let err = client.get_secret("x", None).await.unwrap_err();
-    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    assert_eq!(err.kind(), "stalled-body", "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("stopped sending its answer midway"),
+        "{err}"
+    );
     assert!(!err.to_string().contains("s3cret"));
     assert!(
         start.elapsed() < Duration::from_secs(8),
@@ -92,7 +94,24 @@ async fn a_ten_megabyte_answer_is_refused() {
     .await;
     let mut client = client_for(&server).await;
     let err = client.get_secret("x", None).await.unwrap_err();
-    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Network {
+                cause: kvrun::NetworkCause::ResponseTooLarge {
+                    announced: Some(_),
+                    ..
+                },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "refused at the headers, not retried"
+    );
 }
 
 #[tokio::test]
@@ -123,7 +142,12 @@ async fn a_redirect_to_another_host_is_not_followed() {
     .await;
     let mut client = client_for(&server).await;
     let err = client.get_secret("x", None).await.unwrap_err();
-    assert!(matches!(err, Error::Service { status: 302, .. }), "{err:?}");
+    assert_eq!(err.kind(), "redirect", "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("HTTP 302 to https://") && text.contains("does not follow redirects"),
+        "{text}"
+    );
     assert_eq!(elsewhere.connections.load(Ordering::SeqCst), 0);
 }
 
@@ -133,9 +157,10 @@ async fn a_certificate_for_another_name_is_refused() {
         RawServer::for_names(&["wrong.example"], |_, request| ok_bundle(request, "never")).await;
     let mut client = client_for(&server).await;
     let err = client.get_secret("x", None).await.unwrap_err();
+    assert_eq!(err.kind(), "tls-name-mismatch", "{err:?}");
     assert!(
-        matches!(err, Error::Transport(ref m) if m.contains("certificate")),
-        "{err:?}"
+        err.to_string().contains("certificate is for another name"),
+        "{err}"
     );
     assert!(
         server.requests().is_empty(),
@@ -176,10 +201,13 @@ async fn a_self_signed_server_certificate_given_as_the_ca_is_trusted_exactly() {
             .zip(["another name", "expired", "another certificate"])
     {
         let err = client.get_secret("x", None).await.unwrap_err();
-        assert!(
-            matches!(err, Error::Transport(ref m) if m.contains("certificate")),
-            "{why}: {err:?}"
-        );
+        let kind = if why == "another name" {
+            "tls-name-mismatch"
+        } else {
+            "tls-untrusted"
+        };
+        assert_eq!(err.kind(), kind, "{why}: {err:?}");
+        assert!(err.to_string().contains("certificate"), "{why}: {err}");
     }
     for refused in [&wrong_name, &expired, &other] {
         assert!(
@@ -187,4 +215,33 @@ async fn a_self_signed_server_certificate_given_as_the_ca_is_trusted_exactly() {
             "nothing sent over an unverified connection"
         );
     }
+}
+
+#[tokio::test]
+async fn a_connection_that_never_opens_times_out() {
+    // A listener whose accept queue is full: the kernel drops further SYNs, so a connection
+    // never opens, all on loopback.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _filler = std::net::TcpStream::connect(addr).unwrap();
+    let server = RawServer::start(|_, _| Vec::new()).await;
+    let mut options = server.options("token");
+    options.vault_url = format!("https://{addr}");
+    options.transport.connect_timeout = Duration::from_millis(300);
+    let mut client = Client::new(common::runtime(), options).await.unwrap();
+    let start = Instant::now();
+    let err = client.get_secret("x", None).await.unwrap_err();
+    assert_eq!(err.kind(), "connect-timeout", "{err:?}");
+    assert!(
+        err.to_string().contains("did not open within 0.3 s"),
+        "{err}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(listener);
 }

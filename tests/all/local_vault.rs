@@ -14,10 +14,7 @@ use kvrun::vault::{LocalVault, LocalVaultOptions};
 use serde_json::Value;
 
 struct Http {
-    client: HyperClient<
-        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-        Full<Bytes>,
-    >,
+    client: HyperClient<kvrun::transport::Connector, Full<Bytes>>,
     base: String,
     token: String,
 }

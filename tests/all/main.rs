@@ -13,6 +13,7 @@ mod bad_responses;
 mod cli;
 mod component_cache;
 mod credential_isolation;
+mod failure_messages;
 mod faults;
 mod keyvault_ops;
 mod local_vault;

@@ -146,7 +146,7 @@ async fn the_real_client_under_a_grant_cannot_list_write_or_delete() {
     );
     assert!(matches!(
         client.list_secrets().await,
-        Err(kvrun::Error::Denied(_))
+        Err(kvrun::Error::PolicyDenied(_))
     ));
     let set = client
         .set_secret(
@@ -158,14 +158,14 @@ async fn the_real_client_under_a_grant_cannot_list_write_or_delete() {
             },
         )
         .await;
-    assert!(matches!(set, Err(kvrun::Error::Denied(_))));
+    assert!(matches!(set, Err(kvrun::Error::PolicyDenied(_))));
     assert!(matches!(
         client.delete_secret("db-password").await,
-        Err(kvrun::Error::Denied(_))
+        Err(kvrun::Error::PolicyDenied(_))
     ));
     assert!(matches!(
         client.get_secret("other", None).await,
-        Err(kvrun::Error::Denied(_))
+        Err(kvrun::Error::PolicyDenied(_))
     ));
     let mut owner = t.client().await;
     assert_eq!(

@@ -14,10 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-type Http = HyperClient<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
+type Http = HyperClient<kvrun::transport::Connector, Full<Bytes>>;
 
 struct Vault {
     child: Child,

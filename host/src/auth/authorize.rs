@@ -53,6 +53,9 @@ pub(crate) async fn send_authenticated(
         *request.uri_mut() = parts.uri.clone();
         *request.version_mut() = parts.version;
         *request.headers_mut() = parts.headers.clone();
+        if let Some(slot) = parts.extensions.get::<crate::transport::CauseSlot>() {
+            request.extensions_mut().insert(slot.clone());
+        }
         if let Some(authorization) = authorization {
             request.headers_mut().insert(AUTHORIZATION, authorization);
         }

@@ -145,10 +145,7 @@ impl AccessToken {
     }
 }
 
-type TokenClient = HyperClient<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
+type TokenClient = HyperClient<crate::transport::Connector, Full<Bytes>>;
 
 /// Gets, caches and refreshes tokens from the configured sources.
 pub struct TokenProvider {

@@ -4,6 +4,7 @@
 //! See the README for every command.
 
 mod args;
+mod failure;
 mod output;
 mod run;
 mod secret;
@@ -43,11 +44,9 @@ pub fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(e) => {
-            match e.hint() {
-                Some(hint) => eprintln!("kvrun: {e} ({hint})"),
-                None => eprintln!("kvrun: {e}"),
-            }
-            ExitCode::from(exit_code(&e))
+            let shown = failure::render(&e, cli.global.output);
+            eprintln!("{}", shown.text);
+            ExitCode::from(shown.status)
         }
     }
 }
@@ -72,19 +71,6 @@ pub(crate) fn init_logging(default: &str) {
         .with_filter(no_guest_data)
         .with_filter(filter);
     tracing_subscriber::registry().with(layer).init();
-}
-
-/// Exit statuses, one per kind of failure.
-pub(crate) fn exit_code(e: &Error) -> u8 {
-    match e {
-        Error::NotFound(_) => 3,
-        Error::InvalidName(_) | Error::InvalidArgument(_) | Error::Config(_) => 4,
-        Error::Denied(_) => 5,
-        Error::Unauthenticated(_) => 6,
-        Error::Unavailable(_) | Error::Transport(_) | Error::Timeout(_) => 7,
-        Error::Conflict(_) => 8,
-        _ => 1,
-    }
 }
 
 pub(crate) fn current_thread() -> Result<tokio::runtime::Runtime> {
@@ -116,6 +102,9 @@ pub(crate) async fn connect(global: &Global) -> Result<VaultConnection> {
         unsafe_token_to_any_host: global.unsafe_token_to_any_host,
     };
     let connection = VaultConnection::open(&target).await?;
+    if let VaultSource::Embedded(dir) = &connection.source {
+        failure::remember_local_vault(&connection.options.vault_url, dir.clone());
+    }
     if let VaultSource::Workspace(config, _) = &connection.source {
         eprintln!(
             "kvrun: using the vault {} named by {}",
