@@ -66,11 +66,11 @@ impl NetworkCause {
     }
 
     fn describe(&self, f: &mut fmt::Formatter<'_>, origin: &str) -> fmt::Result {
-        let host = origin
-            .split_once("://")
-            .map_or(origin, |(_, rest)| rest)
-            .rsplit_once(':')
-            .map_or(origin, |(host, _)| host);
+        let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+        let host = match authority.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => authority,
+        };
         match self {
             NetworkCause::NameResolution => {
                 write!(f, "could not reach {origin}: the host name {host} does not resolve")
@@ -284,10 +284,11 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::NotFound(m) => write!(f, "not found: {m}"),
-            Error::Denied(m) | Error::PolicyDenied(m) => write!(f, "denied: {m}"),
-            Error::Conflict(m) => write!(f, "conflict: {m}"),
-            Error::Unauthenticated(m) => write!(f, "unauthenticated: {m}"),
+            Error::NotFound(m)
+            | Error::Denied(m)
+            | Error::PolicyDenied(m)
+            | Error::Conflict(m)
+            | Error::Unauthenticated(m) => write!(f, "{m}"),
             Error::InvalidName(m) => write!(f, "{m}"),
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::Unavailable(m) => write!(f, "{m}"),

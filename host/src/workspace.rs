@@ -273,13 +273,15 @@ async fn arm_get_json(
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     match status.as_u16() {
         200..=299 => Ok(json),
-        401 => Err(Error::Unauthenticated(format!("{url}: HTTP 401"))),
+        401 => Err(Error::Unauthenticated(format!(
+            "Azure Resource Manager did not accept the credential for {url} (HTTP 401)"
+        ))),
         403 => Err(Error::Denied(format!(
-            "{url}: HTTP 403 {}",
+            "Azure Resource Manager denied reading {url} (HTTP 403 {})",
             json["error"]["message"].as_str().unwrap_or("")
         ))),
         404 => Err(Error::NotFound(format!(
-            "{url}: {}",
+            "Azure Resource Manager has no {url} ({})",
             json["error"]["message"].as_str().unwrap_or("HTTP 404")
         ))),
         other => Err(Error::Service {

@@ -140,7 +140,7 @@ fn secret_commands_work_on_the_embedded_vault() {
     let stderr = String::from_utf8_lossy(&gone.stderr);
     assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
     assert!(
-        stderr.starts_with("kvrun: not found: secret \"api-key\""),
+        stderr.starts_with("kvrun: secret \"api-key\" was not found in the local vault"),
         "{stderr}"
     );
 }
@@ -308,7 +308,7 @@ fn vault_serve_with_an_explicit_vault_url() {
     wrong.env("KVRUN_ACCESS_TOKEN", "wrong-token");
     let out = run(wrong, "");
     assert_eq!(out.status.code(), Some(6));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unauthenticated"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did not accept the credential"));
 
     let no_ca = run(
         {

@@ -120,7 +120,7 @@ async fn a_name_that_does_not_resolve() {
         &outputs,
         7,
         "name-resolution",
-        &["nonexistent.invalid does not resolve"],
+        &["could not reach https://nonexistent.invalid: the host name nonexistent.invalid does not resolve"],
     );
 }
 

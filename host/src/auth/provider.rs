@@ -211,7 +211,7 @@ impl TokenProvider {
             }
         }
         Err(Error::Unauthenticated(format!(
-            "no Azure credential worked ({})",
+            "no token could be had: no Azure credential worked ({})",
             failures.join("; ")
         )))
     }
