@@ -174,12 +174,33 @@ async fn limits_stop_the_run_with_a_distinct_status_and_the_host_stays_healthy()
 
 #[tokio::test]
 async fn a_full_instance_pool_refuses_a_run_clearly_and_the_next_one_starts() {
+    // Also under `ulimit -v 4000000`: this very test again, in a child process with that
+    // address-space limit, where the pool (3 slots of 512 MiB) must still fit.
+    if std::env::var_os("KVRUN_TEST_UNDER_AS_LIMIT").is_none() {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child
+            .args([
+                "--exact",
+                "a_full_instance_pool_refuses_a_run_clearly_and_the_next_one_starts",
+            ])
+            .env("KVRUN_TEST_UNDER_AS_LIMIT", "1");
+        common::limit_address_space(&mut child, 4_000_000);
+        let out = child.output().unwrap();
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && report.contains("1 passed"),
+            "under the limit: {report}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let t = TestVault::start().await;
     let runtime = kvrun::Runtime::new(kvrun::RuntimeOptions {
         cache_dir: Some(common::cache_dir()),
         // A run takes two instances (training component, vault client): the second run
         // gets its vault client, and its training component finds the pool full.
         max_instances: 3,
+        max_memory: 512 << 20,
+        ..kvrun::RuntimeOptions::default()
     })
     .unwrap();
     let sandbox = kvrun::sandbox::Sandbox::new(&runtime, t.options()).unwrap();

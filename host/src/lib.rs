@@ -23,6 +23,7 @@
 
 #![warn(missing_docs)]
 
+pub mod address_space;
 pub mod audit;
 pub mod auth;
 mod bindings;

@@ -6,6 +6,7 @@
 //! loaded through [`crate::component_cache`] and linked once into an `InstancePre`, so a new
 //! [`crate::Client`] only instantiates.
 
+use crate::address_space::{self, Allocation, Plan};
 use crate::bindings::VaultClientPre;
 use crate::component_cache::{self, CacheOutcome};
 use crate::error::{Error, Result};
@@ -59,18 +60,27 @@ pub struct RuntimeOptions {
     /// Where compiled components are cached; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
     /// Component instances that may be live at once: one per [`crate::Client`], two per
-    /// training run. Each reserves virtual address space for one linear memory of up to
-    /// 4 GiB (not resident memory). When all are in use, instantiating fails with
+    /// training run. When all are in use, instantiating fails with
     /// [`crate::Error::Capacity`].
     pub max_instances: u32,
+    /// The largest linear memory any instance may grow to (a run's `max_memory` must not be
+    /// larger). Each pooled slot reserves this much address space, rounded up to a power of
+    /// two, plus a guard ([`crate::address_space`]).
+    pub max_memory: usize,
+    /// Whether to pool instances: `None` decides by the address-space limit (a pool that
+    /// would take more than half of `RLIMIT_AS` becomes on-demand allocation, with a note).
+    pub allocation: Option<Allocation>,
 }
 
 impl Default for RuntimeOptions {
-    /// No cache, [`DEFAULT_MAX_INSTANCES`].
+    /// No cache, [`DEFAULT_MAX_INSTANCES`], memories up to 4 GiB, pooled unless the
+    /// address-space limit says otherwise.
     fn default() -> Self {
         RuntimeOptions {
             cache_dir: None,
             max_instances: DEFAULT_MAX_INSTANCES,
+            max_memory: 4 << 30,
+            allocation: None,
         }
     }
 }
@@ -98,6 +108,7 @@ pub struct Runtime {
     cache_dir: Option<PathBuf>,
     vault_pre: VaultClientPre<GuestState>,
     load: (CacheOutcome, Duration),
+    max_memory: usize,
     _ticker: Arc<EpochTicker>,
 }
 
@@ -110,7 +121,23 @@ impl Runtime {
     /// Like [`Runtime::new`], with another implementation of the `vault-client` world (a
     /// different build of the client, or a test double). It runs under the same sandbox.
     pub fn with_vault_component(options: RuntimeOptions, wasm: &[u8]) -> Result<Runtime> {
-        let engine = Engine::new(&engine_config(options.max_instances))?;
+        let limit = crate::address_space::current_limit();
+        let mut plan = address_space::plan(options.max_instances, options.max_memory as u64, limit);
+        if let Some(chosen) = options.allocation {
+            plan.allocation = chosen;
+        } else if plan.allocation == Allocation::OnDemand {
+            tracing::warn!(
+                "the address-space limit ({} MiB) is too small for a pool of {} instances of {} MiB; instances are allocated on demand instead",
+                limit.unwrap_or(0) >> 20,
+                options.max_instances,
+                plan.memory_reservation >> 20
+            );
+        }
+        let engine = Engine::new(&engine_config(
+            options.max_instances,
+            options.max_memory,
+            &plan,
+        ))?;
         let loaded =
             component_cache::load(&engine, options.cache_dir.as_deref(), "vault-client", wasm)?;
         let mut linker = Linker::<GuestState>::new(&engine);
@@ -123,6 +150,7 @@ impl Runtime {
             cache_dir: options.cache_dir,
             vault_pre,
             load: (loaded.outcome, loaded.elapsed),
+            max_memory: options.max_memory,
             _ticker: Arc::new(ticker),
         })
     }
@@ -130,6 +158,11 @@ impl Runtime {
     /// The engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The largest linear memory an instance may have ([`RuntimeOptions::max_memory`]).
+    pub fn max_memory(&self) -> usize {
+        self.max_memory
     }
 
     /// Whether the vault client came from the cache, and how long loading it took.
@@ -152,19 +185,29 @@ impl Runtime {
     }
 }
 
-fn engine_config(max_instances: u32) -> Config {
-    let mut pool = PoolingAllocationConfig::default();
-    // A wasip2 component holds several core instances (its module, the WASI adapter, shims)
-    // and tables, but one linear memory; those slots cost only address space.
-    pool.total_component_instances(max_instances)
-        .total_core_instances(max_instances * CORE_PER_COMPONENT)
-        .total_memories(max_instances)
-        .total_tables(max_instances * CORE_PER_COMPONENT)
-        .max_memory_size(1 << 32);
+fn engine_config(max_instances: u32, max_memory: usize, plan: &Plan) -> Config {
     let mut config = Config::new();
     config
         .epoch_interruption(true)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        .memory_reservation(plan.memory_reservation)
+        .memory_guard_size(address_space::GUARD)
+        .memory_reservation_for_growth(0);
+    let strategy = match plan.allocation {
+        Allocation::Pooled => {
+            let mut pool = PoolingAllocationConfig::default();
+            // A wasip2 component holds several core instances (its module, the WASI adapter,
+            // shims) and tables, but one linear memory; those slots cost only address space.
+            pool.total_component_instances(max_instances)
+                .total_core_instances(max_instances * CORE_PER_COMPONENT)
+                .total_memories(max_instances)
+                .total_tables(max_instances * CORE_PER_COMPONENT)
+                .total_stacks(max_instances)
+                .max_memory_size(max_memory.min(plan.memory_reservation as usize));
+            InstanceAllocationStrategy::Pooling(pool)
+        }
+        Allocation::OnDemand => InstanceAllocationStrategy::OnDemand,
+    };
+    config.allocation_strategy(strategy);
     config
 }
 

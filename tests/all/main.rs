@@ -12,6 +12,7 @@ mod azure_credentials;
 mod bad_responses;
 mod cli;
 mod component_cache;
+mod constrained;
 mod credential_isolation;
 mod failure_messages;
 mod faults;

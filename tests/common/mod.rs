@@ -60,3 +60,22 @@ pub fn quick_retry() -> RetryOptions {
         deadline: Duration::from_secs(10),
     }
 }
+
+/// Makes `command`'s process start under an address-space limit of `kib` KiB, as
+/// `ulimit -v KIB` does (`setrlimit(RLIMIT_AS)` between fork and exec).
+pub fn limit_address_space(command: &mut std::process::Command, kib: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: kib * 1024,
+                rlim_max: kib * 1024,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

@@ -10,6 +10,7 @@ mod run;
 mod secret;
 mod value_input;
 mod vault;
+mod warning;
 mod workspace;
 
 use args::{Auth, Cli, Command, Global, VaultCommand, WorkspaceCommand};
@@ -51,39 +52,52 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr, filtered by `KVRUN_LOG` (else `default`). Whatever the filter, events
-/// below `INFO` from the WASI crates never print: they carry a run's raw output and the
-/// arguments of its calls (`wasmtime_wasi::p2::write_stream` logs every byte written to
-/// stdout before masking), which may hold granted values.
+/// Logs to stderr. Without `KVRUN_LOG`, warnings and errors print as plain lines in the
+/// command line's voice (`kvrun: warning: …`), with `default` as the filter (`vault serve`
+/// keeps its request log, in the log format); with `KVRUN_LOG` (a `tracing` filter), every
+/// event prints in the log format. Whatever the filter, events below `INFO` from the WASI
+/// crates never print: they carry a run's raw output and the arguments of its calls
+/// (`wasmtime_wasi::p2::write_stream` logs every byte written to stdout before masking),
+/// which may hold granted values.
 pub(crate) fn init_logging(default: &str) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::Layer;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KVRUN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let asked = tracing_subscriber::EnvFilter::try_from_env("KVRUN_LOG").ok();
+    let plain = asked.is_none() && default == "warn";
+    let filter = asked.unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
     let no_guest_data = tracing_subscriber::filter::filter_fn(|metadata| {
         !(metadata.target().starts_with("wasmtime_wasi")
             && *metadata.level() > tracing::Level::INFO)
     });
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_filter(no_guest_data)
-        .with_filter(filter);
-    tracing_subscriber::registry().with(layer).init();
+        .with_ansi(std::io::stderr().is_terminal());
+    let layer = if plain {
+        layer.event_format(warning::PlainLine).boxed()
+    } else {
+        layer.boxed()
+    };
+    tracing_subscriber::registry()
+        .with(layer.with_filter(no_guest_data).with_filter(filter))
+        .init();
 }
 
-pub(crate) fn current_thread() -> Result<tokio::runtime::Runtime> {
+fn current_thread() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))
 }
 
-pub(crate) fn runtime() -> Result<Runtime> {
+/// The runtime of one command: `instances` pooled slots whose memories may grow to
+/// `max_memory` (the pool follows the work, and the address-space limit).
+pub(crate) fn runtime(instances: u32, max_memory: usize) -> Result<Runtime> {
     Runtime::new(RuntimeOptions {
         cache_dir: RuntimeOptions::default_cache_dir(),
-        ..RuntimeOptions::default()
+        max_instances: instances,
+        max_memory,
+        allocation: None,
     })
 }
 

@@ -22,7 +22,8 @@ pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
         Some(path) => AuditLog::to_file(path, &run_id)?,
         None => AuditLog::to_stderr(&run_id),
     };
-    let runtime = runtime()?;
+    // The training component and its vault client.
+    let runtime = runtime(2, max_memory.max(kvrun::ClientOptions::new("").max_memory))?;
     let connection = connect(global).await?;
     let options = RunOptions {
         args: args.args,

@@ -26,7 +26,8 @@ pub(crate) async fn secret(command: SecretCommand, global: &Global) -> Result<Ex
         )?),
         _ => None,
     };
-    let runtime = runtime()?;
+    // One vault client (and room for a retry after a trap), each as ClientOptions allows.
+    let runtime = runtime(4, kvrun::ClientOptions::new("").max_memory)?;
     let connection = connect(global).await?;
     let outcome = match connection.client(&runtime).await {
         Ok(mut client) => run_secret(&mut client, command, pending_value, global.output).await,

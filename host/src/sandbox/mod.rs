@@ -330,6 +330,13 @@ impl Sandbox {
                 "the training component was prepared by another Runtime; prepare it with this sandbox".into(),
             ));
         }
+        if options.max_memory > self.runtime.max_memory() {
+            return Err(Error::Config(format!(
+                "the run's memory limit ({} MiB) is above the runtime's max_memory ({} MiB); raise RuntimeOptions::max_memory",
+                options.max_memory >> 20,
+                self.runtime.max_memory() >> 20
+            )));
+        }
         let grant = SecretGrant::new(&options.secrets)?;
         let allow = AllowList::parse(&options.allow_http)?;
         let mut vault = self.vault.clone();
