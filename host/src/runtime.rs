@@ -88,8 +88,6 @@ impl Default for RuntimeOptions {
 /// The default of [`RuntimeOptions::max_instances`]: 128 concurrent training runs.
 pub const DEFAULT_MAX_INSTANCES: u32 = 256;
 
-/// Core instance and table slots per component instance.
-const CORE_PER_COMPONENT: u32 = 8;
 
 impl RuntimeOptions {
     /// The default cache directory: `KVRUN_CACHE_DIR`, else the platform cache dir.
@@ -198,9 +196,9 @@ fn engine_config(max_instances: u32, max_memory: usize, plan: &Plan) -> Config {
             // A wasip2 component holds several core instances (its module, the WASI adapter,
             // shims) and tables, but one linear memory; those slots cost only address space.
             pool.total_component_instances(max_instances)
-                .total_core_instances(max_instances * CORE_PER_COMPONENT)
+                .total_core_instances(max_instances * address_space::CORE_PER_COMPONENT)
                 .total_memories(max_instances)
-                .total_tables(max_instances * CORE_PER_COMPONENT)
+                .total_tables(max_instances * address_space::CORE_PER_COMPONENT)
                 .total_stacks(max_instances)
                 .max_memory_size(max_memory.min(plan.memory_reservation as usize));
             InstanceAllocationStrategy::Pooling(pool)
