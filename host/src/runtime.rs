@@ -88,7 +88,6 @@ impl Default for RuntimeOptions {
 /// The default of [`RuntimeOptions::max_instances`]: 128 concurrent training runs.
 pub const DEFAULT_MAX_INSTANCES: u32 = 256;
 
-
 impl RuntimeOptions {
     /// The default cache directory: `KVRUN_CACHE_DIR`, else the platform cache dir.
     pub fn default_cache_dir() -> Option<PathBuf> {
