@@ -264,7 +264,7 @@ impl Client {
         stats.clear_last();
         let denied_before = stats.denied();
         let started = std::time::Instant::now();
-        let origin = self.options.vault_url.trim_end_matches('/').to_string();
+        let vault_url = self.options.vault_url.clone();
         let (store, instance) = self.instance().await?;
         store.set_epoch_deadline(Runtime::ticks(timeout));
         let outcome = tokio::time::timeout(timeout, f(instance, store)).await;
@@ -274,7 +274,7 @@ impl Client {
                     stats: &stats,
                     denied_before,
                     tried: started.elapsed(),
-                    origin,
+                    origin: vault_url.trim_end_matches('/').to_string(),
                 };
                 seen.explain(Error::from(e))
             }),

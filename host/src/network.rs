@@ -194,8 +194,10 @@ impl WasiHttpHooks for OutboundHooks {
                 }
             };
             let location = response
-                .headers()
-                .get(http::header::LOCATION)
+                .status()
+                .is_redirection()
+                .then(|| response.headers().get(http::header::LOCATION))
+                .flatten()
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
             *stats.answer.lock().unwrap_or_else(|p| p.into_inner()) =

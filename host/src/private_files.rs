@@ -122,26 +122,26 @@ pub fn check_file(path: &Path, what: &str) -> Result<()> {
 /// and made 0600.
 pub fn open_append(path: &Path, what: &str) -> Result<File> {
     check_file(path, what)?;
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
+    open_private(path)
         .map_err(|e| Error::io(format!("could not open {what} {}", path.display()), e))
 }
 
 /// Creates `path` empty with mode 0600 if it is missing (an existing file is left as it is:
 /// check it first with [`check_file`]), so that whatever later fills it starts private.
 pub fn create(path: &Path, what: &str) -> Result<()> {
+    open_private(path)
+        .map(drop)
+        .map_err(|e| Error::io(format!("could not create {what} {}", path.display()), e))
+}
+
+/// Opens `path` for appending, creating it 0600, never through a symbolic link.
+fn open_private(path: &Path) -> std::io::Result<File> {
     OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .map(drop)
-        .map_err(|e| Error::io(format!("could not create {what} {}", path.display()), e))
 }
 
 /// Replaces `path` with `contents` atomically and durably, mode 0600 (or `mode`), through a

@@ -23,8 +23,9 @@
 //! id, then that vault's `vaultUri`) with the host's Azure credentials, and the answer is
 //! cached in the cache directory (`workspaces.json`).
 
-use crate::auth::TokenProvider;
+use crate::auth::{is_key_vault_host, TokenProvider};
 use crate::error::{Error, Result};
+use crate::policy::{Origin, Scheme};
 use crate::transport::{connector, TransportOptions};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -292,19 +293,11 @@ async fn arm_get_json(
     }
 }
 
-/// Refuses a vault URL from `file` that is not `https://NAME.<a Key Vault domain>`.
+/// Refuses a vault URL from `file` that is not `https://NAME.<a Key Vault domain>` (an origin
+/// as [`Origin::parse`] reads it: no user info, no path).
 fn check_key_vault_url(url: &str, file: &Path) -> Result<()> {
-    let host = url
-        .strip_prefix("https://")
-        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(""))
-        .filter(|authority| !authority.contains('@'))
-        .map(|authority| {
-            authority
-                .rsplit_once(':')
-                .map_or(authority, |(host, _)| host)
-        });
-    match host {
-        Some(host) if crate::auth::is_key_vault_host(host) => Ok(()),
+    match Origin::parse(url) {
+        Ok(origin) if origin.scheme() == Scheme::Https && is_key_vault_host(origin.host()) => Ok(()),
         _ => Err(Error::Config(format!(
             "{} names the vault {url:?}, which is not an https Key Vault URL (https://NAME.vault.azure.net); a vault from a config file must be one. Give another vault explicitly with --vault, or remove the file",
             file.display()

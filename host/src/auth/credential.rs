@@ -197,9 +197,7 @@ impl AzureState {
 /// Whether a token for `challenge` may go to a vault on `host`: the challenge's resource is a
 /// Key Vault domain and the host is in it.
 pub fn challenge_allowed(challenge: &Challenge, host: &str) -> bool {
-    KEY_VAULT_DOMAINS.contains(&challenge.resource_host.as_str())
-        && challenge.covers(host)
-        && is_key_vault_host(host)
+    KEY_VAULT_DOMAINS.contains(&challenge.resource_host.as_str()) && challenge.covers(host)
 }
 
 fn bearer_header(token: &str) -> Result<HeaderValue> {
