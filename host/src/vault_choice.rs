@@ -20,6 +20,7 @@ use crate::auth::{AuthMethod, AuthOptions, TokenProvider};
 use crate::client::{Client, ClientOptions};
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
+use crate::secret::SecretString;
 use crate::transport::TransportOptions;
 use crate::vault::{LocalVault, LocalVaultOptions};
 use crate::workspace::{self, Resolved, WorkspaceConfig};
@@ -38,6 +39,27 @@ pub enum AuthChoice {
     Azure(AuthMethod),
 }
 
+impl std::str::FromStr for AuthChoice {
+    type Err = Error;
+
+    /// The names `--auth` takes: `token`, `client-secret`, `workload-identity`,
+    /// `managed-identity`, `azure-cli`.
+    fn from_str(text: &str) -> Result<AuthChoice> {
+        Ok(match text {
+            "token" => AuthChoice::Token,
+            "client-secret" => AuthChoice::Azure(AuthMethod::ClientSecret),
+            "workload-identity" => AuthChoice::Azure(AuthMethod::WorkloadIdentity),
+            "managed-identity" => AuthChoice::Azure(AuthMethod::ManagedIdentity),
+            "azure-cli" => AuthChoice::Azure(AuthMethod::AzureCli),
+            other => {
+                return Err(Error::Config(format!(
+                    "unknown auth method {other:?}; use token, client-secret, workload-identity, managed-identity or azure-cli"
+                )))
+            }
+        })
+    }
+}
+
 /// Everything that decides the vault and its credential.
 #[derive(Clone, Debug, Default)]
 pub struct VaultChoiceOptions {
@@ -47,6 +69,9 @@ pub struct VaultChoiceOptions {
     pub ca_cert: Option<PathBuf>,
     /// `--token-file`.
     pub token_file: Option<PathBuf>,
+    /// A static token given by an embedding program (the Python `token=` argument); it
+    /// wins over `KVRUN_ACCESS_TOKEN` and `--token-file`.
+    pub token: Option<SecretString>,
     /// `--data-dir` or `KVRUN_DATA_DIR`.
     pub data_dir: Option<PathBuf>,
     /// `--auth`.
@@ -177,6 +202,9 @@ impl VaultConnection {
 }
 
 fn static_token(choice: &VaultChoiceOptions) -> Result<Option<Credential>> {
+    if let Some(token) = &choice.token {
+        return Credential::bearer(token).map(Some);
+    }
     match Credential::from_env(TOKEN_ENV)? {
         Some(credential) => Ok(Some(credential)),
         None => choice

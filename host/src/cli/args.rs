@@ -1,7 +1,6 @@
 //! The command line's arguments: every command, option and value parser (clap).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use kvrun::auth::AuthMethod;
 use kvrun::sandbox::DirGrant;
 use kvrun::vault_choice::AuthChoice;
 use std::net::SocketAddr;
@@ -71,13 +70,11 @@ pub(crate) enum Auth {
 
 impl Auth {
     pub(crate) fn choice(self) -> AuthChoice {
-        match self {
-            Auth::Token => AuthChoice::Token,
-            Auth::ClientSecret => AuthChoice::Azure(AuthMethod::ClientSecret),
-            Auth::WorkloadIdentity => AuthChoice::Azure(AuthMethod::WorkloadIdentity),
-            Auth::ManagedIdentity => AuthChoice::Azure(AuthMethod::ManagedIdentity),
-            Auth::AzureCli => AuthChoice::Azure(AuthMethod::AzureCli),
-        }
+        self.to_possible_value()
+            .expect("every --auth value is shown")
+            .get_name()
+            .parse()
+            .expect("every --auth value names an AuthChoice")
     }
 }
 
@@ -303,4 +300,39 @@ pub(crate) fn parse_tag(text: &str) -> std::result::Result<(String, String), Str
     text.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kvrun::auth::AuthMethod;
+
+    #[test]
+    fn every_auth_value_is_the_library_choice_of_the_same_name() {
+        let expected = [
+            (Auth::Token, AuthChoice::Token),
+            (
+                Auth::ClientSecret,
+                AuthChoice::Azure(AuthMethod::ClientSecret),
+            ),
+            (
+                Auth::WorkloadIdentity,
+                AuthChoice::Azure(AuthMethod::WorkloadIdentity),
+            ),
+            (
+                Auth::ManagedIdentity,
+                AuthChoice::Azure(AuthMethod::ManagedIdentity),
+            ),
+            (Auth::AzureCli, AuthChoice::Azure(AuthMethod::AzureCli)),
+        ];
+        assert_eq!(expected.len(), Auth::value_variants().len());
+        for (auth, choice) in expected {
+            assert_eq!(auth.choice(), choice);
+        }
+        let unknown = "kerberos".parse::<AuthChoice>().unwrap_err().to_string();
+        assert!(
+            unknown.contains("unknown auth method \"kerberos\""),
+            "{unknown}"
+        );
+    }
 }

@@ -106,6 +106,7 @@ pub(crate) async fn connect(global: &Global) -> Result<VaultConnection> {
         vault_url: global.vault.clone(),
         ca_cert: global.ca_cert.clone(),
         token_file: global.token_file.clone(),
+        token: None,
         data_dir: global.data_dir.clone(),
         auth: global.auth.map(Auth::choice),
         management_endpoint: global.management_endpoint.clone(),

@@ -1,0 +1,216 @@
+"""The ``Sandbox``: untrusted training components with exactly the secrets they were granted."""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import io
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple, Union
+
+from . import _kvrun
+from ._keyvault import Keyvault
+
+Output = Union[None, Callable[[bytes], Any], Any]
+"""Where a run's output goes: ``None`` (this process's own stream), a callable taking
+``bytes``, or a file object (binary or text)."""
+
+Dir = Union[str, Tuple[str, str], Tuple[str, str, bool]]
+"""A directory grant: ``"HOST::GUEST[:ro]"``, ``(host, guest)`` or ``(host, guest, read_only)``."""
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One secret access of a run, as the host recorded it (never a value)."""
+
+    time: str
+    run: str
+    operation: str
+    name: Optional[str]
+    granted: Optional[bool]
+    outcome: str
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def _from_line(cls, line: str) -> "AuditRecord":
+        raw = json.loads(line)
+        known = {"time", "run", "operation", "name", "granted", "outcome"}
+        return cls(
+            time=raw["time"],
+            run=raw["run"],
+            operation=raw["operation"],
+            name=raw.get("name"),
+            granted=raw.get("granted"),
+            outcome=raw["outcome"],
+            extra={k: v for k, v in raw.items() if k not in known},
+        )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended.
+
+    ``status`` is what ``kvrun run`` would exit with: the component's own exit code, or 120
+    (audit budget), 121 (output limit), 122 (memory limit), 123 (trap), 124 (timeout).
+    ``stop_reason`` is ``None`` for a normal exit, else ``"audit"``, ``"output"``,
+    ``"memory"``, ``"trap"`` or ``"timeout"``, and ``message`` says why.
+    """
+
+    status: int
+    exit_code: Optional[int]
+    stop_reason: Optional[str]
+    message: Optional[str]
+    run_id: str
+    audit: List[AuditRecord]
+
+    @property
+    def ok(self) -> bool:
+        """The component exited with status 0."""
+        return self.exit_code == 0
+
+
+class Component:
+    """A training component, compiled (or loaded from kvrun's cache) and linked, ready to
+    run any number of times. Made by :meth:`Sandbox.prepare`."""
+
+    def __init__(self, native: "_kvrun.Component", label: str) -> None:
+        self._native = native
+        self._label = label
+
+    def __repr__(self) -> str:
+        return f"Component({self._label})"
+
+
+def _emitter(target: Output, default) -> Callable[[bytes], None]:
+    """A callable that takes the run's (masked) output bytes and writes them to ``target``."""
+    if target is None:
+        target = default
+    write = getattr(target, "write", None)
+    if write is None:
+        if not callable(target):
+            raise TypeError("stdout/stderr must be None, a callable taking bytes, or a file object")
+        return target
+    text = isinstance(target, io.TextIOBase) or hasattr(target, "encoding")
+    buffer = getattr(target, "buffer", None) if text else None
+    if buffer is not None:
+        # A text stream over bytes (sys.stdout): flush its text layer, then write the bytes.
+        def emit_through_buffer(data: bytes) -> None:
+            target.flush()
+            buffer.write(data)
+            buffer.flush()
+
+        return emit_through_buffer
+    if text:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+        def emit_text(data: bytes) -> None:
+            write(decoder.decode(data))
+            target.flush()
+
+        return emit_text
+
+    def emit_bytes(data: bytes) -> None:
+        write(data)
+        getattr(target, "flush", lambda: None)()
+
+    return emit_bytes
+
+
+def _dir(grant: Dir) -> str:
+    if isinstance(grant, str):
+        return grant
+    if isinstance(grant, tuple) and len(grant) in (2, 3):
+        host, guest = os.fspath(grant[0]), grant[1]
+        read_only = grant[2] if len(grant) == 3 else False
+        return f"{host}::{guest}{':ro' if read_only else ''}"
+    raise TypeError(f"a directory grant is 'HOST::GUEST[:ro]' or (host, guest[, read_only]), not {grant!r}")
+
+
+class Sandbox:
+    """Runs untrusted training components (the ``training`` world) against one vault.
+
+    A run reads secrets only through the host, only the names granted to it, and every
+    access is audited; its output passes through the host's masking (every value it read,
+    and their encoded forms, become ``***``); it has no network unless ``allow_http`` names
+    origins, no files unless ``dirs`` grants them, and no environment but ``env``.
+
+    ``max_runs`` is how many runs may be live at once (each takes two pooled component
+    instances); ``max_memory`` the largest memory limit a run may ask for, in bytes.
+    Runs may be started from many threads at once; :meth:`run_async` is the asyncio form.
+    """
+
+    def __init__(self, keyvault: Keyvault, *, max_runs: int = 32, max_memory: int = 512 << 20) -> None:
+        self._keyvault = keyvault
+        self._native = _kvrun.Sandbox(keyvault._vault, max_runs, max_memory)
+
+    def __repr__(self) -> str:
+        return f"Sandbox({self._keyvault!r})"
+
+    def prepare(self, component: Union[str, "os.PathLike[str]", bytes]) -> Component:
+        """Compiles (or loads from kvrun's cache) and links a component, given as a path or
+        as the component's bytes."""
+        if isinstance(component, (bytes, bytearray, memoryview)):
+            return Component(self._native.prepare(bytes(component)), f"{len(component)} bytes")
+        path = os.fspath(component)
+        with open(path, "rb") as f:
+            wasm = f.read()
+        return Component(self._native.prepare(wasm), repr(path))
+
+    def run(
+        self,
+        component: Union[Component, str, "os.PathLike[str]", bytes],
+        *,
+        secrets: Iterable[str] = (),
+        args: Iterable[str] = (),
+        env: Optional[Mapping[str, str]] = None,
+        dirs: Iterable[Dir] = (),
+        allow_http: Iterable[str] = (),
+        max_memory: Optional[int] = None,
+        timeout: Optional[float] = None,
+        max_output: Optional[int] = None,
+        max_audit: Optional[int] = None,
+        stdout: Output = None,
+        stderr: Output = None,
+    ) -> RunResult:
+        """Runs ``component`` once and returns how it ended.
+
+        ``secrets`` are the names the run may read; ``allow_http`` the origins it may reach
+        (``https://host[:port]``, ``*.domain``, as ``kvrun run --allow-http``); ``timeout``
+        is in seconds (default one hour); ``max_memory``, ``max_output`` and ``max_audit``
+        in bytes (defaults 512 MiB, 64 MiB, 4 MiB). Output goes to this process's
+        ``sys.stdout``/``sys.stderr`` unless ``stdout``/``stderr`` name a callable taking
+        ``bytes`` or a file. Raises :class:`KvrunError` only when the run could not start
+        (a bad argument, no room in the pool); every way a started run ends is a
+        :class:`RunResult`.
+        """
+        if not isinstance(component, Component):
+            component = self.prepare(component)
+        raw = self._native.run(
+            component._native,
+            _emitter(stdout, sys.stdout),
+            _emitter(stderr, sys.stderr),
+            list(secrets),
+            list(args),
+            [(str(k), str(v)) for k, v in (env or {}).items()],
+            [_dir(d) for d in dirs],
+            list(allow_http),
+            max_memory,
+            timeout,
+            max_output,
+            max_audit,
+        )
+        return RunResult(
+            status=raw["status"],
+            exit_code=raw["exit_code"],
+            stop_reason=raw["stop_reason"],
+            message=raw["message"],
+            run_id=raw["run_id"],
+            audit=[AuditRecord._from_line(line) for line in raw["audit"].splitlines() if line],
+        )
+
+    async def run_async(self, component: Union[Component, str, "os.PathLike[str]", bytes], **options: Any) -> RunResult:
+        """Awaitable :meth:`run` (same keyword arguments), in a worker thread."""
+        return await asyncio.to_thread(self.run, component, **options)

@@ -1,0 +1,165 @@
+//! `_kvrun.Sandbox` and `_kvrun.Component`: training components run by the host's sandbox.
+//!
+//! A `Sandbox` has its own engine (a [`Runtime`] sized for `max_runs` concurrent runs of at
+//! most `max_memory` each: two instances per run, the training component and its vault
+//! client) and reads secrets through the `Vault` it was made from. Everything a run may
+//! use is given per run, exactly as `kvrun run` takes it; see `kvrun::sandbox` for the
+//! isolation model.
+
+use crate::blocking;
+use crate::errors::IntoPyResult;
+use crate::sink::{PySink, SharedBuffer};
+use crate::vault::{Shared, Vault};
+use kvrun::audit::AuditLog;
+use kvrun::sandbox::{DirGrant, RunExit, RunIo, RunOptions, TrainingComponent};
+use kvrun::{Error, Runtime, RuntimeOptions};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A sandbox for training components.
+#[pyclass(module = "kvrun._kvrun", frozen)]
+pub struct Sandbox {
+    sandbox: Arc<kvrun::sandbox::Sandbox>,
+    max_memory: usize,
+    vault: Arc<Shared>,
+}
+
+/// A training component, compiled (or loaded from the cache) and linked.
+#[pyclass(module = "kvrun._kvrun", frozen)]
+pub struct Component {
+    component: Arc<TrainingComponent>,
+}
+
+#[pymethods]
+impl Sandbox {
+    #[new]
+    #[pyo3(signature = (vault, max_runs=32, max_memory=512 << 20))]
+    fn new(py: Python<'_>, vault: &Vault, max_runs: u32, max_memory: usize) -> PyResult<Sandbox> {
+        if max_runs == 0 {
+            return Err(Error::InvalidArgument("max_runs must be at least 1".into())).py();
+        }
+        let options = vault.shared.options.clone();
+        let sandbox = blocking::within(py, || {
+            let runtime = Runtime::new(RuntimeOptions {
+                cache_dir: RuntimeOptions::default_cache_dir(),
+                max_instances: max_runs.saturating_mul(2),
+                max_memory: max_memory.max(options.max_memory),
+                allocation: None,
+            })?;
+            kvrun::sandbox::Sandbox::new(&runtime, options)
+        })
+        .py()?;
+        Ok(Sandbox {
+            sandbox: Arc::new(sandbox),
+            max_memory,
+            vault: vault.shared.clone(),
+        })
+    }
+
+    /// The largest memory limit a run may ask for, in bytes.
+    #[getter]
+    fn max_memory(&self) -> usize {
+        self.max_memory
+    }
+
+    /// Compiles (or loads from the cache) and links a `training` component.
+    fn prepare(&self, py: Python<'_>, wasm: Vec<u8>) -> PyResult<Component> {
+        let sandbox = self.sandbox.clone();
+        let component = py.detach(move || sandbox.prepare(&wasm)).py()?;
+        Ok(Component {
+            component: Arc::new(component),
+        })
+    }
+
+    /// Runs `component`; returns a dict with `status`, `exit_code`, `stop_reason`,
+    /// `message`, `run_id` and `audit` (the audit log's JSON lines).
+    #[pyo3(signature = (component, stdout, stderr, secrets, args, env, dirs, allow_http, max_memory=None, timeout=None, max_output=None, max_audit=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        component: &Component,
+        stdout: Py<PyAny>,
+        stderr: Py<PyAny>,
+        secrets: Vec<String>,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+        dirs: Vec<String>,
+        allow_http: Vec<String>,
+        max_memory: Option<usize>,
+        timeout: Option<f64>,
+        max_output: Option<u64>,
+        max_audit: Option<u64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        if self.vault.is_closed() {
+            return Err(Error::Config(
+                "the Keyvault of this sandbox is closed".into(),
+            ))
+            .py();
+        }
+        let defaults = RunOptions::default();
+        let dirs = dirs
+            .iter()
+            .map(|d| {
+                d.parse::<DirGrant>()
+                    .map_err(|e| Error::InvalidArgument(format!("dirs: {e}")))
+            })
+            .collect::<kvrun::Result<Vec<_>>>()
+            .py()?;
+        let timeout = match timeout {
+            None => defaults.timeout,
+            Some(t) if t.is_finite() && t > 0.0 => Duration::from_secs_f64(t),
+            Some(t) => {
+                return Err(Error::InvalidArgument(format!(
+                    "timeout must be a positive number of seconds, not {t}"
+                )))
+                .py()
+            }
+        };
+        let options = RunOptions {
+            args,
+            secrets,
+            allow_http,
+            env,
+            dirs,
+            max_memory: max_memory.unwrap_or(defaults.max_memory.min(self.max_memory)),
+            timeout,
+            max_output: max_output.unwrap_or(defaults.max_output),
+            max_audit: max_audit.unwrap_or(defaults.max_audit),
+        };
+        let run_id = {
+            let mut bytes = [0u8; 8];
+            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+            hex::encode(bytes)
+        };
+        let audit = SharedBuffer::default();
+        let io = RunIo {
+            stdout: Box::new(PySink::new(stdout)),
+            stderr: Box::new(PySink::new(stderr)),
+            audit: Arc::new(AuditLog::to_writer(Box::new(audit.clone()), &run_id)),
+        };
+        let exit = blocking::wait(py, self.sandbox.run(&component.component, options, io)).py()?;
+        let result = PyDict::new(py);
+        let (exit_code, stop_reason) = match &exit {
+            RunExit::Code(code) => (Some(*code), None),
+            RunExit::Timeout(_) => (None, Some("timeout")),
+            RunExit::MemoryLimit(_) => (None, Some("memory")),
+            RunExit::OutputLimit(_) => (None, Some("output")),
+            RunExit::Trap(_) => (None, Some("trap")),
+            RunExit::AuditLimit(_) => (None, Some("audit")),
+            _ => (None, Some("other")),
+        };
+        result.set_item("status", exit.status())?;
+        result.set_item("exit_code", exit_code)?;
+        result.set_item("stop_reason", stop_reason)?;
+        result.set_item("message", exit.message())?;
+        result.set_item("run_id", run_id)?;
+        result.set_item(
+            "audit",
+            String::from_utf8_lossy(&audit.contents()).into_owned(),
+        )?;
+        Ok(result)
+    }
+}
