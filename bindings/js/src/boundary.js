@@ -62,8 +62,10 @@ export class Boundary {
     this.allow = allow;
     this.credential = credential;
     this.stats = { sent: 0, denied: 0 };
-    const ca = caCert ? [...tls.rootCertificates, String(caCert)] : undefined;
-    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, ca });
+    // One secure context, made once: a `ca` list given to the agent would be concatenated
+    // into its connection-pool key on every request (about 0.8 ms with the public roots).
+    const secureContext = caCert ? tls.createSecureContext({ ca: [...tls.rootCertificates, String(caCert)] }) : undefined;
+    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, secureContext });
     this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
   }
 

@@ -1,0 +1,77 @@
+// Warm getSecret from Node: kvrun's package (the jco-transpiled component behind the JS
+// boundary) vs @azure/keyvault-secrets, side by side against the same `kvrun vault serve`.
+//
+//   node bench/get.mjs [calls]
+//
+// The SDK needs the vault's CA in NODE_EXTRA_CA_CERTS, which Node reads only at start-up, so
+// the script starts the vault and then runs itself again with it set.
+
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const calls = Number(process.argv[2] ?? 2000);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..', '..', '..');
+
+function median(values) {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+function p99(values) {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.round(0.99 * (s.length - 1)))];
+}
+
+async function measure() {
+  const { Keyvault } = await import('../src/index.js');
+  const { SecretClient } = await import('@azure/keyvault-secrets');
+  const { KVRUN_BENCH_URL: url, KVRUN_BENCH_TOKEN: token, NODE_EXTRA_CA_CERTS: ca } = process.env;
+  const ours = new Keyvault({ vaultUrl: url, token, caCert: fs.readFileSync(ca) });
+  await ours.setSecret('bench-secret', 'bench-value');
+  const sdk = new SecretClient(url, { getToken: async () => ({ token, expiresOnTimestamp: Date.now() + 3600_000 }) }, { disableChallengeResourceVerification: true });
+  const clients = { kvrun: async () => (await ours.getSecret('bench-secret')).value, sdk: async () => (await sdk.getSecret('bench-secret')).value };
+  for (const get of Object.values(clients)) for (let i = 0; i < 50; i++) if ((await get()) !== 'bench-value') throw new Error('wrong value');
+  const timings = { kvrun: [], sdk: [] };
+  for (let round = 0; round < calls / 100; round++) {
+    for (const [label, get] of Object.entries(clients)) {
+      for (let i = 0; i < 100; i++) {
+        const t = process.hrtime.bigint();
+        await get();
+        timings[label].push(Number(process.hrtime.bigint() - t) / 1000);
+      }
+    }
+  }
+  await ours.close();
+  console.log(`warm getSecret, ${calls} calls each (microseconds per call), node ${process.version}`);
+  console.log(`${'client'.padEnd(36)} ${'median'.padStart(8)} ${'p99'.padStart(8)}`);
+  console.log(`${'kvrun (jco component, JS boundary)'.padEnd(36)} ${median(timings.kvrun).toFixed(0).padStart(8)} ${p99(timings.kvrun).toFixed(0).padStart(8)}`);
+  console.log(`${'@azure/keyvault-secrets'.padEnd(36)} ${median(timings.sdk).toFixed(0).padStart(8)} ${p99(timings.sdk).toFixed(0).padStart(8)}`);
+  console.log(`kvrun / SDK: ${(median(timings.kvrun) / median(timings.sdk)).toFixed(2)}x (goal: at most 1.5x)`);
+}
+
+async function main() {
+  const binary = process.env.KVRUN_BIN ?? [path.join(root, 'target', 'release', 'kvrun'), path.join(root, 'target', 'debug', 'kvrun')].find((p) => fs.existsSync(p));
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvrun-bench-js-'));
+  const vault = spawn(binary, ['vault', 'serve', '--addr', '127.0.0.1:0', '--data-dir', dataDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const [first] = await once(readline.createInterface({ input: vault.stderr }), 'line');
+  const url = first.replace('kvrun local vault listening on ', '');
+  console.log(`vault: ${binary} at ${url}`);
+  vault.stderr.resume();
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), String(calls)], {
+    stdio: 'inherit',
+    env: { ...process.env, KVRUN_BENCH_CHILD: '1', KVRUN_BENCH_URL: url, KVRUN_BENCH_TOKEN: fs.readFileSync(path.join(dataDir, 'token'), 'utf8').trim(), NODE_EXTRA_CA_CERTS: path.join(dataDir, 'ca.pem') },
+  });
+  const [status] = await once(child, 'exit');
+  vault.kill('SIGTERM');
+  await once(vault, 'exit');
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  process.exitCode = status;
+}
+
+if (process.env.KVRUN_BENCH_CHILD) await measure();
+else await main();

@@ -1,0 +1,138 @@
+"""Sandbox runs from Python: the example job, the hostile fixture, concurrency."""
+
+import asyncio
+import io
+import threading
+
+import pytest
+
+import kvrun
+from conftest import DATA, EXAMPLE, HOSTILE
+
+VALUE = "postgres-pa55-Zq8"
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    kv = kvrun.Keyvault(data_dir=str(tmp_path_factory.mktemp("sandbox-vault")))
+    kv.set_secret("db-password", VALUE)
+    kv.set_secret("other-secret", "not-for-this-run")
+    sb = kvrun.Sandbox(kv, max_runs=8, max_memory=256 << 20)
+    yield sb, sb.prepare(HOSTILE)
+    kv.close()
+
+
+def test_the_example_job_reads_its_secret_masked_and_audited(sandbox):
+    sb, _ = sandbox
+    out = io.StringIO()
+    result = sb.run(EXAMPLE, secrets=["db-password"], dirs=[(DATA, "/data", True)], stdout=out, stderr=out)
+    assert result.status == 0 and result.ok and result.stop_reason is None
+    assert "postgres://trainer:***@db.internal:5432/experiments" in out.getvalue()
+    assert "fitted y = 2.5021 * x + 0.9823 on 40 rows" in out.getvalue()
+    assert VALUE not in out.getvalue()
+    assert [(r.name, r.granted, r.outcome) for r in result.audit] == [("db-password", True, "ok")]
+    assert VALUE not in repr(result) and VALUE not in str(result)
+
+
+def test_output_is_masked_whole_in_pieces_and_encoded(sandbox):
+    sb, hostile = sandbox
+    for mode in ("whole", "pieces", "both", "encoded"):
+        chunks = []
+        result = sb.run(hostile, secrets=["db-password"], args=["print", "db-password", mode], stdout=chunks.append, stderr=chunks.append)
+        assert result.status == 0, mode
+        seen = b"".join(chunks)
+        assert b"***" in seen, mode
+        assert VALUE.encode() not in seen, mode
+
+
+def test_a_name_not_granted_is_refused_and_audited(sandbox):
+    sb, hostile = sandbox
+    out = io.BytesIO()
+    result = sb.run(hostile, secrets=["db-password"], args=["ask", "other-secret"], stdout=out)
+    assert b"was not granted to this run" in out.getvalue()
+    assert b"not-for-this-run" not in out.getvalue()
+    assert [(r.name, r.granted) for r in result.audit] == [("other-secret", False)]
+
+
+def test_limits_stop_a_run_with_a_reason(sandbox):
+    sb, hostile = sandbox
+    timed = sb.run(hostile, args=["loop"], timeout=1, stdout=io.BytesIO())
+    assert (timed.status, timed.stop_reason) == (124, "timeout") and "wall-clock" in timed.message
+    grown = sb.run(hostile, args=["alloc"], max_memory=32 << 20, stdout=io.BytesIO())
+    assert (grown.status, grown.stop_reason) == (122, "memory")
+    loud = sb.run(hostile, args=["spam"], max_output=4096, stdout=io.BytesIO())
+    assert (loud.status, loud.stop_reason) == (121, "output")
+
+
+def test_no_network_files_or_environment_unless_granted(sandbox):
+    sb, hostile = sandbox
+    out = io.BytesIO()
+    sb.run(hostile, args=["http", "https://example.com/"], stdout=out)
+    assert b"HttpRequestDenied" in out.getvalue()
+    out = io.BytesIO()
+    sb.run(hostile, args=["env"], env={"ONLY": "this"}, stdout=out)
+    assert b"ONLY=this" in out.getvalue() and b"KVRUN" not in out.getvalue() and b"PATH=" not in out.getvalue()
+    out = io.BytesIO()
+    sb.run(hostile, args=["read", "/etc/passwd"], stdout=out)
+    assert b"root:" not in out.getvalue()
+
+
+def test_bad_run_arguments_raise_before_the_run(sandbox):
+    sb, hostile = sandbox
+    with pytest.raises(kvrun.ConfigError):
+        sb.run(hostile, allow_http=["http://example.com"])
+    with pytest.raises(kvrun.InvalidArgument):
+        sb.run(hostile, timeout=-1)
+    with pytest.raises(kvrun.InvalidArgument):
+        sb.run(hostile, dirs=["no-separator"])
+    with pytest.raises(kvrun.ConfigError):
+        sb.run(hostile, max_memory=1 << 40)
+    with pytest.raises(kvrun.ComponentError):
+        sb.prepare(b"not a component")
+
+
+def _ask(sb, hostile, granted):
+    out = io.BytesIO()
+    result = sb.run(hostile, secrets=["db-password"] if granted else [], args=["ask", "db-password"], stdout=out)
+    return granted, out.getvalue(), result
+
+
+def check_grants(outcomes):
+    for granted, out, result in outcomes:
+        assert result.status == 0
+        assert (b"db-password: ok" in out) == granted
+        assert [r.granted for r in result.audit] == [granted]
+    assert len({r.run_id for _, _, r in outcomes}) == len(outcomes)
+
+
+def test_concurrent_runs_from_threads_keep_their_own_grants(sandbox):
+    sb, hostile = sandbox
+    outcomes = []
+    lock = threading.Lock()
+
+    def go(i):
+        outcome = _ask(sb, hostile, i % 2 == 0)
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(outcomes) == 8
+    check_grants(outcomes)
+
+
+def test_concurrent_runs_from_asyncio_keep_their_own_grants(sandbox):
+    sb, hostile = sandbox
+
+    async def one(granted):
+        out = io.BytesIO()
+        result = await sb.run_async(hostile, secrets=["db-password"] if granted else [], args=["ask", "db-password"], stdout=out)
+        return granted, out.getvalue(), result
+
+    async def main():
+        return await asyncio.gather(*(one(i % 2 == 1) for i in range(6)))
+
+    check_grants(asyncio.run(main()))
