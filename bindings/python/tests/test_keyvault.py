@@ -96,6 +96,14 @@ def test_a_wrong_token_is_unauthenticated(served_vault):
     assert "not-the-token" not in str(caught.value)
 
 
+def test_an_unreachable_vault_is_unavailable_with_a_network_kind():
+    with kvrun.Keyvault("https://127.0.0.1:9", token="t") as kv:
+        with pytest.raises(kvrun.Unavailable) as caught:
+            kv.get_secret("anything")
+    assert caught.value.kind == "connection-refused"
+    assert caught.value.hint
+
+
 def test_bad_configuration_is_a_config_error(tmp_path):
     with pytest.raises(kvrun.StorageError, match="missing.pem") as missing:
         kvrun.Keyvault("https://kv.vault.azure.net", ca_cert=tmp_path / "missing.pem", token="t")

@@ -54,6 +54,8 @@ class Keyvault:
             ``"azure-cli"``; by default the static token if one is given, else the Azure
             chain. Azure tokens are sent only to Key Vault hosts, after their challenge.
         api_version: the Key Vault ``api-version`` (default ``7.5``).
+        unsafe_token_to_any_host: DANGEROUS, for test servers only: answer any host's
+            challenge with an Azure token (as ``kvrun --unsafe-token-to-any-host``).
 
     Every method is safe to call from several threads at once and releases the GIL while it
     waits; each has an ``*_async`` twin for asyncio. Failures raise :class:`KvrunError`
@@ -70,6 +72,7 @@ class Keyvault:
         token: Optional[str] = None,
         auth: Optional[str] = None,
         api_version: Optional[str] = None,
+        unsafe_token_to_any_host: bool = False,
     ) -> None:
         self._vault = _kvrun.Vault(
             vault_url,
@@ -78,6 +81,7 @@ class Keyvault:
             token,
             auth,
             api_version,
+            unsafe_token_to_any_host,
         )
 
     @property
