@@ -16,7 +16,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// One entry of `set_secrets`: name, value, content type, tags.
-type Entry = (String, String, Option<String>, Option<Vec<(String, String)>>);
+type Entry = (
+    String,
+    String,
+    Option<String>,
+    Option<Vec<(String, String)>>,
+);
 
 /// Clients (component instances) a `Vault` keeps for concurrent calls.
 const CLIENTS: usize = 8;

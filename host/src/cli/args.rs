@@ -105,11 +105,22 @@ pub(crate) enum WorkspaceCommand {
     Show,
 }
 
-/// `kvrun run COMPONENT.wasm [options] [-- ARGS...]`.
+/// `kvrun run COMPONENT.wasm|SCRIPT.py [options] [-- ARGS...]`.
 #[derive(Args)]
 pub(crate) struct RunArgs {
-    /// The training component (`wasm32-wasip2`, training world).
+    /// The training component (`wasm32-wasip2`, training world), or a Python script
+    /// (`.py`), which kvrun builds into one with componentize-py (cached).
     pub(crate) component: PathBuf,
+    /// For a script: another directory of local modules to bundle (repeatable); the
+    /// script's own directory always is.
+    #[arg(long = "python-path", value_name = "DIR")]
+    pub(crate) python_paths: Vec<PathBuf>,
+    /// For a script: a site-packages directory that `--package` names come from.
+    #[arg(long = "site-packages", value_name = "DIR")]
+    pub(crate) site_packages: Option<PathBuf>,
+    /// For a script: a pure-Python package from `--site-packages` to bundle (repeatable).
+    #[arg(long = "package", value_name = "NAME", requires = "site_packages")]
+    pub(crate) packages: Vec<String>,
     /// Grant the run this secret (repeatable); any other name is refused.
     #[arg(long = "secret", value_name = "NAME")]
     pub(crate) secrets: Vec<String>,

@@ -6,6 +6,7 @@
 mod args;
 mod failure;
 mod output;
+mod python_script;
 mod run;
 mod secret;
 mod value_input;

@@ -1,0 +1,58 @@
+"""Secrets for a training script run by `kvrun run SCRIPT.py`.
+
+    import kvrun
+    password = kvrun.get_secret("db-password")
+    values = kvrun.get_secrets(["db-password", "api-token"])   # {name: value or None}
+
+Only the names the run was granted (`kvrun run --secret NAME`) can be read; the host refuses
+the others and records every access. Values printed to stdout or stderr come out masked.
+"""
+
+from typing import Dict, Iterable, Optional
+
+from componentize_py_types import Err
+from wit_world.imports import kvrun_secrets_types as _types
+from wit_world.imports import run as _run
+
+
+class SecretError(Exception):
+    """A secret could not be read. ``kind`` says why: ``not-found``, ``denied`` (not granted
+    to this run, or refused by the vault), ``invalid-name``, ``unavailable``, ..."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _error(err: Err) -> SecretError:
+    error = err.value
+    kinds = {
+        _types.Error_NotFound: "not-found",
+        _types.Error_Denied: "denied",
+        _types.Error_Conflict: "conflict",
+        _types.Error_Unauthenticated: "unauthenticated",
+        _types.Error_InvalidName: "invalid-name",
+        _types.Error_InvalidArgument: "invalid-argument",
+        _types.Error_Unavailable: "unavailable",
+        _types.Error_Transport: "transport",
+    }
+    if isinstance(error, _types.Error_Service):
+        return SecretError("service", f"HTTP {error.value.status} {error.value.code}: {error.value.message}")
+    return SecretError(kinds.get(type(error), "error"), str(error.value))
+
+
+def get_secret(name: str) -> str:
+    """The latest value of the secret ``name``."""
+    try:
+        return _run.get_secret(name)
+    except Err as e:
+        raise _error(e) from None
+
+
+def get_secrets(names: Iterable[str]) -> Dict[str, Optional[str]]:
+    """The latest values of ``names`` in one call; ``None`` for a name that does not exist."""
+    names = list(names)
+    try:
+        return dict(zip(names, _run.get_secrets(names)))
+    except Err as e:
+        raise _error(e) from None
