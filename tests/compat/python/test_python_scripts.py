@@ -62,9 +62,28 @@ def scripts():
         return subprocess.run([binary, *args], input=stdin, env={**env, **(extra_env or {})},
                               capture_output=True, text=True, timeout=600)
 
+    def kvrun_on_terminal(*args):
+        """Runs kvrun with its stderr on a pseudo-terminal; returns what the terminal got."""
+        leader, follower = os.openpty()
+        process = subprocess.Popen([binary, *args], env=env, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=follower)
+        os.close(follower)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        process.wait(timeout=600)
+        os.close(leader)
+        return seen.decode(errors="replace")
+
     assert kvrun("secret", "set", "db-password", stdin=VALUE).returncode == 0
     assert kvrun("secret", "set", "other-secret", stdin="not-for-this-run").returncode == 0
-    yield {"dir": work.name, "job": job, "kvrun": kvrun, "cache": env["KVRUN_CACHE_DIR"]}
+    yield {"dir": work.name, "job": job, "kvrun": kvrun, "terminal": kvrun_on_terminal, "cache": env["KVRUN_CACHE_DIR"]}
     work.cleanup()
 
 
@@ -79,6 +98,7 @@ def test_a_plain_script_reads_its_secret_masked_with_a_local_module(scripts):
     assert "many: {'db-password': '***'}" in ran.stdout
     assert VALUE not in ran.stdout + ran.stderr
     assert '"name":"db-password","granted":true,"outcome":"ok"' in ran.stderr
+    assert "kvrun: building" not in ran.stderr and "kvrun: compiling" not in ran.stderr
 
 
 def test_a_script_written_for_the_original_sdk_runs_unchanged(scripts):
@@ -131,6 +151,9 @@ def test_a_native_extension_fails_the_build_with_a_clear_message(scripts):
     assert "uses_numpy.py imports 'numpy', which cannot be bundled" in ran.stderr
     assert "native extensions" in ran.stderr and "do not run in the WebAssembly sandbox" in ran.stderr
     assert "Traceback" not in ran.stderr
+    assert "kvrun: building" not in ran.stderr
+    on_terminal = scripts["terminal"]("run", path)
+    assert "kvrun: building uses_numpy.py into a component with componentize-py" in on_terminal
 
 
 def test_componentize_py_missing_is_a_clear_error(scripts):
