@@ -81,7 +81,10 @@ pub(crate) struct ScriptOptions {
 struct Componentize {
     program: PathBuf,
     prefix: Vec<String>,
-    version: String,
+    /// What identifies this componentize-py in the cache key: for a command, its resolved
+    /// path, size and modification time (upgrading it rewrites it), so that a cached run
+    /// does not start a Python process to ask for its version.
+    identity: String,
 }
 
 impl Componentize {
@@ -91,37 +94,57 @@ impl Componentize {
         command
     }
 
-    /// Finds componentize-py, or says how to install it.
+    /// `componentize-py --version`, for messages.
+    fn version(&self) -> String {
+        self.command()
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Finds componentize-py: `KVRUN_COMPONENTIZE_PY`, a `componentize-py` command on `PATH`,
+    /// or the `componentize_py` module of `python3`; else says how to install it.
     fn find() -> Result<Componentize> {
-        let candidates: Vec<(PathBuf, Vec<String>)> =
-            match std::env::var_os("KVRUN_COMPONENTIZE_PY") {
-                Some(program) => vec![(PathBuf::from(program), Vec::new())],
-                None => vec![
-                    (PathBuf::from("componentize-py"), Vec::new()),
-                    (
-                        PathBuf::from("python3"),
-                        vec!["-m".into(), "componentize_py".into()],
-                    ),
-                ],
+        let command = match std::env::var_os("KVRUN_COMPONENTIZE_PY") {
+            Some(program) => Some(PathBuf::from(program)).filter(|p| p.is_file()),
+            None => std::env::var_os("PATH").and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join("componentize-py"))
+                    .find(|p| p.is_file())
+            }),
+        };
+        if let Some(program) = command {
+            let metadata = std::fs::metadata(&program)
+                .map_err(|e| Error::io(format!("reading {}", program.display()), e))?;
+            let modified = metadata
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            let identity = format!("{}:{}:{modified}", program.display(), metadata.len());
+            return Ok(Componentize {
+                program,
+                prefix: Vec::new(),
+                identity,
+            });
+        }
+        if std::env::var_os("KVRUN_COMPONENTIZE_PY").is_none() {
+            let module = Componentize {
+                program: PathBuf::from("python3"),
+                prefix: vec!["-m".into(), "componentize_py".into()],
+                identity: String::new(),
             };
-        for (program, prefix) in candidates {
-            let found = Command::new(&program)
-                .args(&prefix)
-                .arg("--version")
-                .output();
-            if let Ok(output) = found {
-                if output.status.success() {
-                    let version = String::from_utf8_lossy(&output.stdout).trim().to_string();
-                    return Ok(Componentize {
-                        program,
-                        prefix,
-                        version,
-                    });
-                }
+            let version = module.version();
+            if version.starts_with("componentize-py") {
+                return Ok(Componentize {
+                    identity: version,
+                    ..module
+                });
             }
         }
         Err(Error::Config(
-            "running a Python script needs componentize-py, which was not found (neither a componentize-py command nor python3 -m componentize_py): install it with `pip install componentize-py`, or set KVRUN_COMPONENTIZE_PY to its path".into(),
+            "running a Python script needs componentize-py, which was not found (neither KVRUN_COMPONENTIZE_PY, a componentize-py command on PATH, nor python3 -m componentize_py): install it with `pip install componentize-py`, or set KVRUN_COMPONENTIZE_PY to its path".into(),
         ))
     }
 }
@@ -152,7 +175,7 @@ pub(crate) fn component(
     let mut local_dirs = vec![script_dir];
     local_dirs.extend(options.python_paths.iter().cloned());
     let key = build_key(
-        &componentize.version,
+        &componentize.identity,
         &file_name,
         &source,
         &local_dirs,
@@ -167,7 +190,7 @@ pub(crate) fn component(
         }
     }
     if progress {
-        eprintln!("kvrun: building {file_name} into a component with componentize-py {} (once per change of the script; about 15 s)…", componentize.version);
+        eprintln!("kvrun: building {file_name} into a component with {} (once per change of the script; about 20 s)…", componentize.version());
     }
     let started = Instant::now();
     let wasm = build(&componentize, &file_name, &source, &local_dirs, options)?;
@@ -278,7 +301,7 @@ fn python_files(dir: &Path) -> Vec<PathBuf> {
 
 /// The cache key: a hash of everything that goes into the component.
 fn build_key(
-    componentize_version: &str,
+    componentize: &str,
     file_name: &str,
     source: &str,
     local_dirs: &[PathBuf],
@@ -291,7 +314,7 @@ fn build_key(
     };
     part(b"kvrun python script v1");
     part(env!("CARGO_PKG_VERSION").as_bytes());
-    part(componentize_version.as_bytes());
+    part(componentize.as_bytes());
     for (path, contents) in SHIM {
         part(path.as_bytes());
         part(contents.as_bytes());
