@@ -20,10 +20,11 @@ def test_the_runner_example_prints_each_runs_status_and_audit(tmp_path):
         capture_output=True, text=True, timeout=600,
     )
     assert ran.returncode == 0, ran.stderr
-    rows = {line.split()[0]: line.split() for line in ran.stdout.splitlines()[1:6]}
-    assert rows["rust-job"][1] == "0" and "db-password:granted:ok" in rows["rust-job"][-1]
-    assert rows["python-job"][1] == "0" and "db-password:granted:ok" in rows["python-job"][-1]
-    assert rows["hostile-ungranted"][-1].startswith("db-password:refused")
+    # run, status, stopped by, seconds, audit (which has spaces)
+    rows = {row[0]: row for row in (line.split(None, 4) for line in ran.stdout.splitlines()[1:6])}
+    assert rows["rust-job"][1] == "0" and rows["rust-job"][4] == "db-password:granted:ok"
+    assert rows["python-job"][1] == "0" and rows["python-job"][4] == "db-password:granted:ok"
+    assert rows["hostile-ungranted"][4] == "db-password:refused:denied: not granted"
     assert rows["hostile-spin"][1:3] == ["124", "timeout"]
     assert "HttpRequestDenied" in ran.stdout
     assert "runner-demo-pa55" not in ran.stdout + ran.stderr
