@@ -193,11 +193,13 @@ export class Boundary {
         });
         res.on('end', () => {
           clearTimeout(idle);
+          // Exact-size copies: a small Buffer is a view of Node's shared 8 KB pool, and
+          // posting it to the worker would copy the whole pool.
           const headerList = [];
           for (let i = 0; i < res.rawHeaders.length; i += 2) {
-            headerList.push([res.rawHeaders[i].toLowerCase(), Buffer.from(res.rawHeaders[i + 1], 'latin1')]);
+            headerList.push([res.rawHeaders[i].toLowerCase(), new Uint8Array(Buffer.from(res.rawHeaders[i + 1], 'latin1'))]);
           }
-          resolve({ status: res.statusCode, headers: headerList, body: Buffer.concat(chunks) });
+          resolve({ status: res.statusCode, headers: headerList, body: new Uint8Array(Buffer.concat(chunks)) });
         });
       });
       req.end(body);
