@@ -427,3 +427,73 @@ fn run_masks_the_granted_secret_and_keeps_the_components_status() {
     assert_eq!(out.status.code(), Some(124));
     assert!(String::from_utf8_lossy(&out.stderr).contains("wall-clock limit of 1s"));
 }
+
+#[test]
+fn compile_fills_the_cache_that_the_first_run_then_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let component = env!("KVRUN_EXAMPLE_TRAIN_WASM");
+    let compiled = |cache: &Path| -> Vec<std::path::PathBuf> {
+        let mut found: Vec<_> = std::fs::read_dir(cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("training-")
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    let mut compile = kvrun(dir.path());
+    compile
+        .env("KVRUN_CACHE_DIR", cache.path())
+        .args(["compile", component]);
+    let first = ok(&run(compile, ""));
+    assert!(first.contains(" compiled ("), "{first}");
+    let artifacts = compiled(cache.path());
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+    let written = std::fs::metadata(&artifacts[0])
+        .unwrap()
+        .modified()
+        .unwrap();
+
+    let mut again = kvrun(dir.path());
+    again
+        .env("KVRUN_CACHE_DIR", cache.path())
+        .args(["compile", component]);
+    assert!(ok(&run(again, "")).contains("was already compiled"));
+
+    ok(&run(secret(dir.path(), &["set", "db-password"]), "pa55\n"));
+    let mut train = kvrun(dir.path());
+    train.env("KVRUN_CACHE_DIR", cache.path()).args([
+        "run",
+        component,
+        "--secret",
+        "db-password",
+        "--dir",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/data::/data:ro"),
+    ]);
+    let ran = run(train, "");
+    assert!(ok(&ran).contains("fitted y = 2.5021"));
+    assert_eq!(compiled(cache.path()), artifacts, "the run compiled again");
+    assert_eq!(
+        std::fs::metadata(&artifacts[0])
+            .unwrap()
+            .modified()
+            .unwrap(),
+        written,
+        "the run rewrote the artifact"
+    );
+
+    let mut bad = kvrun(dir.path());
+    bad.env("KVRUN_CACHE_DIR", cache.path())
+        .args(["compile", "/nonexistent/job.wasm"]);
+    let failed = run(bad, "");
+    assert!(!failed.status.success());
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("could not read /nonexistent/job.wasm")
+    );
+}

@@ -94,6 +94,9 @@ pub(crate) enum Command {
     Vault(VaultCommand),
     /// Run an untrusted training component with only the secrets it is granted.
     Run(RunArgs),
+    /// Compile a training component (or build and compile a Python script) into the cache
+    /// now, so that its first run starts at once (for a runner's image build).
+    Compile(CompileArgs),
     /// Show which vault commands use here, and where that came from.
     #[command(subcommand)]
     Workspace(WorkspaceCommand),
@@ -111,16 +114,8 @@ pub(crate) struct RunArgs {
     /// The training component (`wasm32-wasip2`, training world), or a Python script
     /// (`.py`), which kvrun builds into one with componentize-py (cached).
     pub(crate) component: PathBuf,
-    /// For a script: another directory of local modules to bundle (repeatable); the
-    /// script's own directory always is.
-    #[arg(long = "python-path", value_name = "DIR")]
-    pub(crate) python_paths: Vec<PathBuf>,
-    /// For a script: a site-packages directory that `--package` names come from.
-    #[arg(long = "site-packages", value_name = "DIR")]
-    pub(crate) site_packages: Option<PathBuf>,
-    /// For a script: a pure-Python package from `--site-packages` to bundle (repeatable).
-    #[arg(long = "package", value_name = "NAME", requires = "site_packages")]
-    pub(crate) packages: Vec<String>,
+    #[command(flatten)]
+    pub(crate) script: ScriptOptions,
     /// Grant the run this secret (repeatable); any other name is refused.
     #[arg(long = "secret", value_name = "NAME")]
     pub(crate) secrets: Vec<String>,
@@ -152,6 +147,34 @@ pub(crate) struct RunArgs {
     /// Arguments for the component.
     #[arg(last = true)]
     pub(crate) args: Vec<String>,
+}
+
+/// What goes into a Python script's component besides the script (`kvrun run` and
+/// `kvrun compile`).
+#[derive(Args, Default)]
+pub(crate) struct ScriptOptions {
+    /// For a script: another directory of local modules to bundle (repeatable); the
+    /// script's own directory always is.
+    #[arg(long = "python-path", value_name = "DIR")]
+    pub(crate) python_paths: Vec<PathBuf>,
+    /// For a script: a site-packages directory that `--package` names come from.
+    #[arg(long = "site-packages", value_name = "DIR")]
+    pub(crate) site_packages: Option<PathBuf>,
+    /// For a script: a pure-Python package from `--site-packages` to bundle (repeatable).
+    #[arg(long = "package", value_name = "NAME", requires = "site_packages")]
+    pub(crate) packages: Vec<String>,
+}
+
+/// `kvrun compile COMPONENT.wasm|SCRIPT.py`: fill the cache ahead of the first run.
+#[derive(Args)]
+pub(crate) struct CompileArgs {
+    /// The training component, or a Python script (built with componentize-py first).
+    pub(crate) component: PathBuf,
+    #[command(flatten)]
+    pub(crate) script: ScriptOptions,
+    /// The `--max-memory` the runs will use (the compiled code depends on it).
+    #[arg(long, default_value = "512MiB", value_parser = parse_size)]
+    pub(crate) max_memory: u64,
 }
 
 pub(crate) fn parse_env(text: &str) -> std::result::Result<(String, String), String> {

@@ -26,7 +26,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_log = match cli.command {
         Command::Vault(_) => "info",
-        Command::Secret(_) | Command::Run(_) | Command::Workspace(_) => "warn",
+        Command::Secret(_) | Command::Run(_) | Command::Compile(_) | Command::Workspace(_) => {
+            "warn"
+        }
     };
     init_logging(default_log);
     let outcome = match cli.command {
@@ -39,6 +41,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => {
             current_thread().and_then(|rt| rt.block_on(run::run(args, &cli.global)))
         }
+        Command::Compile(args) => run::compile(args),
         Command::Workspace(WorkspaceCommand::Show) => {
             current_thread().and_then(|rt| rt.block_on(workspace::workspace_show(&cli.global)))
         }

@@ -14,6 +14,7 @@
 //! packages, componentize-py's version, the WIT contract and the files above. A second run
 //! of an unchanged script reads it from there; any change rebuilds.
 
+use super::args::ScriptOptions;
 use kvrun::private_files;
 use kvrun::{Error, Result};
 use sha2::{Digest, Sha256};
@@ -66,16 +67,6 @@ const SHIM: &[(&str, &str)] = &[
 
 /// Directory names never searched for local modules.
 const SKIPPED_DIRS: &[&str] = &["__pycache__", "node_modules", "target", "site-packages"];
-
-/// What goes into a script's component besides the script.
-pub(crate) struct ScriptOptions {
-    /// More directories of local modules (`--python-path`).
-    pub(crate) python_paths: Vec<PathBuf>,
-    /// Where `packages` come from (`--site-packages`).
-    pub(crate) site_packages: Option<PathBuf>,
-    /// Pure-Python packages to bundle (`--package`).
-    pub(crate) packages: Vec<String>,
-}
 
 /// How to run componentize-py.
 struct Componentize {

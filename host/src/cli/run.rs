@@ -1,7 +1,8 @@
-//! `kvrun run`: a training component in the sandbox, with its grants, limits and audit.
+//! `kvrun run`: a training component in the sandbox, with its grants, limits and audit; and
+//! `kvrun compile`, which fills the same caches ahead of the first run.
 
-use super::args::{Global, RunArgs};
-use super::python_script::{self, ScriptOptions};
+use super::args::{CompileArgs, Global, RunArgs, ScriptOptions};
+use super::python_script;
 use super::{connect, runtime};
 use kvrun::audit::AuditLog;
 use kvrun::sandbox::{RunIo, RunOptions};
@@ -13,20 +14,8 @@ use std::process::ExitCode;
 /// `kvrun run`: the exit status is the component's, or one per limit (see the README).
 pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
     let progress = std::io::stderr().is_terminal();
-    let wasm = if args.component.extension().is_some_and(|e| e == "py") {
-        let options = ScriptOptions {
-            python_paths: args.python_paths,
-            site_packages: args.site_packages,
-            packages: args.packages,
-        };
-        let cache = RuntimeOptions::default_cache_dir();
-        python_script::component(&args.component, &options, cache.as_deref(), progress)?
-    } else {
-        std::fs::read(&args.component)
-            .map_err(|e| Error::io(format!("could not read {}", args.component.display()), e))?
-    };
-    let max_memory = usize::try_from(args.max_memory)
-        .map_err(|_| Error::InvalidArgument("--max-memory is too large".into()))?;
+    let wasm = component_bytes(&args.component, &args.script, progress)?;
+    let max_memory = max_memory(args.max_memory)?;
     let run_id = {
         let mut bytes = [0u8; 8];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
@@ -36,8 +25,7 @@ pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
         Some(path) => AuditLog::to_file(path, &run_id)?,
         None => AuditLog::to_stderr(&run_id),
     };
-    // The training component and its vault client.
-    let runtime = runtime(2, max_memory.max(kvrun::ClientOptions::new("").max_memory))?;
+    let runtime = run_runtime(max_memory)?;
     if progress {
         if let Some(dir) = RuntimeOptions::default_cache_dir() {
             let compiled =
@@ -72,4 +60,51 @@ pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
         eprintln!("kvrun: {message}");
     }
     Ok(ExitCode::from(exit.status()))
+}
+
+/// `kvrun compile`: builds a script (if it is one) and compiles the component with the engine
+/// `kvrun run --max-memory` would use, so that the first run loads both from the caches.
+pub(crate) fn compile(args: CompileArgs) -> Result<ExitCode> {
+    let progress = std::io::stderr().is_terminal();
+    let Some(cache) = RuntimeOptions::default_cache_dir() else {
+        return Err(Error::Config(
+            "there is no cache directory to compile into: set KVRUN_CACHE_DIR".into(),
+        ));
+    };
+    let wasm = component_bytes(&args.component, &args.script, progress)?;
+    let runtime = run_runtime(max_memory(args.max_memory)?)?;
+    let loaded = runtime.load_component("training", &wasm)?;
+    let what = match loaded.outcome {
+        kvrun::component_cache::CacheOutcome::Hit => "was already compiled",
+        kvrun::component_cache::CacheOutcome::Compiled => "compiled",
+    };
+    println!(
+        "{} {what} ({:.1} s), cached in {}",
+        args.component.display(),
+        loaded.elapsed.as_secs_f64(),
+        cache.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The component's bytes: read from a `.wasm`, or built from a `.py` script.
+fn component_bytes(
+    path: &std::path::Path,
+    script: &ScriptOptions,
+    progress: bool,
+) -> Result<Vec<u8>> {
+    if path.extension().is_some_and(|e| e == "py") {
+        let cache = RuntimeOptions::default_cache_dir();
+        return python_script::component(path, script, cache.as_deref(), progress);
+    }
+    std::fs::read(path).map_err(|e| Error::io(format!("could not read {}", path.display()), e))
+}
+
+fn max_memory(bytes: u64) -> Result<usize> {
+    usize::try_from(bytes).map_err(|_| Error::InvalidArgument("--max-memory is too large".into()))
+}
+
+/// The runtime of one run: the training component and its vault client.
+fn run_runtime(max_memory: usize) -> Result<kvrun::Runtime> {
+    runtime(2, max_memory.max(kvrun::ClientOptions::new("").max_memory))
 }
