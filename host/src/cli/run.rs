@@ -5,7 +5,7 @@ use super::args::{CompileArgs, Global, RunArgs, ScriptOptions};
 use super::python_script;
 use super::{connect, runtime};
 use kvrun::audit::AuditLog;
-use kvrun::sandbox::{RunIo, RunOptions};
+use kvrun::sandbox::{RunIo, RunOptions, Sandbox};
 use kvrun::RuntimeOptions;
 use kvrun::{Error, Result};
 use std::io::IsTerminal;
@@ -26,15 +26,6 @@ pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
         None => AuditLog::to_stderr(&run_id),
     };
     let runtime = run_runtime(max_memory)?;
-    if progress {
-        if let Some(dir) = RuntimeOptions::default_cache_dir() {
-            let compiled =
-                kvrun::component_cache::artifact_path(runtime.engine(), &dir, "training", &wasm);
-            if !compiled.exists() {
-                eprintln!("kvrun: compiling the component for this machine (first run only; cached in {})…", dir.display());
-            }
-        }
-    }
     let connection = connect(global).await?;
     let options = RunOptions {
         args: args.args,
@@ -52,8 +43,15 @@ pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
         stderr: Box::new(std::io::stderr()),
         audit: std::sync::Arc::new(audit),
     };
-    let outcome =
-        kvrun::sandbox::run(&runtime, &wasm, connection.options.clone(), options, io).await;
+    let outcome = async {
+        let sandbox = Sandbox::new(&runtime, connection.options.clone())?;
+        let component = {
+            let _notice = progress.then(|| SlowNotice::after(NOTICE_AFTER, COMPILING));
+            sandbox.prepare(&wasm)?
+        };
+        sandbox.run(&component, options, io).await
+    }
+    .await;
     connection.close().await;
     let exit = outcome?;
     if let Some(message) = exit.message() {
@@ -73,7 +71,10 @@ pub(crate) fn compile(args: CompileArgs) -> Result<ExitCode> {
     };
     let wasm = component_bytes(&args.component, &args.script, progress)?;
     let runtime = run_runtime(max_memory(args.max_memory)?)?;
-    let loaded = runtime.load_component("training", &wasm)?;
+    let loaded = {
+        let _notice = progress.then(|| SlowNotice::after(NOTICE_AFTER, COMPILING));
+        runtime.load_component("training", &wasm)?
+    };
     let what = match loaded.outcome {
         kvrun::component_cache::CacheOutcome::Hit => "was already compiled",
         kvrun::component_cache::CacheOutcome::Compiled => "compiled",
@@ -85,6 +86,43 @@ pub(crate) fn compile(args: CompileArgs) -> Result<ExitCode> {
         cache.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long loading a component may take before a terminal is told it is being compiled (a
+/// cached one loads in milliseconds).
+const NOTICE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+const COMPILING: &str =
+    "kvrun: compiling the component for this machine (once; later runs load it from the cache)…";
+
+/// Prints a line on stderr if it is still alive after a delay: progress for a step that is
+/// slow only sometimes (compiling, which a cache hit skips), known only by how long it takes.
+struct SlowNotice {
+    done: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SlowNotice {
+    fn after(delay: std::time::Duration, line: &'static str) -> SlowNotice {
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(delay) {
+                eprintln!("{line}");
+            }
+        });
+        SlowNotice {
+            done: Some(done),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for SlowNotice {
+    fn drop(&mut self) {
+        drop(self.done.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The component's bytes: read from a `.wasm`, or built from a `.py` script.
