@@ -3,14 +3,13 @@ embedded default, and the training components the Rust build made."""
 
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
-import threading
 
 import pytest
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+import local_vault
+
+ROOT = local_vault.ROOT
 COMPONENTS = os.path.join(ROOT, "target", "guest-build", "wasm32-wasip2", "guest-release")
 EXAMPLE = os.path.join(COMPONENTS, "kvrun-example-train.wasm")
 HOSTILE = os.path.join(COMPONENTS, "kvrun-hostile-training.wasm")
@@ -37,24 +36,8 @@ def isolated_environment():
 @pytest.fixture(scope="session")
 def served_vault():
     """`kvrun vault serve` on a free loopback port: its URL, CA file and token."""
-    binary = os.environ.get("KVRUN_BIN", os.path.join(ROOT, "target", "debug", "kvrun"))
-    data_dir = tempfile.mkdtemp(prefix="kvrun-py-served-")
-    process = subprocess.Popen(
-        [binary, "vault", "serve", "--addr", "127.0.0.1:0", "--data-dir", data_dir],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    first = process.stderr.readline().strip()
-    prefix = "kvrun local vault listening on "
-    assert first.startswith(prefix), first
-    # Keep reading its log, so that a full pipe never stops the vault.
-    threading.Thread(target=process.stderr.read, daemon=True).start()
-    with open(os.path.join(data_dir, "token")) as f:
-        token = f.read().strip()
-    yield {"url": first[len(prefix):], "ca": os.path.join(data_dir, "ca.pem"), "token": token}
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=10) == 0
-    shutil.rmtree(data_dir)
+    with local_vault.served_vault(local_vault.kvrun_binary()) as vault:
+        yield vault
 
 
 @pytest.fixture

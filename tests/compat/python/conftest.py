@@ -1,30 +1,17 @@
-"""Starts `kvrun vault serve` on a free loopback port for the compatibility scenario."""
+"""Starts `kvrun vault serve` on a free loopback port for the compatibility scenario (the
+helper is the Python package's, `bindings/python/tests/local_vault.py`)."""
 
 import os
-import shutil
-import signal
-import subprocess
-import tempfile
+import sys
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "bindings", "python", "tests"))
+
+import local_vault  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def vault():
-    binary = os.environ.get("KVRUN_BIN", "target/debug/kvrun")
-    data_dir = tempfile.mkdtemp(prefix="kvrun-compat-py-")
-    process = subprocess.Popen(
-        [binary, "vault", "serve", "--addr", "127.0.0.1:0", "--data-dir", data_dir],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    first = process.stderr.readline().strip()
-    prefix = "kvrun local vault listening on "
-    assert first.startswith(prefix), first
-    url = first[len(prefix):]
-    with open(os.path.join(data_dir, "token")) as f:
-        token = f.read().strip()
-    yield {"url": url, "ca": os.path.join(data_dir, "ca.pem"), "token": token}
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=10) == 0
-    shutil.rmtree(data_dir)
+    with local_vault.served_vault(local_vault.kvrun_binary()) as served:
+        yield served

@@ -1,0 +1,43 @@
+"""`kvrun vault serve` on a free loopback port, started from Python: one helper for the
+package's tests, its benchmarks and the compatibility suite."""
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from contextlib import contextmanager
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+PREFIX = "kvrun local vault listening on "
+
+
+def kvrun_binary(prefer_release=False):
+    """KVRUN_BIN, else the debug build (the release build first when `prefer_release`)."""
+    builds = ["release", "debug"] if prefer_release else ["debug"]
+    for candidate in (os.environ.get("KVRUN_BIN"), *(os.path.join(ROOT, "target", b, "kvrun") for b in builds)):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    raise RuntimeError("build kvrun first (cargo build), or set KVRUN_BIN")
+
+
+@contextmanager
+def served_vault(binary):
+    """Runs `binary vault serve` over a fresh data directory; yields its url, ca, token and
+    binary, and checks that it stops cleanly on SIGTERM."""
+    data_dir = tempfile.mkdtemp(prefix="kvrun-served-")
+    process = subprocess.Popen([binary, "vault", "serve", "--addr", "127.0.0.1:0", "--data-dir", data_dir],
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        first = process.stderr.readline().strip()
+        assert first.startswith(PREFIX), first
+        # Keep reading its access log, so that a full pipe never stops the vault.
+        threading.Thread(target=process.stderr.read, daemon=True).start()
+        with open(os.path.join(data_dir, "token")) as f:
+            token = f.read().strip()
+        yield {"url": first[len(PREFIX):], "ca": os.path.join(data_dir, "ca.pem"), "token": token, "binary": binary}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        shutil.rmtree(data_dir, ignore_errors=True)
