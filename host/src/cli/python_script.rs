@@ -242,46 +242,46 @@ fn package_dirs(options: &ScriptOptions) -> Result<Vec<PathBuf>> {
 
 /// A compiled extension module under `path`, if there is one.
 fn native_file(path: &Path) -> Option<PathBuf> {
-    let native = |p: &Path| {
+    files_under(path, |_| true).into_iter().find(|p| {
         p.extension()
             .is_some_and(|e| e == "so" || e == "pyd" || e == "dylib")
-    };
-    if path.is_file() {
-        return native(path).then(|| path.to_path_buf());
-    }
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if native(&p) {
-                return Some(p);
-            }
-        }
-    }
-    None
+    })
 }
 
-/// The `.py` files under `dir` (not in hidden, cache or environment directories), sorted.
-fn python_files(dir: &Path) -> Vec<PathBuf> {
+/// The `.py` files under `root` (not in hidden, cache or environment directories).
+fn python_files(root: &Path) -> Vec<PathBuf> {
+    let local = |dir: &Path| {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        !name.starts_with('.')
+            && !SKIPPED_DIRS.contains(&name.as_ref())
+            && !dir.join("pyvenv.cfg").exists()
+    };
+    let mut found = files_under(root, local);
+    found.retain(|p| p.extension().is_some_and(|e| e == "py"));
+    found
+}
+
+/// Every file under `root` (or `root` itself, a file), sorted, entering only the
+/// directories `descend` accepts.
+fn files_under(root: &Path, descend: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
+    if root.is_file() {
+        return vec![root.to_path_buf()];
+    }
     let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
+    let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
+        for path in entries.flatten().map(|e| e.path()) {
             if path.is_dir() {
-                let environment = path.join("pyvenv.cfg").exists();
-                if !name.starts_with('.') && !SKIPPED_DIRS.contains(&name.as_ref()) && !environment
-                {
+                if descend(&path) {
                     stack.push(path);
                 }
-            } else if name.ends_with(".py") {
+            } else {
                 found.push(path);
             }
         }
@@ -313,12 +313,7 @@ fn build_key(
     part(file_name.as_bytes());
     part(source.as_bytes());
     for root in local_dirs.iter().chain(packages) {
-        let files = if root.is_file() {
-            vec![root.clone()]
-        } else {
-            python_files(root)
-        };
-        for file in files {
+        for file in python_files(root) {
             let contents = std::fs::read(&file)
                 .map_err(|e| Error::io(format!("could not read {}", file.display()), e))?;
             part(
