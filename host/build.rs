@@ -2,8 +2,8 @@
 //! that `cargo build` and `cargo test` need nothing else, and hands its path to the crate as
 //! `KVRUN_GUEST_WASM`. The same invocation builds the example training component
 //! (`examples/train`, `KVRUN_EXAMPLE_TRAIN_WASM`) and the test fixture components under
-//! `tests/fixtures/` (`KVRUN_HOSTILE_WASM`, `KVRUN_HOSTILE_TRAINING_WASM`), which only the
-//! integration tests use.
+//! `tests/fixtures/` (`KVRUN_HOSTILE_WASM`, `KVRUN_HOSTILE_TRAINING_WASM`,
+//! `KVRUN_TRAINING_V0_1_0_WASM`), which only the integration tests use.
 //!
 //! The nested build uses its own `--target-dir` (`target/guest-build`): the outer cargo
 //! holds the lock on its own target directory, and sharing it would deadlock.
@@ -25,6 +25,7 @@ fn main() {
     for path in [
         "guest/src",
         "guest/Cargo.toml",
+        "examples/train",
         "tests/fixtures",
         "wit",
         "Cargo.lock",
@@ -38,6 +39,7 @@ fn main() {
         .current_dir(&root)
         .args(["build", "-p", "kvrun-guest", "-p", "kvrun-example-train"])
         .args(["-p", "kvrun-hostile-guest", "-p", "kvrun-hostile-training"])
+        .args(["-p", "kvrun-training-v0_1_0"])
         .args(["--target", "wasm32-wasip2", "--profile", &profile])
         .arg("--target-dir")
         .arg(&target_dir)
@@ -60,6 +62,7 @@ fn main() {
         ("KVRUN_EXAMPLE_TRAIN_WASM", "kvrun-example-train.wasm"),
         ("KVRUN_HOSTILE_WASM", "kvrun_hostile_guest.wasm"),
         ("KVRUN_HOSTILE_TRAINING_WASM", "kvrun-hostile-training.wasm"),
+        ("KVRUN_TRAINING_V0_1_0_WASM", "kvrun-training-v0_1_0.wasm"),
     ] {
         let wasm = out.join(file);
         assert!(

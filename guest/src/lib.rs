@@ -124,6 +124,16 @@ impl RunGuest for Component {
     fn get_secrets(names: Vec<String>) -> Result<Vec<Option<String>>, Error> {
         keyvault::Vault::from_env()?.get_secrets(&names)
     }
+
+    /// A handle only means something to a host that owns the training component's egress
+    /// and substitutes values there (`kvrun run`, which implements `run` itself); this
+    /// component only reaches the vault, so it refuses, as the contract says.
+    fn get_secret_handle(name: String) -> Result<String, Error> {
+        Err(Error::Denied(format!(
+            "no handle for {:?}: secret handles are issued by the host that runs the training component and substitutes them on its outgoing requests (kvrun run --use-secret), not by the vault client",
+            name.chars().take(130).collect::<String>()
+        )))
+    }
 }
 
 bindings::export!(Component with_types_in bindings);

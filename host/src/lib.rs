@@ -13,7 +13,8 @@
 //!   vault is configured, and the backend of the tests.
 //! - [`vault_choice`] decides which vault a command talks to.
 //! - [`sandbox`] runs untrusted training components with exactly their granted secrets,
-//!   masked output and an audit log ([`audit`]).
+//!   masked output and an audit log ([`audit`]); with [`handles`], a run can use a secret in
+//!   requests to bound origins without ever reading it.
 //!
 //! Secret values live in [`SecretString`], which zeroizes on drop and never prints.
 //!
@@ -31,6 +32,7 @@ pub mod client;
 pub mod component_cache;
 pub(crate) mod encoded_forms;
 mod error;
+pub mod handles;
 pub(crate) mod masking;
 pub mod network;
 pub mod policy;

@@ -16,12 +16,18 @@
 //!    vault's challenge named a Key Vault resource covering its host). The component cannot set
 //!    `Authorization` itself either: it is a forbidden header, so `fields.append` fails with
 //!    `forbidden`.
+//!    **Handles** instead, for a training run with `--use-secret` bindings ([`crate::handles`]):
+//!    the run may set `Authorization`, but only to carry a handle; the whole request is
+//!    checked, bound handles are replaced by their values, anything else about a handle
+//!    refuses the request, and the answer is masked for the values that went out. Such a
+//!    run never has a credential of the host's.
 //! 3. **Transport**: the request goes through the pooled TLS client ([`crate::transport`]).
 //!
 //! [`NetworkStats`] counts what was sent and what was denied, for audits and tests.
 
 use crate::auth::{send_authenticated, Credential};
 use crate::error::NetworkCause;
+use crate::handles::RunHandles;
 use crate::policy::{AllowList, Origin, SecretGrant};
 use crate::transport::{CauseSlot, Transport};
 use http::header::AUTHORIZATION;
@@ -88,6 +94,7 @@ pub struct OutboundHooks {
     allow: Arc<AllowList>,
     grant: Option<Arc<SecretGrant>>,
     credential: Option<(Origin, Credential)>,
+    handles: Option<Arc<RunHandles>>,
     transport: Arc<Transport>,
     stats: Arc<NetworkStats>,
 }
@@ -104,6 +111,7 @@ impl OutboundHooks {
             allow: Arc::new(allow),
             grant: None,
             credential,
+            handles: None,
             transport,
             stats: Arc::new(NetworkStats::default()),
         }
@@ -115,14 +123,26 @@ impl OutboundHooks {
         self
     }
 
+    /// Guards every request with a training run's handles ([`RunHandles::guard`]), and lets
+    /// the run set `Authorization` to carry one. Only for hooks without a credential.
+    pub fn with_handles(mut self, handles: Arc<RunHandles>) -> OutboundHooks {
+        debug_assert!(
+            self.credential.is_none(),
+            "a run's hooks never hold a credential"
+        );
+        self.handles = Some(handles);
+        self
+    }
+
     /// The counters.
     pub fn stats(&self) -> Arc<NetworkStats> {
         self.stats.clone()
     }
 
-    /// Whether the component may set this header itself.
-    pub fn forbidden(name: &http::HeaderName) -> bool {
-        *name == AUTHORIZATION || DEFAULT_FORBIDDEN_HEADERS.contains(name)
+    /// Whether the component may set this header itself (`Authorization` only when it can
+    /// carry a handle).
+    pub fn forbidden(name: &http::HeaderName, handles: bool) -> bool {
+        (*name == AUTHORIZATION && !handles) || DEFAULT_FORBIDDEN_HEADERS.contains(name)
     }
 }
 
@@ -137,11 +157,12 @@ type SendFuture = Box<
 
 impl WasiHttpHooks for OutboundHooks {
     fn is_forbidden_header(&mut self, name: &http::HeaderName) -> bool {
-        OutboundHooks::forbidden(name)
+        OutboundHooks::forbidden(name, self.handles.is_some())
     }
 
     fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
-        Arc::new(OutboundHooks::forbidden)
+        let handles = self.handles.is_some();
+        Arc::new(move |name| OutboundHooks::forbidden(name, handles))
     }
 
     fn send_request(
@@ -172,7 +193,9 @@ impl WasiHttpHooks for OutboundHooks {
                 return Box::new(async { Err(HttpError::HttpRequestDenied) });
             }
         };
-        request.headers_mut().remove(AUTHORIZATION);
+        if self.handles.is_none() {
+            request.headers_mut().remove(AUTHORIZATION);
+        }
         // The cause slot speaks of the last request only.
         self.stats.cause.take();
         request.extensions_mut().insert(self.stats.cause.clone());
@@ -181,17 +204,34 @@ impl WasiHttpHooks for OutboundHooks {
             .as_ref()
             .filter(|(vault, _)| *vault == origin)
             .map(|(_, credential)| credential.clone());
-        self.stats.sent.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(%origin, method = %request.method(), path = request.uri().path(), "component request");
+        tracing::debug!(%origin, method = %request.method(), "component request");
         let transport = self.transport.clone();
         let stats = self.stats.clone();
+        let handles = self.handles.clone();
         Box::new(async move {
+            let (request, values) = match &handles {
+                None => (request, Vec::new()),
+                Some(handles) => match handles.guard(&origin, request).await {
+                    Ok(guarded) => (guarded.request, guarded.values),
+                    Err(crate::handles::Refused) => {
+                        stats.denied.fetch_add(1, Ordering::Relaxed);
+                        return Err(HttpError::HttpRequestDenied);
+                    }
+                },
+            };
+            stats.sent.fetch_add(1, Ordering::Relaxed);
             let response = match credential {
                 None => transport.send(request, options).await?,
                 Some(credential) => {
                     send_authenticated(&transport, request, options, &credential, origin.host())
                         .await?
                 }
+            };
+            let response = if values.is_empty() {
+                response
+            } else {
+                let values: Vec<&[u8]> = values.iter().map(|v| v.expose().as_bytes()).collect();
+                crate::handles::mask_response(response, &values)
             };
             let location = response
                 .status()

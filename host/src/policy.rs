@@ -43,6 +43,12 @@ impl fmt::Display for PolicyError {
 
 impl std::error::Error for PolicyError {}
 
+impl PolicyError {
+    pub(crate) fn new(message: String) -> PolicyError {
+        PolicyError(message)
+    }
+}
+
 impl From<PolicyError> for crate::error::Error {
     fn from(e: PolicyError) -> Self {
         crate::error::Error::Config(e.0)
@@ -244,6 +250,11 @@ impl AllowList {
     /// Whether the list is empty (and so denies everything).
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// Allows these entries too.
+    pub fn extend(&mut self, rules: impl IntoIterator<Item = AllowRule>) {
+        self.rules.extend(rules);
     }
 }
 

@@ -497,3 +497,126 @@ fn compile_fills_the_cache_that_the_first_run_then_loads() {
         String::from_utf8_lossy(&failed.stderr).contains("could not read /nonexistent/job.wasm")
     );
 }
+
+/// A loopback HTTPS stand-in for an MLflow tracking server's REST API (the real one runs in
+/// the compatibility suite): basic auth with `trainer` and `password`, the five calls the
+/// example job makes, and the metrics it logged.
+async fn tracker(
+    password: &'static str,
+) -> (
+    common::RawServer,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use base64::Engine as _;
+    let metrics = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let logged = metrics.clone();
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("trainer:{password}"))
+    );
+    let server = common::RawServer::start(move |_, seen| {
+        let reply = |status: &str, body: serde_json::Value| {
+            common::http_reply(status, &[], &body.to_string())
+        };
+        if seen.header("authorization").as_deref() != Some(&expected[..]) {
+            return reply(
+                "401 Unauthorized",
+                serde_json::json!({"error_code": "UNAUTHENTICATED"}),
+            );
+        }
+        let line = seen.request_line();
+        let body: serde_json::Value = serde_json::from_slice(&seen.body).unwrap_or_default();
+        if line.contains("/experiments/get-by-name") {
+            reply(
+                "404 Not Found",
+                serde_json::json!({"error_code": "RESOURCE_DOES_NOT_EXIST"}),
+            )
+        } else if line.contains("/experiments/create") {
+            reply("200 OK", serde_json::json!({"experiment_id": "7"}))
+        } else if line.contains("/runs/create") && body["experiment_id"] == "7" {
+            reply(
+                "200 OK",
+                serde_json::json!({"run": {"info": {"run_id": "run-1"}}}),
+            )
+        } else if line.contains("/runs/log-metric") {
+            logged.lock().unwrap().push(format!(
+                "{}={}",
+                body["key"].as_str().unwrap_or("?"),
+                body["value"]
+            ));
+            reply("200 OK", serde_json::json!({}))
+        } else if line.contains("/runs/update") {
+            reply("200 OK", serde_json::json!({}))
+        } else {
+            reply(
+                "404 Not Found",
+                serde_json::json!({"error_code": "ENDPOINT_NOT_FOUND"}),
+            )
+        }
+    })
+    .await;
+    (server, metrics)
+}
+
+#[tokio::test]
+async fn the_example_reports_metrics_with_a_password_it_never_holds() {
+    let (server, metrics) = tracker("tracker-pa55-word").await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let ca = d.join("tracker-ca.pem");
+    std::fs::write(&ca, &server.ca_pem).unwrap();
+    let audit = d.join("audit.jsonl");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/data");
+    let url = server.url();
+    let out = tokio::task::spawn_blocking(move || {
+        ok(&run(secret(&d, &["set", "db-password"]), "db-pa55\n"));
+        ok(&run(
+            secret(&d, &["set", "mlflow-password"]),
+            "tracker-pa55-word\n",
+        ));
+        let mut command = kvrun(&d);
+        command.args([
+            "run",
+            env!("KVRUN_EXAMPLE_TRAIN_WASM"),
+            "--secret",
+            "db-password",
+        ]);
+        command
+            .arg("--dir")
+            .arg(format!("{}::/data:ro", data.display()));
+        command
+            .arg("--use-secret")
+            .arg(format!("mlflow-password={url}/api/2.0/mlflow"));
+        command
+            .arg("--http-ca-cert")
+            .arg(&ca)
+            .arg("--audit")
+            .arg(&audit);
+        command.args(["--env", &format!("MLFLOW_TRACKING_URI={url}")]);
+        command.args(["--env", "MLFLOW_TRACKING_USERNAME=trainer"]);
+        run(command, "")
+    })
+    .await
+    .unwrap();
+    let stdout = ok(&out);
+    assert!(
+        stdout.contains("train: logged 3 metrics to MLflow run run-1"),
+        "{stdout}"
+    );
+    let logged = metrics.lock().unwrap().clone();
+    assert_eq!(logged.len(), 3, "{logged:?}");
+    assert!(logged[0].starts_with("slope="), "{logged:?}");
+    let everything = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let records = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    assert!(!everything.contains("tracker-pa55-word") && !records.contains("tracker-pa55-word"));
+    let uses: Vec<serde_json::Value> = records
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &serde_json::Value| r["operation"] == "use-secret")
+        .collect();
+    assert_eq!(uses.len(), 7, "one record per request: {records}");
+    assert!(uses
+        .iter()
+        .all(|r| r["outcome"] == "substituted" && r["path_prefix"] == "/api/2.0/mlflow"));
+    assert_eq!(server.requests().len(), 7);
+}

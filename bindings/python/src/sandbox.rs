@@ -75,7 +75,7 @@ impl Sandbox {
 
     /// Runs `component`; returns a dict with `status`, `exit_code`, `stop_reason`,
     /// `message`, `run_id` and `audit` (the audit log's JSON lines).
-    #[pyo3(signature = (component, stdout, stderr, secrets, args, env, dirs, allow_http, max_memory=None, timeout=None, max_output=None, max_audit=None))]
+    #[pyo3(signature = (component, stdout, stderr, secrets, args, env, dirs, allow_http, use_secrets, max_memory=None, timeout=None, max_output=None, max_audit=None))]
     #[allow(clippy::too_many_arguments)]
     fn run<'py>(
         &self,
@@ -88,6 +88,7 @@ impl Sandbox {
         env: Vec<(String, String)>,
         dirs: Vec<String>,
         allow_http: Vec<String>,
+        use_secrets: Vec<String>,
         max_memory: Option<usize>,
         timeout: Option<f64>,
         max_output: Option<u64>,
@@ -121,6 +122,7 @@ impl Sandbox {
         let options = RunOptions {
             args,
             secrets,
+            use_secrets,
             allow_http,
             env,
             dirs,

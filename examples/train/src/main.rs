@@ -8,6 +8,18 @@
 //! ```text
 //! kvrun run kvrun_example_train.wasm --secret db-password --dir examples/data::/data:ro
 //! ```
+//!
+//! With `MLFLOW_TRACKING_URI` and `MLFLOW_TRACKING_USERNAME` in its environment, it also
+//! reports the fitted metrics to that MLflow tracking server over `wasi:http`, with basic
+//! auth whose password is the *handle* of the secret `mlflow-password` (or the one
+//! `MLFLOW_PASSWORD_SECRET` names): the job never holds the password; the host puts it in
+//! the request, and only for the origin the operator bound it to.
+//!
+//! ```text
+//! kvrun run kvrun_example_train.wasm --secret db-password --dir examples/data::/data:ro \
+//!   --use-secret mlflow-password=http://127.0.0.1:5000 \
+//!   --env MLFLOW_TRACKING_URI=http://127.0.0.1:5000 --env MLFLOW_TRACKING_USERNAME=trainer
+//! ```
 
 mod bindings {
     // The component is a command (std's `main` exports `wasi:cli/run`), so only the
@@ -15,7 +27,7 @@ mod bindings {
     // `process::exit` goes through wasi-libc's `exit@0.2.0`, which carries only 0 or 1.
     wit_bindgen::generate!({
         inline: "package kvrun:app; world app {
-            import kvrun:secrets/run@0.1.0;
+            import kvrun:secrets/run@0.1.1;
             import wasi:cli/exit@0.2.12;
         }",
         generate_all,
@@ -23,12 +35,16 @@ mod bindings {
     });
 }
 
+mod http;
+mod tracker;
+
 use bindings::kvrun::secrets::run;
 use bindings::kvrun::secrets::types::Error;
 
 /// Exit statuses of this job, as `kvrun run` passes them on.
 const EXIT_NO_SECRET: u8 = 2;
 const EXIT_BAD_DATA: u8 = 3;
+const EXIT_TRACKER: u8 = 4;
 
 /// Says what went wrong on stderr and ends the run with `status`.
 fn fail(status: u8, message: &str) -> ! {
@@ -93,8 +109,21 @@ fn main() {
         "train: fitted y = {slope:.4} * x + {intercept:.4} on {} rows (mse {mse:.4})",
         points.len()
     );
+    if let Some(tracker) = tracker::Tracker::from_env() {
+        let tracker = tracker.unwrap_or_else(|e| fail(EXIT_TRACKER, &e));
+        let metrics = [("slope", slope), ("intercept", intercept), ("mse", mse)];
+        match tracker.log_run(&metrics) {
+            Ok(run_id) => println!(
+                "train: logged {} metrics to MLflow run {run_id} at {}",
+                metrics.len(),
+                tracker.uri()
+            ),
+            Err(e) => fail(EXIT_TRACKER, &format!("could not report to MLflow: {e}")),
+        }
+    }
 }
 
+/// What an error from `kvrun:secrets/run` says.
 fn describe(e: &Error) -> String {
     match e {
         Error::NotFound(m)

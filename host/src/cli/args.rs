@@ -119,9 +119,18 @@ pub(crate) struct RunArgs {
     /// Grant the run this secret (repeatable); any other name is refused.
     #[arg(long = "secret", value_name = "NAME")]
     pub(crate) secrets: Vec<String>,
+    /// Let the run use a secret it cannot read, through a handle the host replaces by the
+    /// value only in requests to this origin (repeatable; the origin is allowed too):
+    /// NAME=ORIGIN[/PATH-PREFIX][,query][,body].
+    #[arg(long = "use-secret", value_name = "NAME=ORIGIN")]
+    pub(crate) use_secrets: Vec<String>,
     /// Let the run reach this origin over wasi:http (repeatable); default: no network.
     #[arg(long = "allow-http", value_name = "ORIGIN")]
     pub(crate) allow_http: Vec<String>,
+    /// Trust this PEM CA for the run's own https requests, besides the public roots (an
+    /// internal tracker's CA).
+    #[arg(long = "http-ca-cert", value_name = "PATH")]
+    pub(crate) http_ca_cert: Option<std::path::PathBuf>,
     /// Set an environment variable, K=V (repeatable); nothing else is inherited.
     #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
     pub(crate) env: Vec<(String, String)>,

@@ -25,11 +25,19 @@ pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
         Some(path) => AuditLog::to_file(path, &run_id)?,
         None => AuditLog::to_stderr(&run_id),
     };
+    let http_ca = match &args.http_ca_cert {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| Error::Config(format!("--http-ca-cert {}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
     let runtime = run_runtime(max_memory)?;
     let connection = connect(global).await?;
     let options = RunOptions {
         args: args.args,
         secrets: args.secrets,
+        use_secrets: args.use_secrets,
         allow_http: args.allow_http,
         env: args.env,
         dirs: args.dirs,
@@ -44,7 +52,10 @@ pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
         audit: std::sync::Arc::new(audit),
     };
     let outcome = async {
-        let sandbox = Sandbox::new(&runtime, connection.options.clone())?;
+        let mut sandbox = Sandbox::new(&runtime, connection.options.clone())?;
+        if let Some(pem) = http_ca {
+            sandbox = sandbox.with_outbound_ca(pem)?;
+        }
         let component = {
             let _notice = progress.then(|| SlowNotice::after(NOTICE_AFTER, COMPILING));
             sandbox.prepare(&wasm)?

@@ -1,15 +1,21 @@
 //! The host side of `kvrun:secrets/run`: the secret broker of one run.
 //!
 //! A name that was not granted is refused (and audited) without any request; a granted one is
-//! forwarded to the run's vault client (store B). Every access is audited ([`AuditLog`]),
+//! forwarded to the run's vault client (store B). Every access is audited ([`RunAudit`]),
 //! never with a value, within the run's audit budget; batches are deduplicated and capped.
 //! Every value handed to the run is added to the masks of its stdout and stderr.
+//!
+//! A name bound with `--use-secret` ([`RunHandles`]) gets a handle from `get-secret-handle`:
+//! the broker reads the value through store B, keeps it on the host and hands the run only
+//! the placeholder; `get-secret` of a name that is bound but not granted with `--secret` is
+//! refused.
 
 use super::{training, RunState};
-use crate::audit::AuditLog;
+use crate::audit::RunAudit;
 use crate::bindings::kvrun::secrets::types::Error as WitError;
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::handles::RunHandles;
 use crate::policy::SecretGrant;
 use crate::run_output::MaskedOutput;
 use crate::secret::SecretString;
@@ -21,28 +27,17 @@ pub const MAX_BATCH_NAMES: usize = 1000;
 /// The default audit budget of a run: about 25,000 records.
 pub const DEFAULT_MAX_AUDIT: u64 = 4 << 20;
 
-/// A run's audit records reached its budget; the run is stopped with this as its trap.
-#[derive(Debug)]
-pub(super) struct AuditLimitReached(pub(super) u64);
-
-impl std::fmt::Display for AuditLimitReached {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the run's audit records reached {} bytes", self.0)
-    }
-}
-
-impl std::error::Error for AuditLimitReached {}
-
 /// What a `run` host function returns: the run's answer, or a trap that stops it.
 pub(super) type Served<T> = wasmtime::Result<std::result::Result<T, WitError>>;
 
 /// Serves `kvrun:secrets/run` for one run.
 pub(super) struct SecretBroker {
+    /// The names the run may read (`--secret`).
     pub(super) grant: SecretGrant,
+    /// The run's bindings and handles (`--use-secret`), if it has any.
+    pub(super) handles: Option<Arc<RunHandles>>,
     pub(super) vault: Client,
-    pub(super) audit: Arc<AuditLog>,
-    pub(super) max_audit: u64,
-    pub(super) audit_written: u64,
+    pub(super) audit: Arc<RunAudit>,
     pub(super) outputs: [MaskedOutput; 2],
 }
 
@@ -53,7 +48,7 @@ impl SecretBroker {
         }
     }
 
-    /// Writes one audit record; past the budget, a last record says why and the run stops.
+    /// Writes one audit record; past the budget the run stops (the trap says why).
     fn audit(
         &mut self,
         operation: &str,
@@ -61,30 +56,46 @@ impl SecretBroker {
         granted: bool,
         outcome: &str,
     ) -> wasmtime::Result<()> {
-        if self.audit_written > self.max_audit {
-            return Err(AuditLimitReached(self.max_audit).into());
+        Ok(self.audit.record(operation, name, granted, outcome)?)
+    }
+
+    /// Why `name` cannot be read, for a name that was not granted with `--secret`.
+    fn refusal(&self, name: &str) -> (&'static str, WitError) {
+        if self.handles.as_ref().is_some_and(|h| h.is_bound(name)) {
+            let shown: String = name.chars().take(130).collect();
+            let error = WitError::Denied(format!(
+                "secret {shown:?} is granted to this run for use only (--use-secret): ask for its handle with get-secret-handle; its value cannot be read"
+            ));
+            ("denied: use only (--use-secret)", error)
+        } else {
+            ("denied: not granted", not_granted(name))
         }
-        self.audit_written += self.audit.record(operation, name, granted, outcome) as u64;
-        if self.audit_written > self.max_audit {
-            self.audit.record_budget_spent(self.max_audit);
-            return Err(AuditLimitReached(self.max_audit).into());
-        }
-        Ok(())
     }
 
     async fn get_secret(&mut self, name: String) -> Served<String> {
         if !self.grant.allows_name(&name) {
-            self.audit("get-secret", &name, false, "denied: not granted")?;
-            return Ok(Err(not_granted(&name)));
+            let (outcome, error) = self.refusal(&name);
+            self.audit("get-secret", &name, false, outcome)?;
+            return Ok(Err(error));
         }
-        let outcome = self.vault.run_get_secret(&name).await;
-        self.audit("get-secret", &name, true, outcome_label(&outcome))?;
-        let value = match outcome {
-            Ok(value) => value,
-            Err(e) => return Ok(Err(e.into())),
-        };
-        self.remember(&value);
-        Ok(Ok(value.expose().to_string()))
+        Ok(self
+            .fetch("get-secret", &name)
+            .await?
+            .map(|value| value.expose().to_string()))
+    }
+
+    /// Reads a granted `name` through store B, audits the access as `operation`, and masks
+    /// the value in the run's output.
+    async fn fetch(&mut self, operation: &str, name: &str) -> Served<SecretString> {
+        let outcome = self.vault.run_get_secret(name).await;
+        self.audit(operation, name, true, outcome_label(&outcome))?;
+        Ok(match outcome {
+            Ok(value) => {
+                self.remember(&value);
+                Ok(value)
+            }
+            Err(e) => Err(e.into()),
+        })
     }
 
     /// Reads a batch: at most [`MAX_BATCH_NAMES`] names; each distinct name (Key Vault names
@@ -122,11 +133,11 @@ impl SecretBroker {
                 let outcome = if granted {
                     "skipped: another name was not granted"
                 } else {
-                    "denied: not granted"
+                    self.refusal(&name).0
                 };
                 self.audit("get-secrets", &name, granted, outcome)?;
             }
-            return Ok(Err(not_granted(&refused)));
+            return Ok(Err(self.refusal(&refused).1));
         }
         let distinct: Vec<String> = distinct.into_iter().cloned().collect();
         match self.vault.run_get_secrets(&distinct).await {
@@ -148,6 +159,26 @@ impl SecretBroker {
                 Ok(Err(e.into()))
             }
         }
+    }
+
+    /// Issues the handle of a bound name: the value is read through store B and stays on the
+    /// host (masked in the run's output too); the run gets the placeholder.
+    async fn get_secret_handle(&mut self, name: String) -> Served<String> {
+        let Some(handles) = self.handles.clone().filter(|h| h.is_bound(&name)) else {
+            self.audit("get-secret-handle", &name, false, "denied: not bound")?;
+            let shown: String = name.chars().take(130).collect();
+            return Ok(Err(WitError::Denied(format!(
+                "secret {shown:?} is not bound to any origin for this run (bind it with --use-secret NAME=ORIGIN)"
+            ))));
+        };
+        if let Some(handle) = handles.existing(&name) {
+            self.audit("get-secret-handle", &name, true, "ok")?;
+            return Ok(Ok(handle));
+        }
+        Ok(self
+            .fetch("get-secret-handle", &name)
+            .await?
+            .map(|value| handles.issue(&name, value)))
     }
 }
 
@@ -185,5 +216,9 @@ impl training::kvrun::secrets::run::Host for RunState {
 
     async fn get_secrets(&mut self, names: Vec<String>) -> Served<Vec<Option<String>>> {
         self.broker.get_secrets(names).await
+    }
+
+    async fn get_secret_handle(&mut self, name: String) -> Served<String> {
+        self.broker.get_secret_handle(name).await
     }
 }

@@ -17,6 +17,9 @@
 //! - **Store B, the vault client component** ([`Client`]), the only holder of network access to
 //!   the vault; its hooks allow only `GET /secrets/{granted}[/{version}]` on the vault's
 //!   origin ([`SecretGrant`]), whatever the component does, and add the credential.
+//! - **Handles** (`--use-secret`, [`crate::handles`]): a bound name is read by store B too,
+//!   but its value stays on the host; the run gets a placeholder that store A's hooks replace
+//!   by the value only in requests to the bound origins, and mask in their answers.
 //!
 //! A [`Sandbox`] shares across its runs only what carries no run's state: the linker, each
 //! component's `InstancePre` ([`TrainingComponent`]), the vault's pooled TLS connections and
@@ -25,9 +28,10 @@
 
 mod broker;
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLimitReached, AuditLog, RunAudit};
 use crate::client::{Client, ClientOptions};
 use crate::error::{Error, Result};
+use crate::handles::{RunHandles, UseBinding};
 use crate::network::OutboundHooks;
 use crate::policy::{AllowList, SecretGrant};
 use crate::run_output::{MaskedOutput, OutputBudget};
@@ -100,6 +104,10 @@ pub struct RunOptions {
     pub args: Vec<String>,
     /// Secrets the run may read (`--secret`).
     pub secrets: Vec<String>,
+    /// Secrets the run may use through a handle, and where (`--use-secret`,
+    /// `NAME=ORIGIN[/PATH-PREFIX][,query][,body]`, see [`UseBinding`]); their origins are
+    /// allowed for the run's `wasi:http`.
+    pub use_secrets: Vec<String>,
     /// Origins the run may reach over `wasi:http` (`--allow-http`); empty: none.
     pub allow_http: Vec<String>,
     /// Environment (`--env`); nothing else is inherited.
@@ -122,6 +130,7 @@ impl Default for RunOptions {
         RunOptions {
             args: Vec::new(),
             secrets: Vec::new(),
+            use_secrets: Vec::new(),
             allow_http: Vec::new(),
             env: Vec::new(),
             dirs: Vec::new(),
@@ -196,7 +205,7 @@ impl RunExit {
     }
 }
 
-use broker::{AuditLimitReached, SecretBroker};
+use broker::SecretBroker;
 pub use broker::{DEFAULT_MAX_AUDIT, MAX_BATCH_NAMES};
 
 /// Tracks the memory limit and whether a run hit it.
@@ -308,6 +317,16 @@ impl Sandbox {
         })
     }
 
+    /// Also trusts the PEM certificates `ca_pem` (besides the public roots) for the runs' own
+    /// https requests, e.g. an internal tracker's CA.
+    pub fn with_outbound_ca(mut self, ca_pem: Vec<u8>) -> Result<Sandbox> {
+        self.outbound = Arc::new(Transport::new(TransportOptions {
+            ca_pem: Some(ca_pem),
+            ..TransportOptions::default()
+        })?);
+        Ok(self)
+    }
+
     /// Loads `wasm` (a component of the `training` world) and links it.
     pub fn prepare(&self, wasm: &[u8]) -> Result<TrainingComponent> {
         let loaded = self.runtime.load_component("training", wasm)?;
@@ -338,9 +357,26 @@ impl Sandbox {
             )));
         }
         let grant = SecretGrant::new(&options.secrets)?;
-        let allow = AllowList::parse(&options.allow_http)?;
+        let bindings = options
+            .use_secrets
+            .iter()
+            .map(|b| b.parse::<UseBinding>())
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let audit = RunAudit::new(io.audit, options.max_audit);
+        let handles = (!bindings.is_empty())
+            .then(|| Arc::new(RunHandles::new(bindings.clone(), audit.clone())));
+        let mut allow = AllowList::parse(&options.allow_http)?;
+        if let Some(handles) = &handles {
+            allow.extend(handles.allow_rules());
+        }
         let mut vault = self.vault.clone();
-        vault.grant = Some(grant.clone());
+        vault.grant = Some(SecretGrant::new(
+            options
+                .secrets
+                .iter()
+                .map(String::as_str)
+                .chain(bindings.iter().map(UseBinding::name)),
+        )?);
         vault.allow = None;
         let vault_client =
             Client::with_transport(&self.runtime, vault, self.vault_transport.clone()).await?;
@@ -363,17 +399,20 @@ impl Sandbox {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: OutboundHooks::new(allow, None, self.outbound.clone()),
+            hooks: match &handles {
+                Some(handles) => OutboundHooks::new(allow, None, self.outbound.clone())
+                    .with_handles(handles.clone()),
+                None => OutboundHooks::new(allow, None, self.outbound.clone()),
+            },
             limiter: RunLimiter {
                 max_memory: options.max_memory,
                 hit: false,
             },
             broker: SecretBroker {
                 grant,
+                handles,
                 vault: vault_client,
-                audit: io.audit,
-                max_audit: options.max_audit,
-                audit_written: 0,
+                audit: audit.clone(),
                 outputs: [stdout.clone(), stderr.clone()],
             },
         };
@@ -382,6 +421,9 @@ impl Sandbox {
         let deadline = Instant::now() + options.timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
+            if audit.spent() {
+                return Err(AuditLimitReached(audit.max()).into());
+            }
             if Instant::now() >= deadline {
                 Ok(UpdateDeadline::Interrupt)
             } else {

@@ -83,6 +83,7 @@ class Sandbox:
         env: List[Tuple[str, str]],
         dirs: List[str],
         allow_http: List[str],
+        use_secrets: List[str],
         max_memory: Optional[int] = None,
         timeout: Optional[float] = None,
         max_output: Optional[int] = None,

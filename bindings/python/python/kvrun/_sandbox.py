@@ -168,6 +168,7 @@ class Sandbox:
         env: Optional[Mapping[str, str]] = None,
         dirs: Iterable[Dir] = (),
         allow_http: Iterable[str] = (),
+        use_secrets: Iterable[str] = (),
         max_memory: Optional[int] = None,
         timeout: Optional[float] = None,
         max_output: Optional[int] = None,
@@ -178,7 +179,10 @@ class Sandbox:
         """Runs ``component`` once and returns how it ended.
 
         ``secrets`` are the names the run may read; ``allow_http`` the origins it may reach
-        (``https://host[:port]``, ``*.domain``, as ``kvrun run --allow-http``); ``timeout``
+        (``https://host[:port]``, ``*.domain``, as ``kvrun run --allow-http``);
+        ``use_secrets`` the secrets it may use but not read, as ``kvrun run --use-secret``
+        (``"NAME=ORIGIN[/PATH-PREFIX][,query][,body]"``): the run asks for a handle and the
+        host puts the value into its requests to that origin only; ``timeout``
         is in seconds (default one hour); ``max_memory``, ``max_output`` and ``max_audit``
         in bytes (defaults 512 MiB, 64 MiB, 4 MiB). Output goes to this process's
         ``sys.stdout``/``sys.stderr`` unless ``stdout``/``stderr`` name a callable taking
@@ -197,6 +201,7 @@ class Sandbox:
             [(str(k), str(v)) for k, v in (env or {}).items()],
             [_dir(d) for d in dirs],
             list(allow_http),
+            list(use_secrets),
             max_memory,
             timeout,
             max_output,

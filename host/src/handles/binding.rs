@@ -1,0 +1,282 @@
+//! Where a secret's handle may take its value: `--use-secret NAME=ORIGIN[/PATH-PREFIX][,query][,body]`.
+//! Pure logic, no wasmtime.
+//!
+//! The origin is an allow-list entry ([`crate::policy`]: `https`, or plain `http` to a loopback
+//! host named explicitly; a leading `*.` wildcard). The path prefix, if any, matches whole
+//! segments. A handle is substituted in request headers (and inside `Authorization: Basic`
+//! credentials) always; in the query string only with `,query`, in the body only with
+//! `,body`; never in the path.
+//!
+//! | binding | substitutes for | refuses |
+//! |---|---|---|
+//! | `api-token=https://api.example.com` | any path of `https://api.example.com:443`, headers only | `http://api.example.com`, `https://api.example.com:8443`, `https://evil.example.com` |
+//! | `api-token=https://api.example.com/v1` | `/v1`, `/v1/runs` | `/v10`, `/v1/../admin`, `/v1/%2e%2e/admin`, `/v2` |
+//! | `api-token=https://api.example.com/v1/,query` | also `?key=<handle>` | the handle in the body |
+//! | `mlflow-password=http://127.0.0.1:5000/api/,body` | plain http to that loopback port; headers and body | any other port |
+//! | `x=http://tracker.internal` | (refused when parsed: plain http only to loopback) | |
+//!
+//! ```
+//! use kvrun::handles::UseBinding;
+//! let b: UseBinding = "api-token=https://api.example.com/v1,query".parse().unwrap();
+//! let origin = kvrun::policy::Origin::parse("https://API.example.com").unwrap();
+//! assert!(b.covers(&origin, "/v1/runs"));
+//! assert!(!b.covers(&origin, "/v10"));
+//! assert!(b.in_query() && !b.in_body());
+//! ```
+
+use crate::policy::{AllowRule, Origin, PolicyError};
+use std::fmt;
+use std::str::FromStr;
+
+/// One `--use-secret` binding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UseBinding {
+    name: String,
+    origin: String,
+    rule: AllowRule,
+    path_prefix: Option<String>,
+    in_query: bool,
+    in_body: bool,
+}
+
+impl UseBinding {
+    /// The secret's name as given.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether this binding is for `name` (Key Vault names are case-insensitive).
+    pub fn is_for(&self, name: &str) -> bool {
+        self.name.eq_ignore_ascii_case(name)
+    }
+
+    /// The allow-list entry of the bound origin.
+    pub fn rule(&self) -> &AllowRule {
+        &self.rule
+    }
+
+    /// The path prefix, `/` when there is none.
+    pub fn path_prefix(&self) -> &str {
+        self.path_prefix.as_deref().unwrap_or("/")
+    }
+
+    /// Whether the handle may be substituted in the query string.
+    pub fn in_query(&self) -> bool {
+        self.in_query
+    }
+
+    /// Whether the handle may be substituted in the body.
+    pub fn in_body(&self) -> bool {
+        self.in_body
+    }
+
+    /// Whether a request to `origin` with this path (no query) is one the handle may go to.
+    /// A path with dot segments or a percent-encoded `.` or `/` is never covered by a
+    /// prefix: servers resolve those differently.
+    pub fn covers(&self, origin: &Origin, path: &str) -> bool {
+        if !self.rule.matches(origin) {
+            return false;
+        }
+        let Some(prefix) = &self.path_prefix else {
+            return true;
+        };
+        let lower = path.to_ascii_lowercase();
+        let tricky = lower.contains("%2e")
+            || lower.contains("%2f")
+            || lower.contains("%5c")
+            || path.contains('\\')
+            || path.split('/').any(|seg| seg == "." || seg == "..");
+        if tricky {
+            return false;
+        }
+        path == prefix
+            || path
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|rest| prefix.ends_with('/') || rest.starts_with('/'))
+    }
+}
+
+impl fmt::Display for UseBinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.name, self.origin)?;
+        if let Some(prefix) = &self.path_prefix {
+            f.write_str(prefix)?;
+        }
+        if self.in_query {
+            f.write_str(",query")?;
+        }
+        if self.in_body {
+            f.write_str(",body")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for UseBinding {
+    type Err = PolicyError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let usage = "write it as NAME=ORIGIN[/PATH-PREFIX][,query][,body], e.g. api-token=https://api.example.com/v1";
+        let (name, rest) = text.split_once('=').ok_or_else(|| {
+            PolicyError::new(format!("--use-secret {text:?} has no '=': {usage}"))
+        })?;
+        if !crate::secret_name::is_valid(name) {
+            return Err(PolicyError::new(format!(
+                "--use-secret {name:?}: secret names use 1 to 127 characters from A-Z, a-z, 0-9 and '-'"
+            )));
+        }
+        let mut parts = rest.split(',');
+        let location = parts.next().unwrap_or("");
+        let (mut in_query, mut in_body) = (false, false);
+        for option in parts {
+            match option {
+                "query" => in_query = true,
+                "body" => in_body = true,
+                other => {
+                    return Err(PolicyError::new(format!(
+                        "--use-secret {text:?}: unknown option {other:?} (the options are query and body); {usage}"
+                    )))
+                }
+            }
+        }
+        let after_scheme = location.find("://").map(|i| i + 3).ok_or_else(|| {
+            PolicyError::new(format!("--use-secret {text:?}: no scheme; {usage}"))
+        })?;
+        let (origin, path) = match location[after_scheme..].find('/') {
+            Some(slash) => location.split_at(after_scheme + slash),
+            None => (location, ""),
+        };
+        let rule = AllowRule::parse(origin)
+            .map_err(|e| PolicyError::new(format!("--use-secret {text:?}: {e}")))?;
+        let path_prefix = match path {
+            "" | "/" => None,
+            path => Some(parse_prefix(text, path)?),
+        };
+        Ok(UseBinding {
+            name: name.to_string(),
+            origin: origin.to_string(),
+            rule,
+            path_prefix,
+            in_query,
+            in_body,
+        })
+    }
+}
+
+fn parse_prefix(text: &str, path: &str) -> Result<String, PolicyError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "/-._~!$&'()*+;:@".contains(c);
+    if !path.chars().all(allowed) {
+        return Err(PolicyError::new(format!(
+            "--use-secret {text:?}: the path prefix {path:?} may use only letters, digits, '/' and -._~!$&'()*+;:@ (no '%', '?' or '#')"
+        )));
+    }
+    if path.split('/').any(|seg| seg == "." || seg == "..") || path.contains("//") {
+        return Err(PolicyError::new(format!(
+            "--use-secret {text:?}: the path prefix {path:?} has an empty, '.' or '..' segment"
+        )));
+    }
+    Ok(path.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding(text: &str) -> UseBinding {
+        text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    fn covers(text: &str, origin: &str, path: &str) -> bool {
+        binding(text).covers(&Origin::parse(origin).unwrap(), path)
+    }
+
+    #[test]
+    fn origin_forms_are_the_allow_lists() {
+        assert!(covers(
+            "t=https://api.example.com",
+            "https://API.example.com:443",
+            "/x"
+        ));
+        assert!(!covers(
+            "t=https://api.example.com",
+            "http://api.example.com",
+            "/x"
+        ));
+        assert!(!covers(
+            "t=https://api.example.com",
+            "https://api.example.com:8443",
+            "/"
+        ));
+        assert!(covers(
+            "t=https://*.example.com",
+            "https://a.example.com",
+            "/"
+        ));
+        assert!(!covers(
+            "t=https://*.example.com",
+            "https://example.com",
+            "/"
+        ));
+        assert!(covers(
+            "t=http://127.0.0.1:5000",
+            "http://127.0.0.1:5000",
+            "/api"
+        ));
+        assert!(!covers(
+            "t=http://127.0.0.1:5000",
+            "http://127.0.0.1:5001",
+            "/api"
+        ));
+    }
+
+    #[test]
+    fn path_prefixes_match_whole_segments_and_refuse_tricks() {
+        let b = "t=https://api.example.com/v1";
+        let o = "https://api.example.com";
+        assert!(covers(b, o, "/v1"));
+        assert!(covers(b, o, "/v1/runs"));
+        assert!(!covers(b, o, "/v10"));
+        assert!(!covers(b, o, "/v2/v1"));
+        assert!(!covers(b, o, "/v1/../admin"));
+        assert!(!covers(b, o, "/v1/%2E%2E/admin"));
+        assert!(!covers(b, o, "/v1%2fx"));
+        assert!(!covers(b, o, "/v1/./x"));
+        assert!(covers("t=https://api.example.com/v1/", o, "/v1/x"));
+        assert!(!covers("t=https://api.example.com/v1/", o, "/v1"));
+        assert!(covers("t=https://api.example.com/", o, "/anything"));
+    }
+
+    #[test]
+    fn options_and_display() {
+        let b = binding("db-token=https://api.example.com/v1,query,body");
+        assert!(b.in_query() && b.in_body());
+        assert_eq!(b.path_prefix(), "/v1");
+        assert_eq!(
+            b.to_string(),
+            "db-token=https://api.example.com/v1,query,body"
+        );
+        let plain = binding("db-token=https://api.example.com");
+        assert!(!plain.in_query() && !plain.in_body());
+        assert_eq!(plain.path_prefix(), "/");
+        assert!(plain.is_for("DB-TOKEN"));
+    }
+
+    #[test]
+    fn bad_bindings_say_what_is_wrong() {
+        for (text, says) in [
+            ("api-token", "no '='"),
+            ("bad_name=https://a.example.com", "secret names"),
+            ("t=api.example.com", "no scheme"),
+            ("t=http://api.example.com", "plain http"),
+            ("t=ftp://api.example.com", "not supported"),
+            ("t=https://api.example.com,headers", "unknown option"),
+            ("t=https://api.example.com/v1?x=1", "path prefix"),
+            ("t=https://api.example.com/v1/%2e", "path prefix"),
+            ("t=https://api.example.com/a/../b", "'..' segment"),
+            ("t=https://user@api.example.com", "user info"),
+        ] {
+            let err = text.parse::<UseBinding>().unwrap_err().to_string();
+            assert!(err.contains(says), "{text}: {err}");
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The way back: the answer to a request that carried values passes through a masker for
+//! those values (and their encoded forms, [`crate::encoded_forms`]) before the run sees it,
+//! so a bound service that echoes what it received (headers, a body, a `Location`) hands
+//! the run `***`, never the value.
+//!
+//! Header values are masked one by one; the body is masked as it streams
+//! ([`crate::masking::Masker`] holds back what could be the start of a value), and its
+//! `Content-Length` is dropped, since masking changes the length.
+
+use crate::masking::Masker;
+use bytes::Bytes;
+use http::header::CONTENT_LENGTH;
+use http::HeaderValue;
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use wasmtime_wasi_http::{Error as HttpError, WasiBody};
+
+/// `response` with every value of `values` masked in its headers and body.
+pub fn mask_response(
+    response: http::Response<WasiBody>,
+    values: &[&[u8]],
+) -> http::Response<WasiBody> {
+    let masker = || {
+        let mut masker = Masker::new();
+        values.iter().for_each(|v| masker.add(v));
+        masker
+    };
+    let (mut parts, body) = response.into_parts();
+    let mut headers = masker();
+    for value in parts.headers.values_mut() {
+        let mut out = Vec::new();
+        headers.write(value.as_bytes(), &mut out);
+        headers.finish(&mut out);
+        if out != value.as_bytes() {
+            *value = HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static("***"));
+        }
+    }
+    parts.headers.remove(CONTENT_LENGTH);
+    let body = MaskedBody {
+        inner: body,
+        masker: masker(),
+        trailers: None,
+        done: false,
+    };
+    http::Response::from_parts(parts, body.boxed_unsync())
+}
+
+/// A response body passed through a masker.
+struct MaskedBody {
+    inner: WasiBody,
+    masker: Masker,
+    trailers: Option<Frame<Bytes>>,
+    done: bool,
+}
+
+impl MaskedBody {
+    /// Releases what the masker holds back, masked.
+    fn flush(&mut self) -> Option<Frame<Bytes>> {
+        let mut out = Vec::new();
+        self.masker.finish(&mut out);
+        (!out.is_empty()).then(|| Frame::data(Bytes::from(out)))
+    }
+}
+
+impl Body for MaskedBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let this = &mut *self;
+        loop {
+            if this.done {
+                return Poll::Ready(this.trailers.take().map(Ok));
+            }
+            match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        let mut out = Vec::new();
+                        this.masker.write(&data, &mut out);
+                        if !out.is_empty() {
+                            return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
+                        }
+                    }
+                    Err(trailers) => {
+                        this.done = true;
+                        this.trailers = trailers.into_trailers().ok().map(|mut t| {
+                            let mut masker = std::mem::take(&mut this.masker);
+                            for value in t.values_mut() {
+                                let mut out = Vec::new();
+                                masker.write(value.as_bytes(), &mut out);
+                                masker.finish(&mut out);
+                                *value = HeaderValue::from_bytes(&out)
+                                    .unwrap_or(HeaderValue::from_static("***"));
+                            }
+                            this.masker = masker;
+                            Frame::trailers(t)
+                        });
+                        if let Some(data) = this.flush() {
+                            return Poll::Ready(Some(Ok(data)));
+                        }
+                    }
+                },
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => {
+                    this.done = true;
+                    if let Some(data) = this.flush() {
+                        return Poll::Ready(Some(Ok(data)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_of(chunks: &[&'static str]) -> WasiBody {
+        let frames: Vec<Result<Frame<Bytes>, HttpError>> = chunks
+            .iter()
+            .map(|c| Ok(Frame::data(Bytes::from_static(c.as_bytes()))))
+            .collect();
+        http_body_util::StreamBody::new(futures::stream::iter(frames)).boxed_unsync()
+    }
+
+    #[tokio::test]
+    async fn echoed_values_are_masked_in_headers_and_a_split_body() {
+        let response = http::Response::builder()
+            .header("x-echo", "Bearer hunter2-value")
+            .header("content-length", "40")
+            .header("x-other", "fine")
+            .body(body_of(&[
+                "{\"authorization\":\"Bearer hun",
+                "ter2-val",
+                "ue\", \"b64\":\"aHVudGVyMi12YWx1ZQ\"}",
+            ]))
+            .unwrap();
+        let masked = mask_response(response, &[b"hunter2-value"]);
+        assert_eq!(masked.headers()["x-echo"], "Bearer ***");
+        assert_eq!(masked.headers()["x-other"], "fine");
+        assert!(masked.headers().get("content-length").is_none());
+        let body = masked.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        // The last base64 character also holds bits of what follows, so it is not masked.
+        assert_eq!(text, "{\"authorization\":\"Bearer ***\", \"b64\":\"***Q\"}");
+    }
+}

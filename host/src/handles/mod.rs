@@ -1,0 +1,256 @@
+//! Secret handles: a run can *use* a secret it can never *read*.
+//!
+//! Masking stops accidental prints; it cannot stop training code that wants to leak a value
+//! it was granted. Most secrets a job holds are credentials for HTTP services (a tracker, a
+//! registry, a data API), so the run gets a placeholder instead and the host puts the value
+//! in on the way out, only where the operator bound it.
+//!
+//! Isolation model:
+//!
+//! - **Binding** ([`UseBinding`], `kvrun run --use-secret NAME=ORIGIN[/PATH-PREFIX][,query][,body]`):
+//!   the operator says where a secret may go; its origins are added to the run's allow-list.
+//!   A name granted only this way is refused (and audited) by `get-secret`/`get-secrets`.
+//! - **Handle** (`run.get-secret-handle`, [`RunHandles::issue`]): the host reads the value
+//!   through the run's vault client (store B) and gives the run a random placeholder
+//!   ([`placeholder`]) that means something only inside this run.
+//! - **Egress** ([`RunHandles::guard`], called by [`crate::network::OutboundHooks`] for every
+//!   request of a run that has bindings, after the allow-list): the whole request (headers,
+//!   URL, a body of up to [`MAX_SCANNED_BODY`] bytes) is scanned; a handle that is split,
+//!   encoded, another run's, or headed anywhere its binding does not cover refuses the
+//!   request with nothing sent ([`rewrite`]); a bound one is replaced by the value.
+//! - **The way back** ([`echo`]): the answer to a request that carried values is masked for
+//!   those values before the run sees it. The values are added to the run's output masks too.
+//! - **Audit**: every substitution and every refusal is a `use-secret` record
+//!   ([`crate::audit::AuditLog::record_use`]), within the run's audit budget.
+//!
+//! What this does not do: a bound service is trusted with the value; one that stores what
+//! it receives and lets anyone read it (a paste bin, an issue tracker) is a way out if bound.
+//! Bodies over [`MAX_SCANNED_BODY`] are refused for runs with bindings, not streamed.
+
+mod binding;
+mod echo;
+pub mod placeholder;
+mod rewrite;
+
+pub use binding::UseBinding;
+pub use echo::mask_response;
+
+use crate::audit::{HandleTarget, RunAudit};
+use crate::policy::{AllowRule, Origin};
+use crate::secret::SecretString;
+use http_body_util::{BodyExt, Full, Limited};
+use placeholder::Scanner;
+use std::sync::{Arc, Mutex};
+use wasmtime_wasi_http::WasiBody;
+
+/// The largest request body the host scans for handles; a run with bindings cannot send a
+/// larger one.
+pub const MAX_SCANNED_BODY: usize = 8 << 20;
+
+/// A handle a run holds: the secret's name, the placeholder, the value and its bindings.
+#[derive(Clone)]
+pub(crate) struct IssuedHandle {
+    pub(crate) name: String,
+    pub(crate) handle: String,
+    pub(crate) value: SecretString,
+    pub(crate) bindings: Vec<UseBinding>,
+}
+
+/// The handles issued so far and a scanner for exactly them, replaced as a whole when a
+/// handle is added (requests in flight keep the one they started with).
+struct Issued {
+    handles: Vec<IssuedHandle>,
+    scanner: Scanner,
+}
+
+/// A request the guard refused; the refusal is already audited and logged, and nothing was
+/// sent.
+#[derive(Debug)]
+pub struct Refused;
+
+/// One run's bindings and handles.
+pub struct RunHandles {
+    bindings: Vec<UseBinding>,
+    issued: Mutex<Arc<Issued>>,
+    audit: Arc<RunAudit>,
+}
+
+/// A request that may go: the request with values in it, and the values, for masking the answer.
+pub struct Guarded {
+    /// The request to send.
+    pub request: http::Request<WasiBody>,
+    /// The values substituted into it (empty: none).
+    pub values: Vec<SecretString>,
+}
+
+impl RunHandles {
+    /// A run's handle state, auditing to `audit`.
+    pub fn new(bindings: Vec<UseBinding>, audit: Arc<RunAudit>) -> RunHandles {
+        RunHandles {
+            bindings,
+            issued: Mutex::new(Arc::new(Issued {
+                handles: Vec::new(),
+                scanner: Scanner::new::<&str>(&[]),
+            })),
+            audit,
+        }
+    }
+
+    /// The allow-list entries the bindings add to the run's outbound `wasi:http`.
+    pub fn allow_rules(&self) -> impl Iterator<Item = AllowRule> + '_ {
+        self.bindings.iter().map(|b| b.rule().clone())
+    }
+
+    /// Whether `name` is bound to any origin.
+    pub fn is_bound(&self, name: &str) -> bool {
+        self.bindings.iter().any(|b| b.is_for(name))
+    }
+
+    fn current(&self) -> Arc<Issued> {
+        self.issued
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The handle already issued for `name` in this run, if any.
+    pub fn existing(&self, name: &str) -> Option<String> {
+        self.current()
+            .handles
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.handle.clone())
+    }
+
+    /// Issues the handle of `name` (bound) holding `value`; the same name keeps its handle.
+    pub fn issue(&self, name: &str, value: SecretString) -> String {
+        let mut slot = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = slot
+            .handles
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+        {
+            return h.handle.clone();
+        }
+        let handle = placeholder::new_handle();
+        let mut handles = slot.handles.clone();
+        handles.push(IssuedHandle {
+            name: name.to_string(),
+            handle: handle.clone(),
+            value,
+            bindings: self
+                .bindings
+                .iter()
+                .filter(|b| b.is_for(name))
+                .cloned()
+                .collect(),
+        });
+        let scanner = Scanner::new(
+            &handles
+                .iter()
+                .map(|h| h.handle.as_str())
+                .collect::<Vec<_>>(),
+        );
+        *slot = Arc::new(Issued { handles, scanner });
+        handle
+    }
+
+    /// Checks an outgoing request to `origin` (already allowed) and puts the values of bound
+    /// handles in; [`Refused`] means nothing may be sent.
+    pub async fn guard(
+        &self,
+        origin: &Origin,
+        request: http::Request<WasiBody>,
+    ) -> Result<Guarded, Refused> {
+        let method = standard_method(request.method());
+        let (mut parts, body) = request.into_parts();
+        let issued = self.current();
+        let body = match Limited::new(body, MAX_SCANNED_BODY).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => {
+                let reason = format!(
+                    "the request body broke off or is over {} MiB, the most the host scans for handles",
+                    MAX_SCANNED_BODY >> 20
+                );
+                return Err(self.refuse(None, origin, method, &reason));
+            }
+        };
+        match rewrite::substitute(origin, &mut parts, body, &issued.handles, &issued.scanner) {
+            Ok(done) => {
+                let path = parts.uri.path().to_string();
+                for &i in &done.used {
+                    let handle = &issued.handles[i];
+                    let prefix = handle
+                        .bindings
+                        .iter()
+                        .find(|b| b.covers(origin, &path))
+                        .map(UseBinding::path_prefix);
+                    let target = HandleTarget {
+                        origin,
+                        method,
+                        path_prefix: prefix,
+                    };
+                    if self
+                        .audit
+                        .record_use(Some(&handle.name), &target, "substituted")
+                        .is_err()
+                    {
+                        return Err(Refused);
+                    }
+                }
+                tracing::debug!(%origin, method, substituted = done.used.len(), "run request");
+                let values = done
+                    .used
+                    .iter()
+                    .map(|&i| issued.handles[i].value.clone())
+                    .collect();
+                let body = Full::new(done.body)
+                    .map_err(|never| match never {})
+                    .boxed_unsync();
+                Ok(Guarded {
+                    request: http::Request::from_parts(parts, body),
+                    values,
+                })
+            }
+            Err(refusal) => {
+                let handle = refusal.handle.map(|i| &issued.handles[i]);
+                Err(self.refuse(handle, origin, method, &refusal.reason))
+            }
+        }
+    }
+
+    /// Audits and logs a refusal.
+    fn refuse(
+        &self,
+        handle: Option<&IssuedHandle>,
+        origin: &Origin,
+        method: &'static str,
+        reason: &str,
+    ) -> Refused {
+        tracing::warn!(%origin, method, secret = handle.map(|h| h.name.as_str()), "refused a run's request: {reason}");
+        let target = HandleTarget {
+            origin,
+            method,
+            path_prefix: handle
+                .and_then(|h| h.bindings.first())
+                .map(UseBinding::path_prefix),
+        };
+        let _ = self.audit.record_use(
+            handle.map(|h| h.name.as_str()),
+            &target,
+            &format!("refused: {reason}"),
+        );
+        Refused
+    }
+}
+
+/// The method as the audit writes it: a standard one, else `OTHER` (a run chooses it).
+fn standard_method(method: &http::Method) -> &'static str {
+    const STANDARD: [&str; 9] = [
+        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT",
+    ];
+    STANDARD
+        .into_iter()
+        .find(|m| *m == method.as_str())
+        .unwrap_or("OTHER")
+}

@@ -1,0 +1,443 @@
+//! Invariant 12: a secret bound with `--use-secret` is substituted by the host into requests
+//! to its bound origins only; the run never receives the value, also not from a response
+//! that echoes it. The hostile training fixture tries every way to get the value out; a
+//! second server records whatever reaches it.
+
+use crate::common;
+
+use base64::Engine as _;
+use common::{http_reply, run_in, Ran, RawServer, Step, TestVault, HOSTILE_TRAINING_WASM};
+use kvrun::sandbox::{RunExit, RunOptions, Sandbox, TrainingComponent};
+use std::time::Duration;
+
+const VALUE: &str = "tok-Secret/Value+42";
+
+/// A server that answers with what it received: the request line, headers and body as JSON,
+/// and the `Authorization` it got in an `X-Echo` header; `/redirect` sends the client to
+/// `redirect_to`.
+async fn echo_server(redirect_to: Option<String>) -> RawServer {
+    RawServer::scripted(move |_, seen| {
+        if let Some(target) = redirect_to
+            .as_ref()
+            .filter(|_| seen.request_line().contains("/redirect"))
+        {
+            let location = format!("Location: {target}/steal");
+            return vec![Step::Write(http_reply("302 Found", &[&location], "{}"))];
+        }
+        let echo = serde_json::json!({
+            "line": seen.request_line(),
+            "head": seen.head,
+            "body": String::from_utf8_lossy(&seen.body),
+        });
+        let auth = format!(
+            "X-Echo: {}",
+            seen.header("authorization").unwrap_or_default()
+        );
+        vec![Step::Write(http_reply(
+            "200 OK",
+            &[&auth],
+            &echo.to_string(),
+        ))]
+    })
+    .await
+}
+
+struct Setup {
+    _vault: TestVault,
+    bound: RawServer,
+    other: RawServer,
+    sandbox: Sandbox,
+    component: TrainingComponent,
+}
+
+async fn setup() -> Setup {
+    let vault =
+        TestVault::with_secrets(&[("api-token", VALUE), ("db-password", "db-value-1")]).await;
+    let other = echo_server(None).await;
+    let bound = echo_server(Some(other.url())).await;
+    let mut trusted = bound.ca_pem.clone();
+    trusted.extend_from_slice(&other.ca_pem);
+    let sandbox = Sandbox::new(common::runtime(), vault.options())
+        .unwrap()
+        .with_outbound_ca(trusted)
+        .unwrap();
+    let component = sandbox.prepare(HOSTILE_TRAINING_WASM).unwrap();
+    Setup {
+        _vault: vault,
+        bound,
+        other,
+        sandbox,
+        component,
+    }
+}
+
+impl Setup {
+    async fn run(&self, args: &[String], use_secrets: &[String], allow_http: &[String]) -> Ran {
+        let options = RunOptions {
+            args: args.to_vec(),
+            use_secrets: use_secrets.to_vec(),
+            allow_http: allow_http.to_vec(),
+            timeout: Duration::from_secs(30),
+            ..RunOptions::default()
+        };
+        run_in(&self.sandbox, &self.component, options).await
+    }
+
+    /// `use api-token URL PLACE [follow]` with `api-token` bound as `binding`.
+    async fn use_token(&self, url: &str, place: &str, binding: &str, allow: &[String]) -> Ran {
+        let mut args: Vec<String> = ["use", "api-token", url].map(String::from).to_vec();
+        args.extend(place.split(' ').map(String::from));
+        self.run(&args, &[binding.to_string()], allow).await
+    }
+}
+
+/// Whether the server received the value where it belongs.
+type Received = Box<dyn Fn(&common::Seen) -> bool>;
+
+fn reversed(text: &str) -> String {
+    text.chars().rev().collect()
+}
+
+fn use_records(ran: &Ran) -> Vec<&serde_json::Value> {
+    ran.audit
+        .iter()
+        .filter(|r| r["operation"] == "use-secret")
+        .collect()
+}
+
+#[tokio::test]
+async fn bound_handles_carry_the_value_and_echoes_come_back_masked() {
+    let s = setup().await;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("trainer:{VALUE}"));
+    let percent: String = form_urlencoded::byte_serialize(VALUE.as_bytes()).collect();
+    let cases: [(&str, &str, Received); 6] = [
+        (
+            "bearer",
+            "",
+            Box::new(|r| {
+                r.header("authorization").as_deref() == Some(&format!("Bearer {VALUE}")[..])
+            }),
+        ),
+        (
+            "basic",
+            "",
+            Box::new(move |r| r.header("authorization") == Some(format!("Basic {basic}"))),
+        ),
+        (
+            "header",
+            "",
+            Box::new(|r| r.header("x-api-key").as_deref() == Some(VALUE)),
+        ),
+        (
+            "upper",
+            "",
+            Box::new(|r| r.header("x-api-key").as_deref() == Some(VALUE)),
+        ),
+        (
+            "query",
+            ",query",
+            Box::new(move |r| r.request_line().contains(&format!("key={percent}"))),
+        ),
+        (
+            "body",
+            ",body",
+            Box::new(|r| {
+                let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+                body["password"] == VALUE
+            }),
+        ),
+    ];
+    for (n, (place, options, received)) in cases.iter().enumerate() {
+        let binding = format!("api-token={}/v1{options}", s.bound.url());
+        let ran = s
+            .use_token(&format!("{}/v1/echo", s.bound.url()), place, &binding, &[])
+            .await;
+        assert_eq!(ran.exit, RunExit::Code(0), "{place}: {}", ran.output());
+        assert!(
+            ran.stdout.contains("use: status 200"),
+            "{place}: {}",
+            ran.stdout
+        );
+        let requests = s.bound.requests();
+        assert_eq!(
+            requests.len(),
+            n + 1,
+            "{place}: one request reached the bound server"
+        );
+        let seen = requests.last().unwrap();
+        assert!(
+            received(seen),
+            "{place}: the server got the value: {}",
+            seen.head
+        );
+        let output = ran.output();
+        assert!(!output.contains(VALUE), "{place}: {output}");
+        assert!(
+            !output.contains(&reversed(VALUE)) && !output.contains(&reversed(&seen.head)),
+            "{place}: the echoed answer reached the run unmasked: {output}"
+        );
+        assert!(output.contains("***"), "{place}: {output}");
+        let records = use_records(&ran);
+        assert_eq!(records.len(), 1, "{place}: {records:?}");
+        assert_eq!(records[0]["outcome"], "substituted");
+        assert_eq!(records[0]["name"], "api-token");
+        assert_eq!(records[0]["path_prefix"], "/v1");
+        assert_eq!(
+            records[0]["method"],
+            if *place == "body" { "POST" } else { "GET" }
+        );
+        assert_eq!(
+            records[0]["origin"],
+            format!("https://127.0.0.1:{}", s.bound.addr.port())
+        );
+        let audit = serde_json::to_string(&ran.audit).unwrap();
+        assert!(!audit.contains(VALUE), "{audit}");
+    }
+    assert!(s.other.requests().is_empty());
+}
+
+#[tokio::test]
+async fn every_other_way_out_is_refused_audited_and_sends_nothing() {
+    let s = setup().await;
+    let plain = RawServer::plain(|_, _| vec![Step::Write(http_reply("200 OK", &[], "{}"))]).await;
+    let plain_origin = format!("http://127.0.0.1:{}", plain.addr.port());
+    let bound_v1 = format!("api-token={}/v1", s.bound.url());
+    let bound_all = format!("api-token={},query,body", s.bound.url());
+    let allow_other = [s.other.url(), plain_origin.clone()];
+    let attempts: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "an unbound origin",
+            format!("{}/v1", s.other.url()),
+            "bearer",
+            &bound_v1,
+        ),
+        (
+            "another path",
+            format!("{}/v2", s.bound.url()),
+            "bearer",
+            &bound_v1,
+        ),
+        (
+            "a path that climbs out",
+            format!("{}/v1/../admin", s.bound.url()),
+            "header",
+            &bound_v1,
+        ),
+        (
+            "plain http",
+            format!("{plain_origin}/v1"),
+            "header",
+            &bound_v1,
+        ),
+        (
+            "the query without ,query",
+            format!("{}/v1", s.bound.url()),
+            "query",
+            &bound_v1,
+        ),
+        (
+            "the body without ,body",
+            format!("{}/v1", s.bound.url()),
+            "body",
+            &bound_v1,
+        ),
+        (
+            "split across two headers",
+            format!("{}/v1", s.bound.url()),
+            "split",
+            &bound_all,
+        ),
+        (
+            "percent-encoded",
+            format!("{}/v1", s.bound.url()),
+            "percent",
+            &bound_all,
+        ),
+        (
+            "base64-encoded",
+            format!("{}/v1", s.bound.url()),
+            "base64",
+            &bound_all,
+        ),
+        (
+            "an Authorization of its own",
+            format!("{}/v1", s.bound.url()),
+            "header-plain-auth",
+            &bound_all,
+        ),
+    ];
+    for (what, url, place, binding) in &attempts {
+        let before = (
+            s.bound.requests().len(),
+            s.other.requests().len(),
+            plain.requests().len(),
+        );
+        let ran = s.use_token(url, place, binding, &allow_other).await;
+        assert_eq!(ran.exit, RunExit::Code(0), "{what}: {}", ran.output());
+        assert!(
+            ran.stdout.contains("HttpRequestDenied"),
+            "{what}: {}",
+            ran.stdout
+        );
+        let after = (
+            s.bound.requests().len(),
+            s.other.requests().len(),
+            plain.requests().len(),
+        );
+        assert_eq!(before, after, "{what}: nothing was sent");
+        let records = use_records(&ran);
+        assert_eq!(records.len(), 1, "{what}: {records:?}");
+        let outcome = records[0]["outcome"].as_str().unwrap();
+        assert!(outcome.starts_with("refused: "), "{what}: {outcome}");
+        assert!(!ran.output().contains(VALUE) && !outcome.contains(VALUE));
+    }
+
+    let ran = s
+        .use_token(
+            &format!("{}/v1/redirect", s.bound.url()),
+            "bearer follow",
+            &bound_v1,
+            &allow_other,
+        )
+        .await;
+    assert!(ran.stdout.contains("use: following to"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("HttpRequestDenied"), "{}", ran.stdout);
+    let outcomes: Vec<&str> = use_records(&ran)
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    assert_eq!(outcomes[0], "substituted");
+    assert!(outcomes[1].starts_with("refused: "), "{outcomes:?}");
+    assert!(
+        s.other.requests().is_empty(),
+        "a redirect did not carry the handle elsewhere"
+    );
+
+    let ran = s
+        .run(
+            &["ask".into(), "api-token".into()],
+            std::slice::from_ref(&bound_v1),
+            &[],
+        )
+        .await;
+    assert!(ran.stdout.contains("for use only"), "{}", ran.stdout);
+    assert_eq!(ran.audit[0]["outcome"], "denied: use only (--use-secret)");
+
+    let ran = s
+        .run(
+            &["handle".into(), "db-password".into()],
+            std::slice::from_ref(&bound_v1),
+            &[],
+        )
+        .await;
+    assert!(
+        ran.stdout.contains("not bound to any origin"),
+        "{}",
+        ran.stdout
+    );
+    assert!(s.other.requests().is_empty());
+}
+
+#[tokio::test]
+async fn one_runs_handle_does_not_work_in_another_running_at_the_same_time() {
+    let s = setup().await;
+    let binding = format!("api-token={}", s.bound.url());
+    let holder = common::Capture::default();
+    let holder_io = kvrun::sandbox::RunIo {
+        stdout: Box::new(holder.clone()),
+        stderr: Box::new(std::io::sink()),
+        audit: std::sync::Arc::new(kvrun::audit::AuditLog::to_writer(
+            Box::new(std::io::sink()),
+            "a",
+        )),
+    };
+    let holding = s.sandbox.run(
+        &s.component,
+        RunOptions {
+            args: ["handle", "api-token", "3000"].map(String::from).to_vec(),
+            use_secrets: vec![binding.clone()],
+            timeout: Duration::from_secs(30),
+            ..RunOptions::default()
+        },
+        holder_io,
+    );
+    let other_run = async {
+        let handle = loop {
+            let text = holder.text();
+            if let Some(h) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("handle: ").map(String::from))
+                .filter(|_| text.contains("holding"))
+            {
+                break h;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(handle.starts_with("kvrun-handle-"), "{handle}");
+        let ran = s
+            .run(
+                &[
+                    "use-handle".into(),
+                    handle.clone(),
+                    format!("{}/v1", s.bound.url()),
+                ],
+                std::slice::from_ref(&binding),
+                &[],
+            )
+            .await;
+        let own = s
+            .run(
+                &["handle".into(), "api-token".into()],
+                std::slice::from_ref(&binding),
+                &[],
+            )
+            .await;
+        (handle, ran, own)
+    };
+    let (held, (handle, ran, own)) = tokio::join!(holding, other_run);
+    assert_eq!(held.unwrap(), RunExit::Code(0));
+    assert!(ran.stdout.contains("HttpRequestDenied"), "{}", ran.stdout);
+    let records = use_records(&ran);
+    assert!(
+        records[0]["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("not one of this run's"),
+        "{records:?}"
+    );
+    assert!(records[0]["name"].is_null());
+    assert!(s.bound.requests().is_empty(), "nothing was sent");
+    let own = own
+        .stdout
+        .trim()
+        .strip_prefix("handle: ")
+        .unwrap()
+        .to_string();
+    assert_ne!(own, handle, "every run gets its own handle");
+}
+
+#[tokio::test]
+async fn bad_bindings_are_refused_before_the_run_starts() {
+    let s = setup().await;
+    for (binding, says) in [
+        ("api-token", "no '='"),
+        ("api-token=http://tracker.example.com", "plain http"),
+        (
+            "api-token=https://a.example.com,everywhere",
+            "unknown option",
+        ),
+        ("bad name=https://a.example.com", "secret names"),
+    ] {
+        let options = RunOptions {
+            use_secrets: vec![binding.to_string()],
+            ..RunOptions::default()
+        };
+        let err = s
+            .sandbox
+            .run(&s.component, options, common::discarded_io())
+            .await
+            .expect_err(binding);
+        assert!(err.to_string().contains(says), "{binding}: {err}");
+    }
+}
