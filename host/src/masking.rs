@@ -16,8 +16,9 @@ pub const MASK: &[u8] = b"***";
 /// The shortest beginning of a value that [`Masker::finish`] masks at the end of output.
 pub const MIN_TRAILING_PREFIX: usize = 3;
 
-/// The masking state of one output stream.
-#[derive(Default)]
+/// The masking state of one output stream. Cloning keeps the values and their automaton
+/// (cheap: building them is what costs) and the state of the stream so far.
+#[derive(Clone, Default)]
 pub struct Masker {
     values: Vec<zeroize::Zeroizing<Vec<u8>>>,
     automaton: Option<AhoCorasick>,

@@ -209,10 +209,10 @@ impl WasiHttpHooks for OutboundHooks {
         let stats = self.stats.clone();
         let handles = self.handles.clone();
         Box::new(async move {
-            let (request, values) = match &handles {
-                None => (request, Vec::new()),
+            let (request, echo_mask) = match &handles {
+                None => (request, None),
                 Some(handles) => match handles.guard(&origin, request).await {
-                    Ok(guarded) => (guarded.request, guarded.values),
+                    Ok(guarded) => (guarded.request, guarded.echo_mask),
                     Err(crate::handles::Refused) => {
                         stats.denied.fetch_add(1, Ordering::Relaxed);
                         return Err(HttpError::HttpRequestDenied);
@@ -227,11 +227,9 @@ impl WasiHttpHooks for OutboundHooks {
                         .await?
                 }
             };
-            let response = if values.is_empty() {
-                response
-            } else {
-                let values: Vec<&[u8]> = values.iter().map(|v| v.expose().as_bytes()).collect();
-                crate::handles::mask_response(response, &values)
+            let response = match echo_mask {
+                None => response,
+                Some(masker) => crate::handles::mask_response(response, masker),
             };
             let location = response
                 .status()

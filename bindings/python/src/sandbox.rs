@@ -35,8 +35,14 @@ pub struct Component {
 #[pymethods]
 impl Sandbox {
     #[new]
-    #[pyo3(signature = (vault, max_runs=32, max_memory=512 << 20))]
-    fn new(py: Python<'_>, vault: &Vault, max_runs: u32, max_memory: usize) -> PyResult<Sandbox> {
+    #[pyo3(signature = (vault, max_runs=32, max_memory=512 << 20, http_ca_pem=None))]
+    fn new(
+        py: Python<'_>,
+        vault: &Vault,
+        max_runs: u32,
+        max_memory: usize,
+        http_ca_pem: Option<Vec<u8>>,
+    ) -> PyResult<Sandbox> {
         if max_runs == 0 {
             return Err(Error::InvalidArgument("max_runs must be at least 1".into())).py();
         }
@@ -48,7 +54,11 @@ impl Sandbox {
                 max_memory: max_memory.max(options.max_memory),
                 allocation: None,
             })?;
-            kvrun::sandbox::Sandbox::new(&runtime, options)
+            let sandbox = kvrun::sandbox::Sandbox::new(&runtime, options)?;
+            match http_ca_pem {
+                Some(pem) => sandbox.with_outbound_ca(pem),
+                None => Ok(sandbox),
+            }
         })
         .py()?;
         Ok(Sandbox {

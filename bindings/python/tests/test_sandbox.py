@@ -1,6 +1,7 @@
 """Sandbox runs from Python: the example job, the hostile fixture, concurrency."""
 
 import asyncio
+import http.server
 import io
 import threading
 
@@ -52,6 +53,60 @@ def test_a_name_not_granted_is_refused_and_audited(sandbox):
     assert b"was not granted to this run" in out.getvalue()
     assert b"not-for-this-run" not in out.getvalue()
     assert [(r.name, r.granted) for r in result.audit] == [("other-secret", False)]
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """A plain-http loopback server that records the Authorization it gets and echoes it."""
+
+    seen = []
+
+    def do_GET(self):
+        auth = self.headers.get("Authorization", "")
+        _Recorder.seen.append(auth)
+        body = ('{"you sent": "%s"}' % auth).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_bound_secret_is_used_through_a_handle_and_never_read(sandbox, tmp_path):
+    sb, hostile = sandbox
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    origin = f"http://127.0.0.1:{server.server_port}"
+    try:
+        out = io.BytesIO()
+        result = sb.run(hostile, use_secrets=[f"db-password={origin}/v1"],
+                        args=["use", "db-password", f"{origin}/v1/echo", "bearer"], stdout=out)
+        assert result.status == 0
+        assert _Recorder.seen == [f"Bearer {VALUE}"]
+        assert b"use: status 200" in out.getvalue()
+        assert VALUE.encode() not in out.getvalue() and VALUE[::-1].encode() not in out.getvalue()
+        uses = [r for r in result.audit if r.operation == "use-secret"]
+        assert [(r.name, r.outcome, r.extra["origin"], r.extra["path_prefix"]) for r in uses] == [
+            ("db-password", "substituted", origin, "/v1")]
+
+        refused = sb.run(hostile, use_secrets=[f"db-password={origin}/v1"], stdout=out,
+                         args=["use", "db-password", f"{origin}/v2", "bearer"])
+        assert refused.status == 0 and len(_Recorder.seen) == 1
+        assert [r.outcome.split(":")[0] for r in refused.audit if r.operation == "use-secret"] == ["refused"]
+
+        read = sb.run(hostile, use_secrets=[f"db-password={origin}"], args=["ask", "db-password"], stdout=out)
+        assert b"for use only" in out.getvalue()
+        assert read.audit[0].outcome == "denied: use only (--use-secret)"
+        with pytest.raises(kvrun.ConfigError, match="plain http"):
+            sb.run(hostile, use_secrets=["db-password=http://tracker.example.com"])
+        not_pem = tmp_path / "ca.pem"
+        not_pem.write_text("not a certificate")
+        with pytest.raises(kvrun.ConfigError, match="CA"):
+            kvrun.Sandbox(sb._keyvault, http_ca_cert=not_pem)
+    finally:
+        server.shutdown()
 
 
 def test_limits_stop_a_run_with_a_reason(sandbox):

@@ -17,18 +17,14 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
-/// `response` with every value of `values` masked in its headers and body.
+/// `response` with every value `masker` knows masked in its headers and body. `masker` is a
+/// fresh one, built for the values that went out ([`crate::masking::Masker::add`]).
 pub fn mask_response(
     response: http::Response<WasiBody>,
-    values: &[&[u8]],
+    masker: Masker,
 ) -> http::Response<WasiBody> {
-    let masker = || {
-        let mut masker = Masker::new();
-        values.iter().for_each(|v| masker.add(v));
-        masker
-    };
     let (mut parts, body) = response.into_parts();
-    let mut headers = masker();
+    let mut headers = masker.clone();
     for value in parts.headers.values_mut() {
         let mut out = Vec::new();
         headers.write(value.as_bytes(), &mut out);
@@ -40,7 +36,7 @@ pub fn mask_response(
     parts.headers.remove(CONTENT_LENGTH);
     let body = MaskedBody {
         inner: body,
-        masker: masker(),
+        masker,
         trailers: None,
         done: false,
     };
@@ -141,7 +137,9 @@ mod tests {
                 "ue\", \"b64\":\"aHVudGVyMi12YWx1ZQ\"}",
             ]))
             .unwrap();
-        let masked = mask_response(response, &[b"hunter2-value"]);
+        let mut masker = Masker::new();
+        masker.add(b"hunter2-value");
+        let masked = mask_response(response, masker);
         assert_eq!(masked.headers()["x-echo"], "Bearer ***");
         assert_eq!(masked.headers()["x-other"], "fine");
         assert!(masked.headers().get("content-length").is_none());

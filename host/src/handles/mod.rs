@@ -36,6 +36,7 @@ pub use binding::UseBinding;
 pub use echo::mask_response;
 
 use crate::audit::{HandleTarget, RunAudit};
+use crate::masking::Masker;
 use crate::policy::{AllowRule, Origin};
 use crate::secret::SecretString;
 use http_body_util::{BodyExt, Full, Limited};
@@ -47,13 +48,15 @@ use wasmtime_wasi_http::WasiBody;
 /// larger one.
 pub const MAX_SCANNED_BODY: usize = 8 << 20;
 
-/// A handle a run holds: the secret's name, the placeholder, the value and its bindings.
+/// A handle a run holds: the secret's name, the placeholder, the value, its bindings, and a
+/// masker for the value, built once (answers are masked with a copy).
 #[derive(Clone)]
 pub(crate) struct IssuedHandle {
     pub(crate) name: String,
     pub(crate) handle: String,
     pub(crate) value: SecretString,
     pub(crate) bindings: Vec<UseBinding>,
+    pub(crate) echo_mask: Masker,
 }
 
 /// The handles issued so far and a scanner for exactly them, replaced as a whole when a
@@ -75,12 +78,12 @@ pub struct RunHandles {
     audit: Arc<RunAudit>,
 }
 
-/// A request that may go: the request with values in it, and the values, for masking the answer.
+/// A request that may go: the request with values in it, and a masker for its answer.
 pub struct Guarded {
     /// The request to send.
     pub request: http::Request<WasiBody>,
-    /// The values substituted into it (empty: none).
-    pub values: Vec<SecretString>,
+    /// A masker for the values substituted into it; none when it carries none.
+    pub echo_mask: Option<Masker>,
 }
 
 impl RunHandles {
@@ -134,9 +137,12 @@ impl RunHandles {
         }
         let handle = placeholder::new_handle();
         let mut handles = slot.handles.clone();
+        let mut echo_mask = Masker::new();
+        echo_mask.add(value.expose().as_bytes());
         handles.push(IssuedHandle {
             name: name.to_string(),
             handle: handle.clone(),
+            echo_mask,
             value,
             bindings: self
                 .bindings
@@ -199,17 +205,23 @@ impl RunHandles {
                     }
                 }
                 tracing::debug!(%origin, method, substituted = done.used.len(), "run request");
-                let values = done
-                    .used
-                    .iter()
-                    .map(|&i| issued.handles[i].value.clone())
-                    .collect();
+                let echo_mask = match done.used.as_slice() {
+                    [] => None,
+                    [one] => Some(issued.handles[*one].echo_mask.clone()),
+                    several => {
+                        let mut masker = Masker::new();
+                        for &i in several {
+                            masker.add(issued.handles[i].value.expose().as_bytes());
+                        }
+                        Some(masker)
+                    }
+                };
                 let body = Full::new(done.body)
                     .map_err(|never| match never {})
                     .boxed_unsync();
                 Ok(Guarded {
                     request: http::Request::from_parts(parts, body),
-                    values,
+                    echo_mask,
                 })
             }
             Err(refusal) => {

@@ -326,6 +326,7 @@ mod tests {
             handle: handle.clone(),
             value: SecretString::from(value),
             bindings: bindings.iter().map(|b| b.parse().unwrap()).collect(),
+            echo_mask: crate::masking::Masker::new(),
         }];
         Case {
             scanner: Scanner::new(&[&handle]),

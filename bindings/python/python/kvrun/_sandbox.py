@@ -138,13 +138,26 @@ class Sandbox:
     origins, no files unless ``dirs`` grants them, and no environment but ``env``.
 
     ``max_runs`` is how many runs may be live at once (each takes two pooled component
-    instances); ``max_memory`` the largest memory limit a run may ask for, in bytes.
+    instances); ``max_memory`` the largest memory limit a run may ask for, in bytes;
+    ``http_ca_cert`` a PEM file of CAs to trust, besides the public roots, for the runs' own
+    https requests (``kvrun run --http-ca-cert``).
     Runs may be started from many threads at once; :meth:`run_async` is the asyncio form.
     """
 
-    def __init__(self, keyvault: Keyvault, *, max_runs: int = 32, max_memory: int = 512 << 20) -> None:
+    def __init__(
+        self,
+        keyvault: Keyvault,
+        *,
+        max_runs: int = 32,
+        max_memory: int = 512 << 20,
+        http_ca_cert: Optional[Union[str, "os.PathLike[str]"]] = None,
+    ) -> None:
         self._keyvault = keyvault
-        self._native = _kvrun.Sandbox(keyvault._vault, max_runs, max_memory)
+        ca_pem = None
+        if http_ca_cert is not None:
+            with open(os.fspath(http_ca_cert), "rb") as f:
+                ca_pem = f.read()
+        self._native = _kvrun.Sandbox(keyvault._vault, max_runs, max_memory, ca_pem)
 
     def __repr__(self) -> str:
         return f"Sandbox({self._keyvault!r})"
