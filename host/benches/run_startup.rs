@@ -13,28 +13,14 @@
 
 mod common;
 
+use common::FirstWrite;
 use kvrun::audit::AuditLog;
 use kvrun::sandbox::{RunIo, RunOptions, Sandbox, TrainingComponent};
 use kvrun::{ClientOptions, Runtime, RuntimeOptions};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 static TRAINING: &[u8] = include_bytes!(env!("KVRUN_HOSTILE_TRAINING_WASM"));
-
-/// Records when the first byte was written.
-#[derive(Clone, Default)]
-struct FirstWrite(Arc<Mutex<Option<Instant>>>);
-
-impl Write for FirstWrite {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().get_or_insert_with(Instant::now);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();

@@ -19,6 +19,7 @@ mod failure_messages;
 mod faults;
 mod keyvault_ops;
 mod local_vault;
+mod read_cache;
 mod run_audit;
 mod run_grants;
 mod run_masking;

@@ -244,3 +244,68 @@ async fn readers_and_writers_on_one_name_never_see_a_torn_or_lost_version() {
     }
     assert_eq!(listed.len(), 161);
 }
+
+/// The latest versions are served from memory: a read after an acknowledged write must see
+/// that write, also while other readers race to fill the memory with what they read before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_after_an_acknowledged_write_sees_it_while_others_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = serve(dir.path());
+    let (http, token) = client(dir.path());
+    let url = format!("{}/secrets/fresh?api-version=7.5", vault.url);
+    let put = |value: String| {
+        let (http, token, url) = (http.clone(), token.clone(), url.clone());
+        async move {
+            let body = serde_json::json!({ "value": value }).to_string();
+            call(&http, &token, "PUT", &url, Some(body)).await.unwrap()
+        }
+    };
+    put("v-0".into()).await;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..3 {
+        let (http, token, url, done) = (http.clone(), token.clone(), url.clone(), done.clone());
+        readers.push(tokio::spawn(async move {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = call(&http, &token, "GET", &url, None).await;
+            }
+        }));
+    }
+    for i in 1..=150 {
+        let written = put(format!("v-{i}")).await;
+        let read = call(&http, &token, "GET", &url, None).await.unwrap();
+        assert_eq!(read["value"], format!("v-{i}"), "read after write {i}");
+        assert_eq!(version_of(&read), version_of(&written));
+        if i % 50 == 0 {
+            let patch = serde_json::json!({ "attributes": { "enabled": false } }).to_string();
+            let version = version_of(&written);
+            let disable = format!("{}/secrets/fresh/{version}?api-version=7.5", vault.url);
+            call(&http, &token, "PATCH", &disable, Some(patch))
+                .await
+                .unwrap();
+            let refused = call(&http, &token, "GET", &url, None).await;
+            assert!(
+                refused.is_none(),
+                "a disabled latest version is not served from memory"
+            );
+            put(format!("v-{i}")).await;
+        }
+    }
+    call(
+        &http,
+        &token,
+        "DELETE",
+        &format!("{}/secrets/fresh?api-version=7.5", vault.url),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(
+        call(&http, &token, "GET", &url, None).await.is_none(),
+        "deleted"
+    );
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        let _ = reader.await;
+    }
+}

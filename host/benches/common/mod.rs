@@ -1,6 +1,7 @@
 #![allow(dead_code)] // each benchmark uses a different part of this module
 //! Shared by the benchmarks: a local vault, and a minimal hyper + rustls server that answers
-//! a fixed body, each on its own thread and runtime, as a separate server would be.
+//! a fixed body, each on its own thread and runtime, as a separate server would be; a writer
+//! that records when a run first printed.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -104,4 +105,21 @@ pub fn fixed_server(dir: &std::path::Path, body: Bytes) -> (String, Vec<u8>) {
         });
     });
     (format!("https://{}", rx.recv().unwrap()), ca)
+}
+
+/// A run's output that records when its first byte was written.
+#[derive(Clone, Default)]
+pub struct FirstWrite(pub Arc<std::sync::Mutex<Option<std::time::Instant>>>);
+
+impl std::io::Write for FirstWrite {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap()
+            .get_or_insert_with(std::time::Instant::now);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

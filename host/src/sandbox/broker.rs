@@ -1,7 +1,8 @@
 //! The host side of `kvrun:secrets/run`: the secret broker of one run.
 //!
 //! A name that was not granted is refused (and audited) without any request; a granted one is
-//! forwarded to the run's vault client (store B). Every access is audited ([`RunAudit`]),
+//! forwarded to the run's vault client (store B), or served by the sandbox's read cache
+//! (`read_cache.rs`) when it has one. Every access is audited ([`RunAudit`]),
 //! never with a value, within the run's audit budget; batches are deduplicated and capped.
 //! Every value handed to the run is added to the masks of its stdout and stderr.
 //!
@@ -10,6 +11,7 @@
 //! the placeholder; `get-secret` of a name that is bound but not granted with `--secret` is
 //! refused.
 
+use super::read_cache::{ReadCache, Source};
 use super::{training, RunState};
 use crate::audit::RunAudit;
 use crate::bindings::kvrun::secrets::types::Error as WitError;
@@ -37,6 +39,8 @@ pub(super) struct SecretBroker {
     /// The run's bindings and handles (`--use-secret`), if it has any.
     pub(super) handles: Option<Arc<RunHandles>>,
     pub(super) vault: Client,
+    /// The sandbox's shared read cache, when it has one.
+    pub(super) cache: Option<Arc<ReadCache>>,
     pub(super) audit: Arc<RunAudit>,
     pub(super) outputs: [MaskedOutput; 2],
 }
@@ -84,11 +88,21 @@ impl SecretBroker {
             .map(|value| value.expose().to_string()))
     }
 
-    /// Reads a granted `name` through store B, audits the access as `operation`, and masks
-    /// the value in the run's output.
+    /// Reads a granted `name` through store B (or the sandbox's read cache), audits the access
+    /// as `operation`, and masks the value in the run's output.
     async fn fetch(&mut self, operation: &str, name: &str) -> Served<SecretString> {
-        let outcome = self.vault.run_get_secret(name).await;
-        self.audit(operation, name, true, outcome_label(&outcome))?;
+        let (outcome, source) = match self.cache.clone() {
+            Some(cache) => {
+                let vault = &mut self.vault;
+                cache.get(name, || vault.run_get_secret(name)).await
+            }
+            None => (self.vault.run_get_secret(name).await, Source::Vault),
+        };
+        let label = match (&outcome, source) {
+            (Ok(_), Source::Cache) => "ok (cached)",
+            _ => outcome_label(&outcome),
+        };
+        self.audit(operation, name, true, label)?;
         Ok(match outcome {
             Ok(value) => {
                 self.remember(&value);
@@ -140,25 +154,52 @@ impl SecretBroker {
             return Ok(Err(self.refusal(&refused).1));
         }
         let distinct: Vec<String> = distinct.into_iter().cloned().collect();
-        match self.vault.run_get_secrets(&distinct).await {
-            Ok(values) => {
-                for (name, value) in distinct.iter().zip(&values) {
-                    let label = if value.is_some() { "ok" } else { "not-found" };
-                    self.audit("get-secrets", name, true, label)?;
-                }
-                values.iter().flatten().for_each(|v| self.remember(v));
-                Ok(Ok(slot
-                    .into_iter()
-                    .map(|i| values[i].as_ref().map(|v| v.expose().to_string()))
-                    .collect()))
-            }
+        let cached: Vec<Option<SecretString>> = distinct
+            .iter()
+            .map(|name| self.cache.as_ref().and_then(|cache| cache.fresh(name)))
+            .collect();
+        let missing: Vec<String> = distinct
+            .iter()
+            .zip(&cached)
+            .filter(|(_, hit)| hit.is_none())
+            .map(|(name, _)| name.clone())
+            .collect();
+        let fetched = if missing.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.vault.run_get_secrets(&missing).await
+        };
+        let mut fetched = match fetched {
+            Ok(values) => values.into_iter(),
             Err(e) => {
-                for name in &distinct {
+                for name in &missing {
                     self.audit("get-secrets", name, true, error_label(&e))?;
                 }
-                Ok(Err(e.into()))
+                return Ok(Err(e.into()));
             }
+        };
+        let mut values = Vec::with_capacity(distinct.len());
+        for (name, hit) in distinct.iter().zip(cached) {
+            let (value, label) = match hit {
+                Some(value) => (Some(value), "ok (cached)"),
+                None => match fetched.next().flatten() {
+                    Some(value) => {
+                        if let Some(cache) = &self.cache {
+                            cache.put(name, &value);
+                        }
+                        (Some(value), "ok")
+                    }
+                    None => (None, "not-found"),
+                },
+            };
+            self.audit("get-secrets", name, true, label)?;
+            values.push(value);
         }
+        values.iter().flatten().for_each(|v| self.remember(v));
+        Ok(Ok(slot
+            .into_iter()
+            .map(|i| values[i].as_ref().map(|v| v.expose().to_string()))
+            .collect()))
     }
 
     /// Issues the handle of a bound name: the value is read through store B and stays on the

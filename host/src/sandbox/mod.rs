@@ -22,11 +22,13 @@
 //!   by the value only in requests to the bound origins, and mask in their answers.
 //!
 //! A [`Sandbox`] shares across its runs only what carries no run's state: the linker, each
-//! component's `InstancePre` ([`TrainingComponent`]), the vault's pooled TLS connections and
-//! the outbound transport. Stores, WASI contexts, grants, allow-lists, masks and limits are
+//! component's `InstancePre` ([`TrainingComponent`]), the vault's pooled TLS connections,
+//! the outbound transport and, when the operator turns it on, a read cache of values
+//! (`read_cache.rs`; grants, audit and masks stay per run). Stores, WASI contexts, grants, allow-lists, masks and limits are
 //! made anew for every run.
 
 mod broker;
+mod read_cache;
 
 use crate::audit::{AuditLimitReached, AuditLog, RunAudit};
 use crate::client::{Client, ClientOptions};
@@ -296,6 +298,8 @@ pub struct Sandbox {
     vault_transport: Arc<Transport>,
     outbound: Arc<Transport>,
     linker: Linker<RunState>,
+    read_cache: Option<Arc<read_cache::ReadCache>>,
+    vault_requests: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Sandbox {
@@ -314,7 +318,24 @@ impl Sandbox {
             outbound: Arc::new(Transport::new(TransportOptions::default())?),
             vault,
             linker,
+            read_cache: None,
+            vault_requests: Arc::default(),
         })
+    }
+
+    /// Shares a read cache across this sandbox's runs (off by default): a value read by one
+    /// run is served to the next runs granted the same name for `ttl`, and concurrent reads
+    /// of one name become one vault request. Grants are still checked and every access
+    /// audited per run (a hit as `ok (cached)`); see `read_cache.rs` for the details.
+    pub fn with_read_cache(mut self, ttl: Duration) -> Sandbox {
+        self.read_cache = Some(Arc::new(read_cache::ReadCache::new(ttl)));
+        self
+    }
+
+    /// The requests the vault clients of this sandbox's finished runs have sent to the vault.
+    pub fn vault_requests(&self) -> u64 {
+        self.vault_requests
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Also trusts the PEM certificates `ca_pem` (besides the public roots) for the runs' own
@@ -380,6 +401,7 @@ impl Sandbox {
         vault.allow = None;
         let vault_client =
             Client::with_transport(&self.runtime, vault, self.vault_transport.clone()).await?;
+        let vault_stats = vault_client.network_stats();
         let budget = OutputBudget::new(options.max_output);
         let stdout = MaskedOutput::new(io.stdout, budget.clone());
         let stderr = MaskedOutput::new(io.stderr, budget.clone());
@@ -412,6 +434,7 @@ impl Sandbox {
                 grant,
                 handles,
                 vault: vault_client,
+                cache: self.read_cache.clone(),
                 audit: audit.clone(),
                 outputs: [stdout.clone(), stderr.clone()],
             },
@@ -449,6 +472,8 @@ impl Sandbox {
         );
         stdout.finish();
         stderr.finish();
+        self.vault_requests
+            .fetch_add(vault_stats.sent(), std::sync::atomic::Ordering::Relaxed);
         Ok(exit)
     }
 }

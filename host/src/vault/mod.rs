@@ -6,7 +6,8 @@
 //! Isolation model: it listens on loopback, speaks only TLS (a private CA generated into its
 //! data directory, see [`identity`]), and answers 401 to any request without its bearer
 //! token (`DATA_DIR/token`, mode 0600). Writes are durable before they are acknowledged
-//! ([`storage`]). The routes it serves are listed in [`api`]. Deleted secrets past their
+//! ([`storage`]); the latest version of each secret is also kept in memory, invalidated by
+//! every write, so a plain read needs neither SQLite nor a blocking thread (`latest.rs`). The routes it serves are listed in [`api`]. Deleted secrets past their
 //! scheduled purge date are purged at start and then every [`PURGE_SWEEP`]. It serves at most
 //! `max_connections` connections at once, gives a client 10 s for the TLS handshake, 30 s
 //! for a request's headers and `body_timeout` for its body ([`LocalVaultOptions`]), and names only the
@@ -15,6 +16,7 @@
 pub mod api;
 pub mod backup;
 pub mod identity;
+mod latest;
 pub mod storage;
 
 use crate::error::{Error, Result};

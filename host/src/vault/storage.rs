@@ -8,6 +8,7 @@
 //! As in the service, a deleted secret is purged for good once its `scheduledPurgeDate`
 //! has passed ([`Storage::purge_expired`], swept by the server).
 
+use super::latest::LatestVersions;
 use crate::error::{Error, Result};
 use crate::secret::SecretString;
 use rand::RngCore;
@@ -75,11 +76,12 @@ pub struct Patch {
     pub exp: Option<i64>,
 }
 
-/// The database.
+/// The database, and the latest versions kept in memory ([`LatestVersions`]).
 pub struct Storage {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: std::sync::atomic::AtomicUsize,
+    latest: LatestVersions,
 }
 
 /// Read connections: WAL lets readers run beside the writer and each other.
@@ -153,6 +155,7 @@ impl Storage {
             writer: Mutex::new(conn),
             readers,
             next_reader: std::sync::atomic::AtomicUsize::new(0),
+            latest: LatestVersions::default(),
         })
     }
 
@@ -203,12 +206,29 @@ impl Storage {
         };
         insert(&tx, &stored)?;
         tx.commit()?;
+        self.latest.invalidate(&key(&stored.data.name));
         Ok(Some(stored))
     }
 
     /// The latest version, or the given one, of a secret that is not deleted.
     pub fn get(&self, name: &str, version: Option<&str>) -> Result<Option<StoredVersion>> {
-        find(&self.reader(), name, version, true)
+        if version.is_some() {
+            return find(&self.reader(), name, version, true);
+        }
+        if let Some(latest) = self.cached_latest(name) {
+            return Ok(Some(latest));
+        }
+        let generation = self.latest.generation();
+        let found = find(&self.reader(), name, None, true)?;
+        if let Some(latest) = &found {
+            self.latest.fill(key(name), latest.clone(), generation);
+        }
+        Ok(found)
+    }
+
+    /// The latest version of an active secret, if it is in memory (no SQLite, no blocking).
+    pub fn cached_latest(&self, name: &str) -> Option<StoredVersion> {
+        self.latest.get(&key(name))
     }
 
     /// Changes a version's properties (the latest when `version` is `None`).
@@ -249,6 +269,7 @@ impl Storage {
             ],
         )?;
         tx.commit()?;
+        self.latest.invalidate(&key(name));
         Ok(Some(stored))
     }
 
@@ -316,6 +337,7 @@ impl Storage {
             params![key(name), deletion.deleted_date, deletion.scheduled_purge],
         )?;
         tx.commit()?;
+        self.latest.invalidate(&key(name));
         Ok(Some((latest, deletion)))
     }
 
@@ -370,6 +392,7 @@ impl Storage {
         }
         let latest = find(&tx, name, None, true)?;
         tx.commit()?;
+        self.latest.invalidate(&key(name));
         Ok(latest)
     }
 
@@ -385,6 +408,7 @@ impl Storage {
             params![key(name)],
         )?;
         tx.commit()?;
+        self.latest.invalidate(&key(name));
         Ok(true)
     }
 
@@ -403,6 +427,7 @@ impl Storage {
             params![now],
         )?;
         tx.commit()?;
+        self.latest.clear();
         Ok(purged)
     }
 
@@ -426,6 +451,7 @@ impl Storage {
             insert(&tx, version)?;
         }
         tx.commit()?;
+        self.latest.invalidate(&key(&latest.data.name));
         Ok(Some(latest.clone()))
     }
 }

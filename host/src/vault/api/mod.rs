@@ -340,11 +340,19 @@ impl Api {
         name: &str,
         version: Option<&str>,
     ) -> Result<Reply, Failure> {
-        let (owned, version_owned) = (name.to_string(), version.map(str::to_string));
-        let stored = self
-            .blocking(move |s| s.get(&owned, version_owned.as_deref()))
-            .await?
-            .ok_or_else(|| Failure::not_found(name, version))?;
+        let cached = version
+            .is_none()
+            .then(|| self.storage.cached_latest(name))
+            .flatten();
+        let stored = match cached {
+            Some(stored) => stored,
+            None => {
+                let (owned, version_owned) = (name.to_string(), version.map(str::to_string));
+                self.blocking(move |s| s.get(&owned, version_owned.as_deref()))
+                    .await?
+                    .ok_or_else(|| Failure::not_found(name, version))?
+            }
+        };
         if !stored.data.enabled {
             return Err(Failure::new(
                 StatusCode::FORBIDDEN,
