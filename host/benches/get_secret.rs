@@ -12,6 +12,9 @@
 //!   `get-secret` calls;
 //! - the component's size, and its cold (compile) and warm (cached artifact) load times.
 //!
+//! With `KVRUN_BENCH_PROFILE=N` it only makes N warm component gets (to run under a
+//! profiler) and prints nothing.
+//!
 //! The vault runs on its own thread and runtime, as a separate server would; the clients run
 //! on a current-thread runtime, as the command line does. Blocks of each client alternate,
 //! so drift on the machine hits both alike.
@@ -19,6 +22,8 @@
 mod common;
 
 use bytes::Bytes;
+use common::chart::{Bar, Chart};
+use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
@@ -32,6 +37,8 @@ const ROUNDS: usize = 5;
 const PER_ROUND: usize = 400;
 const BATCH_ROUNDS: usize = 20;
 const ONE_SHOTS: usize = 10;
+/// Requests the component keeps in flight in a batch (`guest/src/http.rs`, `MAX_IN_FLIGHT`).
+const GUEST_IN_FLIGHT: usize = 16;
 /// GNU time, which reports a child's peak resident memory.
 const GNU_TIME: &str = "/usr/bin/time";
 
@@ -123,6 +130,18 @@ fn main() {
             assert!(bundle["value"].is_string());
         };
 
+        // `KVRUN_BENCH_PROFILE=N`: only N warm component gets, for a profiler
+        // (`perf record -g target/release/deps/get_secret-*`).
+        if let Some(n) = std::env::var("KVRUN_BENCH_PROFILE")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            for _ in 0..n {
+                client.get_secret("bench-000", None).await.unwrap();
+            }
+            return;
+        }
+
         let sdk_env = SdkEnv {
             url: url.clone(),
             token: token.expose().to_string(),
@@ -173,6 +192,7 @@ fn main() {
         let mut batch = Vec::new();
         let mut sequential = Vec::new();
         let mut native_sequential = Vec::new();
+        let mut native_concurrent = Vec::new();
         for _ in 0..BATCH_ROUNDS {
             let start = Instant::now();
             let values = client.get_secrets(&names).await.unwrap();
@@ -188,6 +208,13 @@ fn main() {
                 native_get(name).await;
             }
             native_sequential.push(start.elapsed());
+            let start = Instant::now();
+            futures::stream::iter(&names)
+                .map(|name| native_get(name))
+                .buffer_unordered(GUEST_IN_FLIGHT)
+                .collect::<Vec<()>>()
+                .await;
+            native_concurrent.push(start.elapsed());
         }
 
         let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1e3);
@@ -253,6 +280,16 @@ fn main() {
             ms(ns50),
             ms(pct(&mut native_sequential, 99))
         );
+        let nc50 = pct(&mut native_concurrent, 50);
+        println!(
+            "| 100 native GETs, {GUEST_IN_FLIGHT} in flight (the component's batch concurrency) | {} | {} |",
+            ms(nc50),
+            ms(pct(&mut native_concurrent, 99))
+        );
+        println!(
+            "| ratio get-secrets / native at the same concurrency (median) | {:.2}x | |",
+            b50.as_secs_f64() / nc50.as_secs_f64()
+        );
         println!(
             "| speed-up of get-secrets over sequential | {:.2}x | |",
             s50.as_secs_f64() / b50.as_secs_f64()
@@ -274,8 +311,8 @@ fn main() {
             "One process that reads one secret and exits ({ONE_SHOTS} runs each, alternating):"
         );
         println!();
-        println!("| process | median wall time | peak RSS (max of runs) |");
-        println!("|---|---|---|");
+        println!("| process | median wall time | median CPU time (user + system) | peak RSS (max of runs) |");
+        println!("|---|---|---|---|");
         let kvrun = || Ok(sdk_env.kvrun(&cache));
         let python = || sdk_env.python();
         let node = || sdk_env.node();
@@ -289,29 +326,64 @@ fn main() {
             return;
         }
         let rss_file = dir.path().join("rss");
-        let mut runs = vec![(Vec::new(), None::<u64>); clients.len()];
+        let mut runs = vec![(Vec::new(), Vec::new(), None::<u64>); clients.len()];
         for _ in 0..ONE_SHOTS {
-            for ((_, command), (times, peak)) in clients.iter().zip(&mut runs) {
+            for ((_, command), (times, cpu, peak)) in clients.iter().zip(&mut runs) {
                 if let Ok(command) = command() {
-                    let (time, rss) = one_shot(&command, "time 1\n", &rss_file);
-                    times.push(time);
-                    *peak = (*peak).max(rss);
+                    let shot = one_shot(&command, "time 1\n", &rss_file);
+                    times.push(shot.wall);
+                    cpu.push(shot.cpu);
+                    *peak = (*peak).max(shot.peak_rss);
                 }
             }
         }
-        for ((label, command), (times, peak)) in clients.iter().zip(&mut runs) {
+        let mut process_bars = Vec::new();
+        for ((label, command), (times, cpu, peak)) in clients.iter().zip(&mut runs) {
             match command() {
-                Ok(_) => println!(
-                    "| {label} | {} | {} |",
-                    ms(pct(times, 50)),
-                    peak.map_or("?".to_string(), |b| format!(
-                        "{:.1} MiB",
-                        b as f64 / 1048576.0
-                    ))
-                ),
-                Err(why) => println!("| {label} | skipped: {why} | |"),
+                Ok(_) => {
+                    let wall = pct(times, 50);
+                    println!(
+                        "| {label} | {} | {} | {} |",
+                        ms(wall),
+                        ms(pct(cpu, 50)),
+                        peak.map_or("?".to_string(), |b| format!(
+                            "{:.1} MiB",
+                            b as f64 / 1048576.0
+                        ))
+                    );
+                    let bar = label.trim_matches('`').replace('`', "");
+                    process_bars.push(if label.contains("kvrun") {
+                        Bar::ours(bar, wall.as_secs_f64() * 1e3)
+                    } else {
+                        Bar::other(bar, wall.as_secs_f64() * 1e3)
+                    });
+                }
+                Err(why) => println!("| {label} | skipped: {why} | | |"),
             }
         }
+        let mut warm_bars = vec![
+            Bar::ours("kvrun, through the component", c50.as_secs_f64() * 1e6),
+            Bar::other("native hyper + rustls", n50.as_secs_f64() * 1e6),
+        ];
+        for ((label, sdk), samples) in sdks.iter().zip(&mut sdk_samples) {
+            if sdk.is_ok() {
+                warm_bars.push(Bar::other(*label, pct(samples, 50).as_secs_f64() * 1e6));
+            }
+        }
+        Chart {
+            title: "Warm get_secret against the local vault (median, lower is better)".into(),
+            unit: "µs",
+            note: format!("cargo bench -p kvrun --bench get_secret; {} samples each, 2-core machine", ROUNDS * PER_ROUND),
+            bars: warm_bars,
+        }
+        .write("get_secret_warm");
+        Chart {
+            title: "One process that reads one secret and exits (median wall time, lower is better)".into(),
+            unit: "ms",
+            note: format!("cargo bench -p kvrun --bench get_secret; {ONE_SHOTS} runs each, component cached"),
+            bars: process_bars,
+        }
+        .write("get_secret_process");
     });
 }
 
@@ -386,10 +458,17 @@ impl SdkEnv {
 /// Builds a client's command, or says why the client is not there.
 type MakeCommand<'a> = dyn Fn() -> Result<Command, String> + 'a;
 
-/// Runs `command` to its end with `input` on stdin: wall time, and peak resident memory as
-/// GNU time reports it. (`wait4`'s `ru_maxrss` would count this big process's pages, which
-/// a child holds between fork and exec; `time` forks from a small process.)
-fn one_shot(command: &Command, input: &str, rss_file: &Path) -> (Duration, Option<u64>) {
+/// What one process cost.
+struct Shot {
+    wall: Duration,
+    cpu: Duration,
+    peak_rss: Option<u64>,
+}
+
+/// Runs `command` to its end with `input` on stdin: wall time, CPU time, and peak resident
+/// memory as GNU time reports it. (`wait4`'s `ru_maxrss` would count this big process's
+/// pages, which a child holds between fork and exec; `time` forks from a small process.)
+fn one_shot(command: &Command, input: &str, rss_file: &Path) -> Shot {
     let mut timed = Command::new(GNU_TIME);
     timed
         .args(["-f", "%M", "-o"])
@@ -403,6 +482,7 @@ fn one_shot(command: &Command, input: &str, rss_file: &Path) -> (Duration, Optio
         };
     }
     let start = Instant::now();
+    #[allow(clippy::zombie_processes)] // reaped by `wait4` below, for its resource usage
     let mut child = timed
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -414,13 +494,25 @@ fn one_shot(command: &Command, input: &str, rss_file: &Path) -> (Duration, Optio
         .unwrap()
         .write_all(input.as_bytes())
         .unwrap();
-    let status = child.wait().unwrap();
+    // `wait4` rather than `Child::wait`: its resource usage, to the microsecond, covers
+    // `time` and the client it waited for (`time` itself prints only centiseconds).
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let reaped = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
     let elapsed = start.elapsed();
-    assert!(status.success(), "{command:?} failed");
+    assert!(
+        reaped > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{command:?} failed"
+    );
+    let seconds = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     let kib = std::fs::read_to_string(rss_file)
         .ok()
         .and_then(|text| text.trim().parse::<u64>().ok());
-    (elapsed, kib.map(|k| k * 1024))
+    Shot {
+        wall: elapsed,
+        cpu: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+        peak_rss: kib.map(|k| k * 1024),
+    }
 }
 
 /// An official SDK's client in its own process, timing blocks of `get_secret` on request

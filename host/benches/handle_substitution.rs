@@ -16,6 +16,7 @@
 mod common;
 
 use bytes::Bytes;
+use common::chart::{Bar, Chart};
 use common::fixed_server;
 use http_body_util::BodyExt;
 use kvrun::audit::{AuditLog, RunAudit};
@@ -136,6 +137,7 @@ fn main() {
     println!("| request | median | p99 | median over no bindings |");
     println!("|---|---|---|---|");
     let mut base = None;
+    let mut bars = Vec::new();
     for mode in modes.iter_mut() {
         mode.times.sort();
         let median = percentile(&mode.times, 0.5);
@@ -149,5 +151,16 @@ fn main() {
             p99.as_secs_f64() * 1e6,
             extra
         );
+        bars.push(Bar::ours(mode.name, median.as_secs_f64() * 1e6));
     }
+    Chart {
+        title: "A run's GET through its outbound hooks, with and without a handle (median)".into(),
+        unit: "µs",
+        note: format!(
+            "cargo bench -p kvrun --bench handle_substitution; {} requests each to a loopback HTTPS server",
+            BLOCKS * PER_BLOCK
+        ),
+        bars,
+    }
+    .write("handle_substitution");
 }

@@ -13,6 +13,7 @@
 
 mod common;
 
+use common::chart::{Bar, Chart};
 use common::FirstWrite;
 use kvrun::audit::AuditLog;
 use kvrun::sandbox::{RunIo, RunOptions, Sandbox, TrainingComponent};
@@ -141,5 +142,16 @@ fn main() {
         let (n1, _, g1, _) = concurrent[0];
         let (nn, _, gn, _) = concurrent[concurrent.len() - 1];
         println!("| resident memory per additional concurrent run | {:.2} MiB |", (gn as f64 - g1 as f64) / (nn - n1) as f64 / 1048576.0);
+        let median_ms = |d: &[Duration]| d[d.len() / 2].as_secs_f64() * 1e3;
+        Chart {
+            title: "kvrun run: start to the training component's first output (median)".into(),
+            unit: "ms",
+            note: "cargo bench -p kvrun --bench run_startup; components cached, vault client included".into(),
+            bars: vec![
+                Bar::ours("set up from scratch (kvrun run)", median_ms(&first_output)),
+                Bar::ours("shared sandbox, prepared component", median_ms(&first_output_shared)),
+            ],
+        }
+        .write("run_startup");
     });
 }

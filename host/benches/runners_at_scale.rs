@@ -9,6 +9,7 @@
 
 mod common;
 
+use common::chart::{Bar, Chart};
 use common::FirstWrite;
 use kvrun::audit::AuditLog;
 use kvrun::sandbox::{RunIo, RunOptions, Sandbox};
@@ -121,4 +122,18 @@ fn main() {
             ms(o.wall)
         );
     }
+    Chart {
+        title: format!("{RUNS} concurrent runs reading the same 3 secrets: vault requests (lower is better)"),
+        unit: "requests",
+        note: format!(
+            "cargo bench -p kvrun --bench runners_at_scale; run start p99 {} without the cache, {} with it",
+            ms(off.p99),
+            ms(on.p99)
+        ),
+        bars: vec![
+            Bar::other("read cache off", off.requests as f64),
+            Bar::ours("read cache on (ttl 60 s)", on.requests as f64),
+        ],
+    }
+    .write("runners_at_scale");
 }

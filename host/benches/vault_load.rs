@@ -9,6 +9,7 @@
 mod common;
 
 use bytes::Bytes;
+use common::chart::{Bar, Chart};
 use common::{fixed_server, runtime};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
@@ -102,6 +103,7 @@ fn main() {
     println!();
     println!("| server | connections | requests/s | p50 | p99 |");
     println!("|---|---|---|---|---|");
+    let mut bars = Vec::new();
     for connections in [1, 64] {
         let vault = load(&secret_url, &vault_ca, &token, connections);
         let fixed = load(
@@ -127,5 +129,21 @@ fn main() {
             vault.p50.as_secs_f64() / fixed.p50.as_secs_f64(),
             vault.p99.as_secs_f64() / fixed.p99.as_secs_f64()
         );
+        let per_second = |level: &Level| level.requests as f64 / SECONDS as f64;
+        bars.push(Bar::ours(
+            format!("kvrun local vault, {connections} conn."),
+            per_second(&vault),
+        ));
+        bars.push(Bar::other(
+            format!("minimal hyper + rustls, {connections} conn."),
+            per_second(&fixed),
+        ));
     }
+    Chart {
+        title: "Local vault GET /secrets/{name} throughput (higher is better)".into(),
+        unit: "req/s",
+        note: format!("cargo bench -p kvrun --bench vault_load; {SECONDS} s per level, client and server on one 2-core machine"),
+        bars,
+    }
+    .write("vault_load");
 }

@@ -35,17 +35,28 @@ pub struct Component {
 #[pymethods]
 impl Sandbox {
     #[new]
-    #[pyo3(signature = (vault, max_runs=32, max_memory=512 << 20, http_ca_pem=None))]
+    #[pyo3(signature = (vault, max_runs=32, max_memory=512 << 20, http_ca_pem=None, read_cache_ttl=None))]
     fn new(
         py: Python<'_>,
         vault: &Vault,
         max_runs: u32,
         max_memory: usize,
         http_ca_pem: Option<Vec<u8>>,
+        read_cache_ttl: Option<f64>,
     ) -> PyResult<Sandbox> {
         if max_runs == 0 {
             return Err(Error::InvalidArgument("max_runs must be at least 1".into())).py();
         }
+        let read_cache_ttl = match read_cache_ttl {
+            None => None,
+            Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
+            Some(t) => {
+                return Err(Error::InvalidArgument(format!(
+                    "read_cache_ttl must be a positive number of seconds, not {t}"
+                )))
+                .py()
+            }
+        };
         let options = vault.shared.options.clone();
         let sandbox = blocking::within(py, || {
             let runtime = Runtime::new(RuntimeOptions {
@@ -54,7 +65,10 @@ impl Sandbox {
                 max_memory: max_memory.max(options.max_memory),
                 allocation: None,
             })?;
-            let sandbox = kvrun::sandbox::Sandbox::new(&runtime, options)?;
+            let mut sandbox = kvrun::sandbox::Sandbox::new(&runtime, options)?;
+            if let Some(ttl) = read_cache_ttl {
+                sandbox = sandbox.with_read_cache(ttl);
+            }
             match http_ca_pem {
                 Some(pem) => sandbox.with_outbound_ca(pem),
                 None => Ok(sandbox),
@@ -72,6 +86,12 @@ impl Sandbox {
     #[getter]
     fn max_memory(&self) -> usize {
         self.max_memory
+    }
+
+    /// The requests the vault clients of this sandbox's finished runs have sent.
+    #[getter]
+    fn vault_requests(&self) -> u64 {
+        self.sandbox.vault_requests()
     }
 
     /// Compiles (or loads from the cache) and links a `training` component.

@@ -1,6 +1,7 @@
 """Sandbox runs from Python: the example job, the hostile fixture, concurrency."""
 
 import asyncio
+import concurrent.futures
 import http.server
 import io
 import threading
@@ -191,3 +192,18 @@ def test_concurrent_runs_from_asyncio_keep_their_own_grants(sandbox):
         return await asyncio.gather(*(one(i % 2 == 1) for i in range(6)))
 
     check_grants(asyncio.run(main()))
+
+
+def test_a_read_cache_turns_concurrent_reads_into_one_request(sandbox):
+    sb, _ = sandbox
+    cached = kvrun.Sandbox(sb._keyvault, max_runs=8, read_cache_ttl=60)
+    hostile = cached.prepare(HOSTILE)
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda _: cached.run(hostile, secrets=["db-password"], args=["ask", "db-password"],
+                                                     stdout=io.BytesIO()), range(6)))
+    assert all(r.status == 0 for r in results)
+    outcomes = sorted(r.audit[0].outcome for r in results)
+    assert outcomes == ["ok"] + ["ok (cached)"] * 5, outcomes
+    assert cached.vault_requests == 1
+    with pytest.raises(kvrun.InvalidArgument, match="read_cache_ttl"):
+        kvrun.Sandbox(sb._keyvault, read_cache_ttl=0)

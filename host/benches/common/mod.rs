@@ -3,6 +3,8 @@
 //! a fixed body, each on its own thread and runtime, as a separate server would be; a writer
 //! that records when a run first printed.
 
+pub mod chart;
+
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;

@@ -140,7 +140,11 @@ class Sandbox:
     ``max_runs`` is how many runs may be live at once (each takes two pooled component
     instances); ``max_memory`` the largest memory limit a run may ask for, in bytes;
     ``http_ca_cert`` a PEM file of CAs to trust, besides the public roots, for the runs' own
-    https requests (``kvrun run --http-ca-cert``).
+    https requests (``kvrun run --http-ca-cert``); ``read_cache_ttl`` (seconds) shares a read
+    cache across the sandbox's runs: a value one run read serves the next runs granted the
+    same name for that long, and concurrent reads of a name become one vault request (grants
+    are still checked and every access audited per run, a hit as ``ok (cached)``).
+    :attr:`vault_requests` counts what the finished runs sent to the vault.
     Runs may be started from many threads at once; :meth:`run_async` is the asyncio form.
     """
 
@@ -151,13 +155,19 @@ class Sandbox:
         max_runs: int = 32,
         max_memory: int = 512 << 20,
         http_ca_cert: Optional[Union[str, "os.PathLike[str]"]] = None,
+        read_cache_ttl: Optional[float] = None,
     ) -> None:
         self._keyvault = keyvault
         ca_pem = None
         if http_ca_cert is not None:
             with open(os.fspath(http_ca_cert), "rb") as f:
                 ca_pem = f.read()
-        self._native = _kvrun.Sandbox(keyvault._vault, max_runs, max_memory, ca_pem)
+        self._native = _kvrun.Sandbox(keyvault._vault, max_runs, max_memory, ca_pem, read_cache_ttl)
+
+    @property
+    def vault_requests(self) -> int:
+        """The requests the vault clients of this sandbox's finished runs have sent."""
+        return self._native.vault_requests
 
     def __repr__(self) -> str:
         return f"Sandbox({self._keyvault!r})"
