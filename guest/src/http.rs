@@ -322,7 +322,10 @@ fn complete(
     };
     drop(future);
     let status = outcome.status();
-    let retry_after = retry_after(&outcome);
+    // Only a status worth a retry looks at `Retry-After` (reading headers copies them all).
+    let retry_after = matches!(status, 408 | 429 | 500..=599)
+        .then(|| retry_after(&outcome))
+        .flatten();
     let body = read_body(&outcome);
     drop(outcome);
     (body.map(|body| Response { status, body }), retry_after)

@@ -117,6 +117,30 @@ fn main() {
             .pool_max_idle_per_host(32)
             .build(connector);
         let auth = format!("Bearer {}", token.expose());
+        let host_transport = kvrun::transport::Transport::new(kvrun::transport::TransportOptions {
+            ca_pem: Some(std::fs::read(dir.path().join("vault").join("ca.pem")).unwrap()),
+            public_roots: false,
+            ..kvrun::transport::TransportOptions::default()
+        })
+        .unwrap();
+        // The same GET through the host's transport (timeouts, size cap, boxed bodies) without
+        // the component: what the component adds is the rest.
+        let transport_get = async |name: &str| {
+            let request = http::Request::get(format!("{url}/secrets/{name}?api-version=7.5"))
+                .header("authorization", &auth)
+                .header("accept", "application/json")
+                .body(
+                    http_body_util::Empty::<Bytes>::new()
+                        .map_err(|never| match never {})
+                        .boxed_unsync(),
+                )
+                .unwrap();
+            let response = host_transport.send(request, None).await.unwrap();
+            assert_eq!(response.status(), 200);
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let bundle: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert!(bundle["value"].is_string());
+        };
         let native_get = async |name: &str| {
             let request = http::Request::get(format!("{url}/secrets/{name}?api-version=7.5"))
                 .header("authorization", &auth)
@@ -163,6 +187,7 @@ fn main() {
         for _ in 0..100 {
             client.get_secret("bench-000", None).await.unwrap();
             native_get("bench-000").await;
+            transport_get("bench-000").await;
         }
         for (_, sdk) in &mut sdks {
             if let Ok(sdk) = sdk {
@@ -171,6 +196,8 @@ fn main() {
         }
         let mut component = Vec::new();
         let mut baseline = Vec::new();
+        let mut through_transport = Vec::new();
+        let mut no_request = Vec::new();
         for _ in 0..ROUNDS {
             for ((_, sdk), samples) in sdks.iter_mut().zip(&mut sdk_samples) {
                 if let Ok(sdk) = sdk {
@@ -186,6 +213,17 @@ fn main() {
                 let start = Instant::now();
                 native_get("bench-000").await;
                 baseline.push(start.elapsed());
+            }
+            for _ in 0..PER_ROUND {
+                let start = Instant::now();
+                transport_get("bench-000").await;
+                through_transport.push(start.elapsed());
+            }
+            for _ in 0..PER_ROUND {
+                let start = Instant::now();
+                let refused = client.get_secret("not a name", None).await;
+                no_request.push(start.elapsed());
+                assert!(matches!(refused, Err(kvrun::Error::InvalidName(_))));
             }
         }
 
@@ -242,6 +280,17 @@ fn main() {
         println!(
             "| ratio component / native (median) | {:.2}x | |",
             c50.as_secs_f64() / n50.as_secs_f64()
+        );
+        let t50 = pct(&mut through_transport, 50);
+        println!(
+            "| same GET through kvrun's transport, no component | {} | {} |",
+            us(t50),
+            us(pct(&mut through_transport, 99))
+        );
+        println!(
+            "| a component call that sends no request (a bad name, refused in the guest) | {} | {} |",
+            us(pct(&mut no_request, 50)),
+            us(pct(&mut no_request, 99))
         );
         for ((label, sdk), samples) in sdks.iter().zip(&mut sdk_samples) {
             match sdk {
