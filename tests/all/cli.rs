@@ -368,14 +368,10 @@ fn vault_serve_refuses_a_non_loopback_address() {
     );
 }
 
-#[test]
-fn run_masks_the_granted_secret_and_keeps_the_components_status() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    ok(&run(secret(d, &["set", "db-password"]), "cli-run-pa55\n"));
+/// `kvrun run` of the example job with `db-password` granted and its data mounted.
+fn example_run(data_dir: &Path) -> Command {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/data");
-    let audit = d.join("audit.jsonl");
-    let mut command = kvrun(d);
+    let mut command = kvrun(data_dir);
     command.args([
         "run",
         env!("KVRUN_EXAMPLE_TRAIN_WASM"),
@@ -385,6 +381,16 @@ fn run_masks_the_granted_secret_and_keeps_the_components_status() {
     command
         .arg("--dir")
         .arg(format!("{}::/data:ro", data.display()));
+    command
+}
+
+#[test]
+fn run_masks_the_granted_secret_and_keeps_the_components_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&run(secret(d, &["set", "db-password"]), "cli-run-pa55\n"));
+    let audit = d.join("audit.jsonl");
+    let mut command = example_run(d);
     command.arg("--audit").arg(&audit);
     let out = run(command, "");
     let stdout = ok(&out);
@@ -566,7 +572,6 @@ async fn the_example_reports_metrics_with_a_password_it_never_holds() {
     let ca = d.join("tracker-ca.pem");
     std::fs::write(&ca, &server.ca_pem).unwrap();
     let audit = d.join("audit.jsonl");
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/data");
     let url = server.url();
     let out = tokio::task::spawn_blocking(move || {
         ok(&run(secret(&d, &["set", "db-password"]), "db-pa55\n"));
@@ -574,16 +579,7 @@ async fn the_example_reports_metrics_with_a_password_it_never_holds() {
             secret(&d, &["set", "mlflow-password"]),
             "tracker-pa55-word\n",
         ));
-        let mut command = kvrun(&d);
-        command.args([
-            "run",
-            env!("KVRUN_EXAMPLE_TRAIN_WASM"),
-            "--secret",
-            "db-password",
-        ]);
-        command
-            .arg("--dir")
-            .arg(format!("{}::/data:ro", data.display()));
+        let mut command = example_run(&d);
         command
             .arg("--use-secret")
             .arg(format!("mlflow-password={url}/api/2.0/mlflow"));

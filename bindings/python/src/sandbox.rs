@@ -47,16 +47,9 @@ impl Sandbox {
         if max_runs == 0 {
             return Err(Error::InvalidArgument("max_runs must be at least 1".into())).py();
         }
-        let read_cache_ttl = match read_cache_ttl {
-            None => None,
-            Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
-            Some(t) => {
-                return Err(Error::InvalidArgument(format!(
-                    "read_cache_ttl must be a positive number of seconds, not {t}"
-                )))
-                .py()
-            }
-        };
+        let read_cache_ttl = read_cache_ttl
+            .map(|t| positive_seconds("read_cache_ttl", t))
+            .transpose()?;
         let options = vault.shared.options.clone();
         let sandbox = blocking::within(py, || {
             let runtime = Runtime::new(RuntimeOptions {
@@ -141,13 +134,7 @@ impl Sandbox {
             .py()?;
         let timeout = match timeout {
             None => defaults.timeout,
-            Some(t) if t.is_finite() && t > 0.0 => Duration::from_secs_f64(t),
-            Some(t) => {
-                return Err(Error::InvalidArgument(format!(
-                    "timeout must be a positive number of seconds, not {t}"
-                )))
-                .py()
-            }
+            Some(t) => positive_seconds("timeout", t)?,
         };
         let options = RunOptions {
             args,
@@ -193,5 +180,18 @@ impl Sandbox {
             String::from_utf8_lossy(&audit.contents()).into_owned(),
         )?;
         Ok(result)
+    }
+}
+
+/// `seconds` as a duration, if it is a positive finite number; else an `InvalidArgument`
+/// that names the argument.
+fn positive_seconds(argument: &str, seconds: f64) -> PyResult<Duration> {
+    if seconds.is_finite() && seconds > 0.0 {
+        Ok(Duration::from_secs_f64(seconds))
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "{argument} must be a positive number of seconds, not {seconds}"
+        )))
+        .py()
     }
 }

@@ -10,7 +10,7 @@
 use crate::masking::Masker;
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use std::pin::Pin;
@@ -24,15 +24,7 @@ pub fn mask_response(
     masker: Masker,
 ) -> http::Response<WasiBody> {
     let (mut parts, body) = response.into_parts();
-    let mut headers = masker.clone();
-    for value in parts.headers.values_mut() {
-        let mut out = Vec::new();
-        headers.write(value.as_bytes(), &mut out);
-        headers.finish(&mut out);
-        if out != value.as_bytes() {
-            *value = HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static("***"));
-        }
-    }
+    mask_headers(&mut masker.clone(), &mut parts.headers);
     parts.headers.remove(CONTENT_LENGTH);
     let body = MaskedBody {
         inner: body,
@@ -41,6 +33,19 @@ pub fn mask_response(
         done: false,
     };
     http::Response::from_parts(parts, body.boxed_unsync())
+}
+
+/// Masks every value of `headers`, each on its own (`masker` holds nothing back between
+/// them: each value is finished).
+fn mask_headers(masker: &mut Masker, headers: &mut HeaderMap) {
+    for value in headers.values_mut() {
+        let mut out = Vec::new();
+        masker.write(value.as_bytes(), &mut out);
+        masker.finish(&mut out);
+        if out != value.as_bytes() {
+            *value = HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static("***"));
+        }
+    }
 }
 
 /// A response body passed through a masker.
@@ -84,19 +89,14 @@ impl Body for MaskedBody {
                     }
                     Err(trailers) => {
                         this.done = true;
+                        // The body's held-back end first, so the masker is empty for the
+                        // trailers.
+                        let rest = this.flush();
                         this.trailers = trailers.into_trailers().ok().map(|mut t| {
-                            let mut masker = std::mem::take(&mut this.masker);
-                            for value in t.values_mut() {
-                                let mut out = Vec::new();
-                                masker.write(value.as_bytes(), &mut out);
-                                masker.finish(&mut out);
-                                *value = HeaderValue::from_bytes(&out)
-                                    .unwrap_or(HeaderValue::from_static("***"));
-                            }
-                            this.masker = masker;
+                            mask_headers(&mut this.masker, &mut t);
                             Frame::trailers(t)
                         });
-                        if let Some(data) = this.flush() {
+                        if let Some(data) = rest {
                             return Poll::Ready(Some(Ok(data)));
                         }
                     }
@@ -123,6 +123,24 @@ mod tests {
             .map(|c| Ok(Frame::data(Bytes::from_static(c.as_bytes()))))
             .collect();
         http_body_util::StreamBody::new(futures::stream::iter(frames)).boxed_unsync()
+    }
+
+    #[tokio::test]
+    async fn trailers_are_masked_and_the_body_end_is_not_mixed_into_them() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-echo", HeaderValue::from_static("got hunter2-value"));
+        let frames: Vec<Result<Frame<Bytes>, HttpError>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"tail hunter"))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        let body = http_body_util::StreamBody::new(futures::stream::iter(frames)).boxed_unsync();
+        let mut masker = Masker::new();
+        masker.add(b"hunter2-value");
+        let masked = mask_response(http::Response::new(body), masker);
+        let collected = masked.into_body().collect().await.unwrap();
+        let trailers = collected.trailers().cloned().unwrap();
+        assert_eq!(trailers["x-echo"], "got ***");
+        assert_eq!(&collected.to_bytes()[..], b"tail ***");
     }
 
     #[tokio::test]

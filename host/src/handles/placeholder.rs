@@ -144,16 +144,16 @@ impl Scanner {
     pub fn scan(&self, text: &[u8]) -> Scan {
         let mut scan = Scan::default();
         let literals = self.find(text, &mut scan.strays);
-        let mut decoded = text.to_vec();
+        let mut decoded: std::borrow::Cow<[u8]> = text.into();
         for _ in 0..2 {
             if !decoded.contains(&b'%') {
                 break;
             }
             let next: Vec<u8> = percent_encoding::percent_decode(&decoded).collect();
-            if next == decoded {
+            if next[..] == decoded[..] {
                 break;
             }
-            decoded = next;
+            decoded = next.into();
             let mut strays = Vec::new();
             let found = self.find(&decoded, &mut strays);
             for (_, handle) in &found {
