@@ -99,25 +99,48 @@ fn values_never_reach_logs_errors_or_debug_output() {
     }
 }
 
+/// The `kvrun` command with its own data directory, the tests' compile cache, no Azure
+/// identity endpoint, `value` in the environment variable `value_env`, and log filter `log`.
+fn kvrun_command(
+    data: &std::path::Path,
+    value_env: (&str, &str),
+    log: Option<&str>,
+) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kvrun"));
+    command
+        .env("KVRUN_DATA_DIR", data)
+        .env("KVRUN_CACHE_DIR", common::cache_dir())
+        .env("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:9")
+        .env(value_env.0, value_env.1)
+        .env_remove("KVRUN_VAULT_URL")
+        .env_remove("KVRUN_ACCESS_TOKEN");
+    match log {
+        Some(filter) => command.env("KVRUN_LOG", filter),
+        None => command.env_remove("KVRUN_LOG"),
+    };
+    command
+}
+
+/// Compiles the hostile training fixture into the tests' cache with logging off: compiling
+/// it with every Cranelift trace line on takes minutes.
+fn precompile_hostile_training(data: &std::path::Path) {
+    let out = kvrun_command(data, ("UNUSED", ""), None)
+        .args(["compile", env!("KVRUN_HOSTILE_TRAINING_WASM")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn a_run_that_prints_its_value_leaks_nothing_at_trace_level() {
     const RUN_VALUE: &str = "Run-Canary-Value-31c9";
     let data = tempfile::tempdir().unwrap();
-    let kvrun = |log: Option<&str>| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kvrun"));
-        command
-            .env("KVRUN_DATA_DIR", data.path())
-            .env("KVRUN_CACHE_DIR", common::cache_dir())
-            .env("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:9")
-            .env("RUN_VALUE", RUN_VALUE)
-            .env_remove("KVRUN_VAULT_URL")
-            .env_remove("KVRUN_ACCESS_TOKEN");
-        match log {
-            Some(filter) => command.env("KVRUN_LOG", filter),
-            None => command.env_remove("KVRUN_LOG"),
-        };
-        command
-    };
+    let kvrun = |log| kvrun_command(data.path(), ("RUN_VALUE", RUN_VALUE), log);
+    precompile_hostile_training(data.path());
     let set = kvrun(None)
         .args([
             "secret",
@@ -168,4 +191,67 @@ fn a_run_that_prints_its_value_leaks_nothing_at_trace_level() {
             "a guest-data log line printed ({filter})"
         );
     }
+}
+
+#[test]
+fn a_substituted_request_leaks_nothing_at_trace_level() {
+    const USE_VALUE: &str = "Use-Canary-Value-8d2a";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let tracker = rt.block_on(common::RawServer::start(|_, seen| {
+        let echoed = seen.header("authorization").unwrap_or_default();
+        common::http_reply("200 OK", &[], &format!("{{\"you-sent\":\"{echoed}\"}}"))
+    }));
+    let data = tempfile::tempdir().unwrap();
+    let ca = data.path().join("tracker-ca.pem");
+    std::fs::write(&ca, &tracker.ca_pem).unwrap();
+    let kvrun = |log| kvrun_command(data.path(), ("USE_VALUE", USE_VALUE), log);
+    precompile_hostile_training(data.path());
+    let set = kvrun(None)
+        .args([
+            "secret",
+            "set",
+            "api-token",
+            "--value-from-env",
+            "USE_VALUE",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let out = kvrun(Some("trace"))
+        .args(["run", env!("KVRUN_HOSTILE_TRAINING_WASM")])
+        .args(["--use-secret", &format!("api-token={}/v1", tracker.url())])
+        .arg("--http-ca-cert")
+        .arg(&ca)
+        .args([
+            "--",
+            "use",
+            "api-token",
+            &format!("{}/v1/x", tracker.url()),
+            "bearer",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("use: status 200"), "{stdout}");
+    assert_eq!(
+        tracker.requests()[0].header("authorization").as_deref(),
+        Some(&format!("Bearer {USE_VALUE}")[..]),
+        "the value was put in"
+    );
+    assert!(stderr.contains("TRACE"), "trace logging is on");
+    assert!(
+        stderr.contains("run request"),
+        "the substitution was logged"
+    );
+    assert!(!stdout.contains(USE_VALUE), "{stdout}");
+    assert!(
+        !stderr.contains(USE_VALUE),
+        "the trace log carried the value"
+    );
 }

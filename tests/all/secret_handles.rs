@@ -80,6 +80,10 @@ impl Setup {
             timeout: Duration::from_secs(30),
             ..RunOptions::default()
         };
+        self.run_with(options).await
+    }
+
+    async fn run_with(&self, options: RunOptions) -> Ran {
         run_in(&self.sandbox, &self.component, options).await
     }
 
@@ -439,5 +443,66 @@ async fn bad_bindings_are_refused_before_the_run_starts() {
             .await
             .expect_err(binding);
         assert!(err.to_string().contains(says), "{binding}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_body_over_the_scanned_size_is_refused_with_nothing_sent() {
+    let s = setup().await;
+    let binding = format!("api-token={},body", s.bound.url());
+    let ran = s
+        .use_token(&format!("{}/v1", s.bound.url()), "big-body", &binding, &[])
+        .await;
+    assert_eq!(ran.exit, RunExit::Code(0), "{}", ran.output());
+    assert!(ran.stdout.starts_with("use: "), "{}", ran.stdout);
+    assert!(!ran.stdout.contains("use: status"), "{}", ran.stdout);
+    assert!(s.bound.requests().is_empty(), "nothing was sent");
+    let records = use_records(&ran);
+    assert_eq!(records.len(), 1, "{records:?}");
+    let outcome = records[0]["outcome"].as_str().unwrap();
+    assert!(
+        outcome.starts_with("refused: ") && outcome.contains("8 MiB"),
+        "{outcome}"
+    );
+}
+
+#[tokio::test]
+async fn requests_that_spend_the_audit_budget_stop_the_run() {
+    let s = setup().await;
+    let binding = format!("api-token={}/v1", s.bound.url());
+    const BUDGET: u64 = 4096;
+    const SENT: usize = 2000;
+    for place in ["bearer", "split"] {
+        let before = s.bound.requests().len();
+        let options = RunOptions {
+            args: ["use", "api-token", &format!("{}/v1", s.bound.url()), place]
+                .map(String::from)
+                .into_iter()
+                .chain([SENT.to_string()])
+                .collect(),
+            use_secrets: vec![binding.clone()],
+            max_audit: BUDGET,
+            timeout: Duration::from_secs(60),
+            ..RunOptions::default()
+        };
+        let ran = s.run_with(options).await;
+        assert_eq!(
+            ran.exit,
+            RunExit::AuditLimit(BUDGET),
+            "{place}: {}",
+            ran.output()
+        );
+        let substituted = use_records(&ran)
+            .iter()
+            .filter(|r| r["outcome"] == "substituted")
+            .count();
+        let received = s.bound.requests().len() - before;
+        assert!(
+            received <= substituted,
+            "{place}: every request sent is audited first ({received} sent, {substituted} audited)"
+        );
+        assert!(received < SENT, "{place}: the run was stopped early");
+        let last = ran.audit.last().unwrap()["outcome"].as_str().unwrap();
+        assert!(last.contains("limit of 4096 bytes"), "{place}: {last}");
     }
 }
