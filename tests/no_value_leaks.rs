@@ -121,10 +121,12 @@ fn kvrun_command(
     command
 }
 
-/// Compiles the hostile training fixture into the tests' cache with logging off: compiling
-/// it with every Cranelift trace line on takes minutes.
-fn precompile_hostile_training(data: &std::path::Path) {
-    let out = kvrun_command(data, ("UNUSED", ""), None)
+/// Stores `value` (passed in the environment variable `value_env`) as secret `name` in the
+/// embedded vault under `data`, and compiles the hostile training fixture into the tests'
+/// cache with logging off: compiling it with every Cranelift trace line on takes minutes.
+fn prepare_trace_run(data: &std::path::Path, name: &str, value_env: (&str, &str)) {
+    let kvrun = || kvrun_command(data, value_env, None);
+    let out = kvrun()
         .args(["compile", env!("KVRUN_HOSTILE_TRAINING_WASM")])
         .output()
         .unwrap();
@@ -133,22 +135,8 @@ fn precompile_hostile_training(data: &std::path::Path) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-#[test]
-fn a_run_that_prints_its_value_leaks_nothing_at_trace_level() {
-    const RUN_VALUE: &str = "Run-Canary-Value-31c9";
-    let data = tempfile::tempdir().unwrap();
-    let kvrun = |log| kvrun_command(data.path(), ("RUN_VALUE", RUN_VALUE), log);
-    precompile_hostile_training(data.path());
-    let set = kvrun(None)
-        .args([
-            "secret",
-            "set",
-            "db-password",
-            "--value-from-env",
-            "RUN_VALUE",
-        ])
+    let set = kvrun()
+        .args(["secret", "set", name, "--value-from-env", value_env.0])
         .output()
         .unwrap();
     assert!(
@@ -156,6 +144,14 @@ fn a_run_that_prints_its_value_leaks_nothing_at_trace_level() {
         "{}",
         String::from_utf8_lossy(&set.stderr)
     );
+}
+
+#[test]
+fn a_run_that_prints_its_value_leaks_nothing_at_trace_level() {
+    const RUN_VALUE: &str = "Run-Canary-Value-31c9";
+    let data = tempfile::tempdir().unwrap();
+    let kvrun = |log| kvrun_command(data.path(), ("RUN_VALUE", RUN_VALUE), log);
+    prepare_trace_run(data.path(), "db-password", ("RUN_VALUE", RUN_VALUE));
     for filter in [
         "trace",
         "wasmtime_wasi=trace,wasmtime_wasi::p2::write_stream=trace,kvrun=trace",
@@ -205,22 +201,7 @@ fn a_substituted_request_leaks_nothing_at_trace_level() {
     let ca = data.path().join("tracker-ca.pem");
     std::fs::write(&ca, &tracker.ca_pem).unwrap();
     let kvrun = |log| kvrun_command(data.path(), ("USE_VALUE", USE_VALUE), log);
-    precompile_hostile_training(data.path());
-    let set = kvrun(None)
-        .args([
-            "secret",
-            "set",
-            "api-token",
-            "--value-from-env",
-            "USE_VALUE",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        set.status.success(),
-        "{}",
-        String::from_utf8_lossy(&set.stderr)
-    );
+    prepare_trace_run(data.path(), "api-token", ("USE_VALUE", USE_VALUE));
     let out = kvrun(Some("trace"))
         .args(["run", env!("KVRUN_HOSTILE_TRAINING_WASM")])
         .args(["--use-secret", &format!("api-token={}/v1", tracker.url())])
