@@ -29,6 +29,7 @@ fn main() {
         "tests/fixtures",
         "wit",
         "Cargo.lock",
+        "Cargo.toml",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
