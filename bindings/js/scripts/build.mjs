@@ -26,24 +26,15 @@ execFileSync(process.env.CARGO ?? 'cargo', ['build', ...packages, '--target', 'w
 
 const out = path.join(pkg, 'generated');
 fs.rmSync(out, { recursive: true, force: true });
-const jco = path.join(pkg, 'node_modules', '@bytecodealliance', 'jco', 'dist', 'jco.js');
-
-// jco 1.35's output checks `process.env.JCO_DEBUG` on every one of its internal log calls (a
-// few hundred per request, about a tenth of the worker's CPU); decide once, at load.
-const DEBUG_LOG = `const _debugLog = (...args) => {
-  if (!globalThis?.process?.env?.JCO_DEBUG) { return; }
-  console.debug(...args);
-};`;
-const DEBUG_LOG_ONCE = `const _debugLog = globalThis?.process?.env?.JCO_DEBUG ? (...args) => console.debug(...args) : () => {};`;
+// jco 1.10: later versions (1.16 onwards) wrap every import call in task and subtask
+// bookkeeping for component-model async, which a synchronous wasip2 component does not use and
+// which cost about 0.5 ms per getSecret (1.3x the SDK's time with 1.10, 1.8-2.1x with 1.35).
+const jco = path.join(pkg, 'node_modules', '@bytecodealliance', 'jco', 'src', 'jco.js');
 
 function transpile(wasm, dir, name) {
   const wasi = path.relative(dir, path.join(pkg, 'src', 'wasi'));
   const maps = ['io', 'clocks', 'cli', 'http', 'random', 'filesystem'].flatMap((p) => ['--map', `wasi:${p}/*=${wasi}/${p}.js#*`]);
   execFileSync(process.execPath, [jco, 'transpile', wasm, '--name', name, '-o', dir, '--no-typescript', '--quiet', ...maps], { stdio: 'inherit' });
-  const js = path.join(dir, `${name}.js`);
-  const source = fs.readFileSync(js, 'utf8');
-  if (!source.includes(DEBUG_LOG)) throw new Error(`${js}: jco's _debugLog is not where this script expects it; check the jco version (1.35.0)`);
-  fs.writeFileSync(js, source.replace(DEBUG_LOG, DEBUG_LOG_ONCE));
   console.log(`kvrun: transpiled ${path.relative(root, wasm)} into ${path.relative(pkg, dir)}/`);
 }
 
