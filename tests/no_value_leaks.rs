@@ -126,23 +126,17 @@ fn kvrun_command(
 /// cache with logging off: compiling it with every Cranelift trace line on takes minutes.
 fn prepare_trace_run(data: &std::path::Path, name: &str, value_env: (&str, &str)) {
     let kvrun = || kvrun_command(data, value_env, None);
-    let out = kvrun()
-        .args(["compile", env!("KVRUN_HOSTILE_TRAINING_WASM")])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::ok(
+        &kvrun()
+            .args(["compile", env!("KVRUN_HOSTILE_TRAINING_WASM")])
+            .output()
+            .unwrap(),
     );
-    let set = kvrun()
-        .args(["secret", "set", name, "--value-from-env", value_env.0])
-        .output()
-        .unwrap();
-    assert!(
-        set.status.success(),
-        "{}",
-        String::from_utf8_lossy(&set.stderr)
+    common::ok(
+        &kvrun()
+            .args(["secret", "set", name, "--value-from-env", value_env.0])
+            .output()
+            .unwrap(),
     );
 }
 

@@ -2,6 +2,7 @@
 //! `--vault`, values from stdin/env/file (never argv), JSON output, exit statuses.
 
 use crate::common;
+use common::ok;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -36,15 +37,6 @@ fn run(mut command: Command, stdin: &str) -> Output {
         .write_all(stdin.as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout.clone()).unwrap()
 }
 
 fn secret(data_dir: &Path, args: &[&str]) -> Command {

@@ -124,11 +124,7 @@ fn without_home_the_data_and_cache_directories_come_from_kvrun_variables() {
         .args(["secret", "list"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::ok(&out);
     assert!(
         out.stderr.is_empty(),
         "{}",

@@ -164,11 +164,7 @@ fn workspace_show_prints_what_was_found() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::ok(&out);
     assert!(
         stdout.contains("vault: https://kv9.vault.azure.net"),
         "{stdout}"
@@ -248,11 +244,7 @@ async fn a_config_file_in_a_parent_directory_never_gets_the_token_or_a_value() {
     )
     .unwrap();
     let out = kvrun_in(&work, &data, &token, &set).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::ok(&out);
     std::fs::remove_file(repo.join("config.json")).unwrap();
 
     // A kvrun or azureml config that names a non-Key-Vault URL is refused, naming the file,

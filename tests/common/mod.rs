@@ -79,3 +79,13 @@ pub fn limit_address_space(command: &mut std::process::Command, kib: u64) {
         });
     }
 }
+
+/// Asserts that a command succeeded (showing its stderr if not) and returns its stdout.
+pub fn ok(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
