@@ -9,7 +9,9 @@
 //!   `@azure/keyvault-secrets` (each timed inside its own process, from the copies that
 //!   `tests/compat/run` installs under `target/compat`; skipped, with a note, when absent);
 //! - `get-secrets` of 100 names (one component call, concurrent requests) vs 100 sequential
-//!   `get-secret` calls;
+//!   `get-secret` calls and vs 100 native GETs at the component's concurrency;
+//! - both again in the same component whose requests the host answers at once from memory
+//!   (no network): the component's own cost, the floor of the component path;
 //! - the component's size, and its cold (compile) and warm (cached artifact) load times.
 //!
 //! With `KVRUN_BENCH_PROFILE=N` it only makes N warm component gets (to run under a
@@ -154,6 +156,19 @@ fn main() {
             assert!(bundle["value"].is_string());
         };
 
+        let recorded = {
+            let request = http::Request::get(format!("{url}/secrets/bench-000?api-version=7.5"))
+                .header("authorization", &auth)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let response = native.request(request).await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.into_body().collect().await.unwrap().to_bytes()
+        };
+        let mut in_host =
+            common::answered_in_host::AnsweredInHost::new(&runtime, client.component_env(), recorded)
+                .await;
+
         // `KVRUN_BENCH_PROFILE=N`: only N warm component gets, for a profiler
         // (`perf record -g target/release/deps/get_secret-*`).
         if let Some(n) = std::env::var("KVRUN_BENCH_PROFILE")
@@ -188,6 +203,7 @@ fn main() {
             client.get_secret("bench-000", None).await.unwrap();
             native_get("bench-000").await;
             transport_get("bench-000").await;
+            in_host.get_secret("bench-000").await;
         }
         for (_, sdk) in &mut sdks {
             if let Ok(sdk) = sdk {
@@ -198,6 +214,7 @@ fn main() {
         let mut baseline = Vec::new();
         let mut through_transport = Vec::new();
         let mut no_request = Vec::new();
+        let mut answered_in_host = Vec::new();
         for _ in 0..ROUNDS {
             for ((_, sdk), samples) in sdks.iter_mut().zip(&mut sdk_samples) {
                 if let Ok(sdk) = sdk {
@@ -225,12 +242,18 @@ fn main() {
                 no_request.push(start.elapsed());
                 assert!(matches!(refused, Err(kvrun::Error::InvalidName(_))));
             }
+            for _ in 0..PER_ROUND {
+                let start = Instant::now();
+                in_host.get_secret("bench-000").await;
+                answered_in_host.push(start.elapsed());
+            }
         }
 
         let mut batch = Vec::new();
         let mut sequential = Vec::new();
         let mut native_sequential = Vec::new();
         let mut native_concurrent = Vec::new();
+        let mut batch_in_host = Vec::new();
         for _ in 0..BATCH_ROUNDS {
             let start = Instant::now();
             let values = client.get_secrets(&names).await.unwrap();
@@ -253,6 +276,9 @@ fn main() {
                 .collect::<Vec<()>>()
                 .await;
             native_concurrent.push(start.elapsed());
+            let start = Instant::now();
+            in_host.get_secrets(&names).await;
+            batch_in_host.push(start.elapsed());
         }
 
         let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1e3);
@@ -291,6 +317,11 @@ fn main() {
             "| a component call that sends no request (a bad name, refused in the guest) | {} | {} |",
             us(pct(&mut no_request, 50)),
             us(pct(&mut no_request, 99))
+        );
+        println!(
+            "| the same get in the component, answered by the host from memory (no network) | {} | {} |",
+            us(pct(&mut answered_in_host, 50)),
+            us(pct(&mut answered_in_host, 99))
         );
         for ((label, sdk), samples) in sdks.iter().zip(&mut sdk_samples) {
             match sdk {
@@ -338,6 +369,11 @@ fn main() {
         println!(
             "| ratio get-secrets / native at the same concurrency (median) | {:.2}x | |",
             b50.as_secs_f64() / nc50.as_secs_f64()
+        );
+        println!(
+            "| the same get-secrets in the component, answered by the host from memory (no network) | {} | {} |",
+            ms(pct(&mut batch_in_host, 50)),
+            ms(pct(&mut batch_in_host, 99))
         );
         println!(
             "| speed-up of get-secrets over sequential | {:.2}x | |",

@@ -3,6 +3,7 @@
 //! a fixed body, each on its own thread and runtime, as a separate server would be; a writer
 //! that records when a run first printed.
 
+pub mod answered_in_host;
 pub mod chart;
 
 use bytes::Bytes;
