@@ -1,88 +1,128 @@
-"""The `training` world's entry point for a script run by `kvrun run SCRIPT.py`.
+"""The entry point of kvrun's Python runtime component (`kvrun run SCRIPT.py`).
 
-kvrun writes the script's source (`kvrun_script.txt`) and settings (`kvrun_script.json`:
-its file name and the packages to bundle) next to this file. componentize-py imports this
-module when it builds the component, and only modules imported then exist in the component,
-so the script's own imports (found with `ast`) and the named packages are imported here
-first; one that cannot be imported fails the build with a `kvrun-build-error:` line. The
-script itself runs only when the component runs, as `__main__`; its exit status and any
-uncaught exception are passed on as a Python process would (status 1 and the traceback).
+The component is built once, from kvrun's own files only: componentize-py imports this module
+while it builds (its pre-initialisation), and what is imported then lives in the component's
+snapshot. So this module imports, at build time, every standard-library module that works
+under WASI, and nothing of the user's: no script, no local module, no package.
+
+When the component runs, the host has mounted the script's directory (and each
+`--python-path` and `--site-packages` directory) read-only and passes the script's path as
+`argv[0]`. `Run.run` then puts those directories on `sys.path`, makes the script's directory
+the working directory and runs the script as `__main__`, inside the sandbox: every line of
+the user's code, import-time code included, executes with the run's grants, limits, masking
+and audit. A module with native extensions (numpy, pandas, torch, ...) cannot be loaded there;
+importing one ends the run with one line saying so, status 1.
 """
 
-import ast
 import importlib
-import json
-import linecache
+import importlib.abc
+import importlib.machinery
 import os
+import pkgutil
 import sys
-import traceback
 
-import azureml.core  # noqa: F401  (bundled for scripts written for the original SDK)
-import kvrun  # noqa: F401  (bundled for the script)
+import azureml.core  # noqa: F401  (for scripts written for the original SDK)
+import kvrun  # noqa: F401  (the script's secrets)
 from wit_world import exports
 from wit_world.imports import exit as wasi_exit
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-with open(os.path.join(_HERE, "kvrun_script.txt"), encoding="utf-8") as _f:
-    SOURCE = _f.read()
-with open(os.path.join(_HERE, "kvrun_script.json"), encoding="utf-8") as _f:
-    _SETTINGS = json.load(_f)
-FILENAME = _SETTINGS["filename"]
+# Standard-library modules left out of the snapshot: side effects on import (`this` prints,
+# `antigravity` opens a browser), GUI and interactive tools, the test suite, installers.
+_SKIPPED = {
+    "__main__", "antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "test",
+    "ensurepip", "venv", "lib2to3", "pydoc_data", "distutils", "msilib", "winreg", "winsound",
+    "_msi", "nt", "msvcrt", "_winapi", "_overlapped", "asyncio.__main__", "sqlite3.__main__",
+}
+
+# Top-level packages known to need native extensions, for the message when they are absent.
+_NATIVE = {
+    "numpy", "pandas", "scipy", "sklearn", "torch", "tensorflow", "jax", "jaxlib", "lightgbm",
+    "xgboost", "psycopg2", "pyarrow", "cryptography", "pydantic_core", "orjson", "lxml", "PIL",
+    "matplotlib", "h5py", "tokenizers", "safetensors", "onnxruntime", "grpc", "ujson", "yaml",
+}
+
+_EXTENSION_SUFFIXES = (".so", ".pyd", ".dylib")
+
+# The sys.path entries of the build, which do not exist when the component runs.
+_BUILD_PATH = list(sys.path)
 
 
-def _imports(tree) -> list:
-    """The absolute module names the script imports, anywhere in it."""
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module)
-    return sorted(names)
+def _preimport_standard_library() -> int:
+    """Imports every standard-library module (and submodule) that imports under WASI."""
+    count = 0
 
+    def skipped(name: str) -> bool:
+        return any(name == s or name.startswith(s + ".") for s in _SKIPPED)
 
-def _native(name: str):
-    """A compiled extension of module `name` on the build's path, if there is one."""
-    top = name.split(".")[0]
-    for entry in sys.path:
-        candidate = os.path.join(entry, top)
-        if os.path.isdir(candidate):
-            for root, _dirs, files in os.walk(candidate):
-                for file in files:
-                    if file.endswith((".so", ".pyd", ".dylib")):
-                        return os.path.join(root, file)
-        elif os.path.isdir(entry):
-            for file in os.listdir(entry):
-                if file.startswith(top + ".") and file.endswith((".so", ".pyd")):
-                    return os.path.join(entry, file)
-    return None
-
-
-def _preimport(names) -> None:
-    for name in names:
+    def attempt(name: str):
+        nonlocal count
+        if skipped(name):
+            return None
         try:
-            importlib.import_module(name)
-        except ImportError as e:
-            native = _native(name)
-            if native or name.split(".")[0] in ("numpy", "pandas", "torch", "scipy", "sklearn", "tensorflow"):
-                why = "it has native extensions, and native extensions (numpy, pandas, torch, ...) do not run in the WebAssembly sandbox; only pure-Python code can run there"
-            else:
-                why = f"it is neither in the standard library nor next to the script ({e}); bundle local modules with --python-path DIR and pure-Python packages with --site-packages DIR --package NAME"
-            print(f"kvrun-build-error: {FILENAME} imports {name!r}, which cannot be bundled: {why}", file=sys.stderr)
-            raise
-        except Exception as e:
-            print(f"kvrun-build-error: importing {name!r} (imported by {FILENAME}) failed while building: {type(e).__name__}: {e}", file=sys.stderr)
-            raise
+            module = importlib.import_module(name)
+        except BaseException:  # a module that cannot work under WASI raises anything
+            return None
+        count += 1
+        return module
+
+    for name in sorted(sys.stdlib_module_names):
+        module = attempt(name)
+        path = getattr(module, "__path__", None)
+        if path is None:
+            continue
+        for info in pkgutil.walk_packages(path, name + ".", onerror=lambda _name: None):
+            attempt(info.name)
+    return count
 
 
-try:
-    _TREE = ast.parse(SOURCE, FILENAME)
-except SyntaxError as e:
-    print(f"kvrun-build-error: {FILENAME} line {e.lineno}: {e.msg}", file=sys.stderr)
-    raise
-_preimport([*_imports(_TREE), *_SETTINGS["packages"]])
-_CODE = compile(_TREE, FILENAME, "exec")
-linecache.cache[FILENAME] = (len(SOURCE), None, SOURCE.splitlines(True), FILENAME)
+PREIMPORTED = _preimport_standard_library()
+
+
+class NativeExtensionError(ModuleNotFoundError):
+    """A module the script imports needs native extensions, which cannot run in the sandbox."""
+
+
+def _native_file(name: str, path) -> bool:
+    """Whether a compiled extension for module `name` lies in the directories `path`."""
+    last = name.rpartition(".")[2]
+    top = name.split(".")[0]
+    for entry in path or sys.path:
+        try:
+            names = os.listdir(entry)
+        except OSError:
+            continue
+        for file in names:
+            if file.startswith(last + ".") and file.endswith(_EXTENSION_SUFFIXES):
+                return True
+        if "." not in name and top in names and os.path.isdir(os.path.join(entry, top)):
+            for _root, _dirs, files in os.walk(os.path.join(entry, top)):
+                if any(f.endswith(_EXTENSION_SUFFIXES) for f in files):
+                    return True
+    return False
+
+
+class _NativeExtensionFinder(importlib.abc.MetaPathFinder):
+    """Last on `sys.meta_path`: turns "no module" for a native extension into a clear error."""
+
+    def find_spec(self, fullname, path, target=None):
+        top = fullname.split(".")[0]
+        if top in _NATIVE or _native_file(fullname, path):
+            raise NativeExtensionError(
+                f"imports {top!r}, which has native extensions; they do not run in the WebAssembly sandbox",
+                name=top,
+            )
+        return None
+
+
+def _native_error(error: BaseException):
+    """The NativeExtensionError behind `error` (its cause or context), if there is one."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, NativeExtensionError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def _status(code) -> int:
@@ -94,19 +134,57 @@ def _status(code) -> int:
     return 1
 
 
+def _run_script(script: str, search: list) -> int:
+    """Runs `script` as `__main__` the way `python SCRIPT` does; returns the exit status."""
+    import traceback
+    import types
+
+    directory, file_name = os.path.split(script)
+    sys.path[:] = [p for p in [directory, *search] if p] + [p for p in sys.path if p not in _BUILD_PATH]
+    sys.path_importer_cache.clear()
+    importlib.invalidate_caches()
+    sys.meta_path.append(_NativeExtensionFinder())
+    sys.dont_write_bytecode = True
+    if directory:
+        os.chdir(directory)
+    sys.argv = [file_name, *sys.argv[1:]]
+    main = types.ModuleType("__main__")
+    main.__file__ = script
+    main.__builtins__ = __builtins__
+    sys.modules["__main__"] = main
+    try:
+        with open(script, "rb") as f:
+            code = compile(f.read(), script, "exec")
+        exec(code, main.__dict__)
+    except SystemExit as e:
+        return _status(e.code)
+    except BaseException as e:  # a Python process prints every uncaught exception
+        native = _native_error(e)
+        if native is not None:
+            print(f"kvrun: {file_name} {native.msg}", file=sys.stderr)
+        else:
+            # From the script's own frames on, as Python shows it.
+            traceback.print_exception(type(e), e, e.__traceback__.tb_next or e.__traceback__)
+        return 1
+    return 0
+
+
+def _mounted_search_path() -> list:
+    """The host's read-only mounts besides the script's directory, in order:
+    `/python-path/0`, `/python-path/1`, ... (`--python-path`), then `/site-packages`."""
+    found = []
+    while os.path.isdir(f"/python-path/{len(found)}"):
+        found.append(f"/python-path/{len(found)}")
+    if os.path.isdir("/site-packages"):
+        found.append("/site-packages")
+    return found
+
+
 class Run(exports.Run):
-    """Runs the script as `__main__`."""
+    """Runs the script named by `argv[0]` as `__main__`."""
 
     def run(self) -> None:
-        sys.argv = [FILENAME, *sys.argv[1:]]
-        status = 0
-        try:
-            exec(_CODE, {"__name__": "__main__", "__file__": FILENAME, "__builtins__": __builtins__})
-        except SystemExit as e:
-            status = _status(e.code)
-        except BaseException:  # a Python process prints every uncaught exception
-            traceback.print_exc()
-            status = 1
+        status = _run_script(sys.argv[0], _mounted_search_path())
         sys.stdout.flush()
         sys.stderr.flush()
         if status:

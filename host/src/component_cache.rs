@@ -2,8 +2,10 @@
 //!
 //! Compiling the vault client with Cranelift takes ~0.1 s in a release host (more in a debug
 //! one); loading a precompiled artifact takes well under a millisecond. Artifacts are stored
-//! as `NAME-<sha256 of the wasm>-<engine compatibility hash>.cwasm`, so a new component or a
-//! different engine build or configuration never loads a stale artifact.
+//! as `NAME-<key>-<engine compatibility hash>.cwasm`, so a new component or a different
+//! engine build or configuration never loads a stale artifact. The key is the wasm's SHA-256
+//! ([`load`]), or, for a component built from known inputs such as the Python runtime, a hash
+//! of those inputs ([`load_by_key`]): then a cache hit needs neither the wasm nor hashing it.
 //!
 //! Loading an artifact runs its machine code in the host, so an artifact is loaded only when
 //! the cache directory and the file are this user's and nobody else can write them
@@ -41,7 +43,11 @@ pub struct Loaded {
 
 /// The artifact path for `wasm` under `dir`.
 pub fn artifact_path(engine: &Engine, dir: &Path, name: &str, wasm: &[u8]) -> PathBuf {
-    let digest = hex::encode(&Sha256::digest(wasm)[..16]);
+    keyed_artifact_path(engine, dir, name, &hex::encode(&Sha256::digest(wasm)[..16]))
+}
+
+/// The artifact path for the component that `key` identifies under `dir`.
+fn keyed_artifact_path(engine: &Engine, dir: &Path, name: &str, digest: &str) -> PathBuf {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
     dir.join(format!("{name}-{digest}-{:016x}.cwasm", hasher.finish()))
@@ -49,9 +55,23 @@ pub fn artifact_path(engine: &Engine, dir: &Path, name: &str, wasm: &[u8]) -> Pa
 
 /// Loads `wasm` from the cache in `dir`, or compiles it and stores the artifact there.
 pub fn load(engine: &Engine, dir: Option<&Path>, name: &str, wasm: &[u8]) -> Result<Loaded> {
+    let key = hex::encode(&Sha256::digest(wasm)[..16]);
+    load_by_key(engine, dir, name, &key, || Ok(wasm.into()))
+}
+
+/// Loads the component that `key` identifies (a hash of everything that makes its wasm) from
+/// the cache in `dir`; on a miss, compiles the wasm that `wasm` gives (called only then) and
+/// stores the artifact.
+pub fn load_by_key<'a>(
+    engine: &Engine,
+    dir: Option<&Path>,
+    name: &str,
+    key: &str,
+    wasm: impl FnOnce() -> Result<std::borrow::Cow<'a, [u8]>>,
+) -> Result<Loaded> {
     let start = Instant::now();
     let Some(dir) = dir else {
-        let component = Component::new(engine, wasm)?;
+        let component = Component::new(engine, wasm()?)?;
         return Ok(Loaded {
             component,
             outcome: CacheOutcome::Compiled,
@@ -60,9 +80,9 @@ pub fn load(engine: &Engine, dir: Option<&Path>, name: &str, wasm: &[u8]) -> Res
     };
     if let Err(e) = private_files::private_dir(dir, "the compiled-component cache") {
         tracing::warn!("not using the compiled-component cache: {e}");
-        return load(engine, None, name, wasm);
+        return load_by_key(engine, None, name, key, wasm);
     }
-    let path = artifact_path(engine, dir, name, wasm);
+    let path = keyed_artifact_path(engine, dir, name, key);
     let trusted = match std::fs::symlink_metadata(&path) {
         Ok(metadata) if metadata.is_file() => match private_files::trust(&metadata) {
             Ok(()) => true,
@@ -77,7 +97,7 @@ pub fn load(engine: &Engine, dir: Option<&Path>, name: &str, wasm: &[u8]) -> Res
     if trusted {
         // SAFETY: the artifact is a regular file in a directory that only this user can
         // write, owned by this user and writable by nobody else, written by `store` below
-        // under a name that pins the wasm digest and the engine's compatibility hash.
+        // under a name that pins the component's key and the engine's compatibility hash.
         match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(component) => {
                 return Ok(Loaded {
@@ -91,7 +111,7 @@ pub fn load(engine: &Engine, dir: Option<&Path>, name: &str, wasm: &[u8]) -> Res
             }
         }
     }
-    let component = Component::new(engine, wasm)?;
+    let component = Component::new(engine, wasm()?)?;
     if let Err(e) = store(&path, &component) {
         tracing::warn!(error = %e, "could not cache the compiled component; it will be compiled again next time");
     }

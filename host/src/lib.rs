@@ -37,6 +37,7 @@ pub(crate) mod masking;
 pub mod network;
 pub mod policy;
 pub mod private_files;
+pub mod python;
 pub(crate) mod run_output;
 pub mod runtime;
 pub mod sandbox;

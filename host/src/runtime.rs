@@ -172,6 +172,22 @@ impl Runtime {
         component_cache::load(&self.engine, self.cache_dir.as_deref(), name, wasm)
     }
 
+    /// Loads the component that `key` identifies (a hash of everything its wasm is made
+    /// from) through the same cache; `wasm` is asked for only when it must be compiled.
+    pub fn load_component_by_key<'a>(
+        &self,
+        name: &str,
+        key: &str,
+        wasm: impl FnOnce() -> Result<std::borrow::Cow<'a, [u8]>>,
+    ) -> Result<component_cache::Loaded> {
+        component_cache::load_by_key(&self.engine, self.cache_dir.as_deref(), name, key, wasm)
+    }
+
+    /// The directory of the compiled-component cache, if there is one.
+    pub fn cache_dir(&self) -> Option<&std::path::Path> {
+        self.cache_dir.as_deref()
+    }
+
     pub(crate) fn vault_pre(&self) -> &VaultClientPre<GuestState> {
         &self.vault_pre
     }

@@ -377,6 +377,50 @@ fn example_run(data_dir: &Path) -> Command {
 }
 
 #[test]
+fn run_refuses_a_dir_that_shows_kvruns_own_directories_or_takes_a_script_mount() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&run(secret(&data, &["set", "db-password"]), "pa55\n"));
+    let attempts = [
+        (data.display().to_string(), "/d", "kvrun's own directory"),
+        (
+            dir.path().display().to_string(),
+            "/d",
+            "kvrun's own directory",
+        ),
+        (
+            common::cache_dir().display().to_string(),
+            "/d",
+            "kvrun's own directory",
+        ),
+        (
+            dir.path().join("elsewhere").display().to_string(),
+            "/script",
+            "where kvrun mounts a script's files",
+        ),
+    ];
+    std::fs::create_dir_all(dir.path().join("elsewhere")).unwrap();
+    for (host, guest, why) in attempts {
+        let mut command = kvrun(&data);
+        command.args([
+            "run",
+            env!("KVRUN_EXAMPLE_TRAIN_WASM"),
+            "--secret",
+            "db-password",
+        ]);
+        command.arg("--dir").arg(format!("{host}::{guest}:ro"));
+        let out = run(command, "");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{host}: {stderr}");
+        assert!(stderr.contains(why), "{host}: {stderr}");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("fitted"),
+            "the run did not start"
+        );
+    }
+}
+
+#[test]
 fn run_masks_the_granted_secret_and_keeps_the_components_status() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -94,7 +94,7 @@ pub(crate) enum Command {
     Vault(VaultCommand),
     /// Run an untrusted training component with only the secrets it is granted.
     Run(RunArgs),
-    /// Compile a training component (or build and compile a Python script) into the cache
+    /// Compile a training component, or build and compile kvrun's Python runtime, into the cache
     /// now, so that its first run starts at once (for a runner's image build).
     Compile(CompileArgs),
     /// Show which vault commands use here, and where that came from.
@@ -112,7 +112,7 @@ pub(crate) enum WorkspaceCommand {
 #[derive(Args)]
 pub(crate) struct RunArgs {
     /// The training component (`wasm32-wasip2`, training world), or a Python script
-    /// (`.py`), which kvrun builds into one with componentize-py (cached).
+    /// (`.py`), which runs in kvrun's Python runtime (built once with componentize-py).
     pub(crate) component: PathBuf,
     #[command(flatten)]
     pub(crate) script: ScriptOptions,
@@ -158,29 +158,28 @@ pub(crate) struct RunArgs {
     pub(crate) args: Vec<String>,
 }
 
-/// What goes into a Python script's component besides the script (`kvrun run` and
-/// `kvrun compile`).
+/// Where a Python script imports from besides its own directory (`kvrun run SCRIPT.py`).
 #[derive(Args, Default)]
 pub(crate) struct ScriptOptions {
-    /// For a script: another directory of local modules to bundle (repeatable); the
-    /// script's own directory always is.
+    /// For a script: another directory of modules and packages the run may import, read-only
+    /// (repeatable; the script's own directory always is).
     #[arg(long = "python-path", value_name = "DIR")]
     pub(crate) python_paths: Vec<PathBuf>,
-    /// For a script: a site-packages directory that `--package` names come from.
+    /// For a script: a directory of pure-Python packages the run may import, read-only.
     #[arg(long = "site-packages", value_name = "DIR")]
     pub(crate) site_packages: Option<PathBuf>,
-    /// For a script: a pure-Python package from `--site-packages` to bundle (repeatable).
-    #[arg(long = "package", value_name = "NAME", requires = "site_packages")]
-    pub(crate) packages: Vec<String>,
 }
 
-/// `kvrun compile COMPONENT.wasm|SCRIPT.py`: fill the cache ahead of the first run.
+/// `kvrun compile COMPONENT.wasm | --python`: fill the cache ahead of the first run.
 #[derive(Args)]
 pub(crate) struct CompileArgs {
-    /// The training component, or a Python script (built with componentize-py first).
-    pub(crate) component: PathBuf,
-    #[command(flatten)]
-    pub(crate) script: ScriptOptions,
+    /// The training component to compile.
+    #[arg(required_unless_present = "python", conflicts_with = "python")]
+    pub(crate) component: Option<PathBuf>,
+    /// Build and compile kvrun's Python runtime (what `kvrun run SCRIPT.py` runs scripts in),
+    /// e.g. while building an image; needs componentize-py.
+    #[arg(long)]
+    pub(crate) python: bool,
     /// The `--max-memory` the runs will use (the compiled code depends on it).
     #[arg(long, default_value = "512MiB", value_parser = parse_size)]
     pub(crate) max_memory: u64,

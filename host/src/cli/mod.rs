@@ -6,7 +6,6 @@
 mod args;
 mod failure;
 mod output;
-mod python_script;
 mod run;
 mod secret;
 mod value_input;

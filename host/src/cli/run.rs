@@ -1,10 +1,10 @@
-//! `kvrun run`: a training component in the sandbox, with its grants, limits and audit; and
-//! `kvrun compile`, which fills the same caches ahead of the first run.
+//! `kvrun run`: a training component or a Python script in the sandbox, with its grants,
+//! limits and audit; and `kvrun compile`, which fills the same caches ahead of the first run.
 
-use super::args::{CompileArgs, Global, RunArgs, ScriptOptions};
-use super::python_script;
+use super::args::{CompileArgs, Global, RunArgs};
 use super::{connect, runtime};
 use kvrun::audit::AuditLog;
+use kvrun::python::Script;
 use kvrun::sandbox::{RunIo, RunOptions, Sandbox};
 use kvrun::RuntimeOptions;
 use kvrun::{Error, Result};
@@ -14,7 +14,15 @@ use std::process::ExitCode;
 /// `kvrun run`: the exit status is the component's, or one per limit (see the README).
 pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
     let progress = std::io::stderr().is_terminal();
-    let wasm = component_bytes(&args.component, &args.script, progress)?;
+    let script = is_script(&args.component).then(|| Script {
+        path: args.component.clone(),
+        python_paths: args.script.python_paths.clone(),
+        site_packages: args.script.site_packages.clone(),
+    });
+    let wasm = match &script {
+        Some(_) => Vec::new(),
+        None => read_component(&args.component)?,
+    };
     let max_memory = max_memory(args.max_memory)?;
     let run_id = {
         let mut bytes = [0u8; 8];
@@ -53,14 +61,25 @@ pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
     };
     let outcome = async {
         let mut sandbox = Sandbox::new(&runtime, connection.options.clone())?;
+        if let Some(dir) = &global.data_dir {
+            sandbox = sandbox.with_private_dir(dir.clone());
+        }
         if let Some(pem) = http_ca {
             sandbox = sandbox.with_outbound_ca(pem)?;
         }
-        let component = {
-            let _notice = progress.then(|| SlowNotice::after(NOTICE_AFTER, COMPILING));
-            sandbox.prepare(&wasm)?
-        };
-        sandbox.run(&component, options, io).await
+        match &script {
+            Some(script) => {
+                let python = sandbox.prepare_python(&progress_line(progress))?;
+                sandbox.run_script(&python, script, options, io).await
+            }
+            None => {
+                let component = {
+                    let _notice = progress.then(|| SlowNotice::after(NOTICE_AFTER, COMPILING));
+                    sandbox.prepare(&wasm)?
+                };
+                sandbox.run(&component, options, io).await
+            }
+        }
     }
     .await;
     connection.close().await;
@@ -71,8 +90,9 @@ pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
     Ok(ExitCode::from(exit.status()))
 }
 
-/// `kvrun compile`: builds a script (if it is one) and compiles the component with the engine
-/// `kvrun run --max-memory` would use, so that the first run loads both from the caches.
+/// `kvrun compile`: compiles a component, or builds and compiles kvrun's Python runtime
+/// (`--python`), with the engine `kvrun run --max-memory` would use, so that the first run
+/// loads it from the caches.
 pub(crate) fn compile(args: CompileArgs) -> Result<ExitCode> {
     let progress = std::io::stderr().is_terminal();
     let Some(cache) = RuntimeOptions::default_cache_dir() else {
@@ -80,23 +100,46 @@ pub(crate) fn compile(args: CompileArgs) -> Result<ExitCode> {
             "there is no cache directory to compile into: set KVRUN_CACHE_DIR".into(),
         ));
     };
-    let wasm = component_bytes(&args.component, &args.script, progress)?;
     let runtime = run_runtime(max_memory(args.max_memory)?)?;
-    let loaded = {
-        let _notice = progress.then(|| SlowNotice::after(NOTICE_AFTER, COMPILING));
-        runtime.load_component("training", &wasm)?
+    let (what, loaded) = match &args.component {
+        Some(path) if !is_script(path) => {
+            let wasm = read_component(path)?;
+            let _notice = progress.then(|| SlowNotice::after(NOTICE_AFTER, COMPILING));
+            (
+                path.display().to_string(),
+                runtime.load_component("training", &wasm)?,
+            )
+        }
+        Some(path) => {
+            return Err(Error::InvalidArgument(format!(
+                "{} is a Python script, and scripts are never built: they run in kvrun's Python runtime, which `kvrun compile --python` builds and compiles once",
+                path.display()
+            )))
+        }
+        None => (
+            "kvrun's Python runtime".to_string(),
+            kvrun::python::load_runtime(&runtime, &progress_line(progress))?,
+        ),
     };
-    let what = match loaded.outcome {
+    let outcome = match loaded.outcome {
         kvrun::component_cache::CacheOutcome::Hit => "was already compiled",
         kvrun::component_cache::CacheOutcome::Compiled => "compiled",
     };
     println!(
-        "{} {what} ({:.1} s), cached in {}",
-        args.component.display(),
+        "{what} {outcome} ({:.1} s), cached in {}",
         loaded.elapsed.as_secs_f64(),
         cache.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Progress lines for a slow first step: printed on stderr when it is a terminal.
+fn progress_line(on_terminal: bool) -> impl Fn(&str) {
+    move |line: &str| {
+        if on_terminal {
+            eprintln!("{line}");
+        }
+    }
 }
 
 /// How long loading a component may take before a terminal is told it is being compiled (a
@@ -136,16 +179,13 @@ impl Drop for SlowNotice {
     }
 }
 
-/// The component's bytes: read from a `.wasm`, or built from a `.py` script.
-fn component_bytes(
-    path: &std::path::Path,
-    script: &ScriptOptions,
-    progress: bool,
-) -> Result<Vec<u8>> {
-    if path.extension().is_some_and(|e| e == "py") {
-        let cache = RuntimeOptions::default_cache_dir();
-        return python_script::component(path, script, cache.as_deref(), progress);
-    }
+/// Whether `path` names a Python script rather than a component.
+fn is_script(path: &std::path::Path) -> bool {
+    path.extension().is_some_and(|e| e == "py")
+}
+
+/// A component's bytes.
+fn read_component(path: &std::path::Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(format!("could not read {}", path.display()), e))
 }
 

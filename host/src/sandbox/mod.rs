@@ -36,9 +36,11 @@ use crate::error::{Error, Result};
 use crate::handles::{RunHandles, UseBinding};
 use crate::network::OutboundHooks;
 use crate::policy::{AllowList, SecretGrant};
+use crate::python::{Script, ScriptMounts, ViewRules, RESERVED_GUEST_DIRS};
 use crate::run_output::{MaskedOutput, OutputBudget};
 use crate::runtime::Runtime;
 use crate::transport::{Transport, TransportOptions};
+use std::io::Write;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -210,6 +212,23 @@ impl RunExit {
 use broker::SecretBroker;
 pub use broker::{DEFAULT_MAX_AUDIT, MAX_BATCH_NAMES};
 
+/// The directory a run's script views are made in.
+enum ViewsDir {
+    /// `CACHE_DIR/views`; each view is a private directory of its own in it.
+    Cache(PathBuf),
+    /// A temporary directory, removed with the views.
+    Temporary(tempfile::TempDir),
+}
+
+impl ViewsDir {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            ViewsDir::Cache(dir) => dir,
+            ViewsDir::Temporary(dir) => dir.path(),
+        }
+    }
+}
+
 /// Tracks the memory limit and whether a run hit it.
 struct RunLimiter {
     max_memory: usize,
@@ -300,6 +319,7 @@ pub struct Sandbox {
     linker: Linker<RunState>,
     read_cache: Option<Arc<read_cache::ReadCache>>,
     vault_requests: Arc<std::sync::atomic::AtomicU64>,
+    private_dirs: Vec<PathBuf>,
 }
 
 impl Sandbox {
@@ -320,7 +340,21 @@ impl Sandbox {
             linker,
             read_cache: None,
             vault_requests: Arc::default(),
+            private_dirs: runtime
+                .cache_dir()
+                .map(PathBuf::from)
+                .into_iter()
+                .chain(crate::RuntimeOptions::default_cache_dir())
+                .chain(crate::vault::LocalVaultOptions::default_data_dir().ok())
+                .collect(),
         })
+    }
+
+    /// Also keeps `dir` (kvrun's data directory when it is not the default one) out of every
+    /// run: no `--dir` may mount it or a directory holding it, and no script's view shows it.
+    pub fn with_private_dir(mut self, dir: PathBuf) -> Sandbox {
+        self.private_dirs.push(dir);
+        self
     }
 
     /// Shares a read cache across this sandbox's runs (off by default): a value read by one
@@ -351,17 +385,123 @@ impl Sandbox {
     /// Loads `wasm` (a component of the `training` world) and links it.
     pub fn prepare(&self, wasm: &[u8]) -> Result<TrainingComponent> {
         let loaded = self.runtime.load_component("training", wasm)?;
-        let pre = training::TrainingPre::new(self.linker.instantiate_pre(&loaded.component)?)?;
+        self.link(&loaded.component)
+    }
+
+    fn link(&self, component: &wasmtime::component::Component) -> Result<TrainingComponent> {
+        let pre = training::TrainingPre::new(self.linker.instantiate_pre(component)?)?;
         Ok(TrainingComponent {
             pre,
             engine: self.runtime.engine().clone(),
         })
     }
 
+    /// Loads kvrun's Python runtime component (built once with componentize-py, see
+    /// [`crate::python`]) and links it; run scripts with it through [`Sandbox::run_script`].
+    /// `progress` gets a line before each slow step of a first use.
+    pub fn prepare_python(&self, progress: &dyn Fn(&str)) -> Result<TrainingComponent> {
+        let loaded = crate::python::load_runtime(&self.runtime, progress)?;
+        self.link(&loaded.component)
+    }
+
+    /// Runs the Python `script` in `python` (from [`Sandbox::prepare_python`]) with
+    /// `options`: its directory, `--python-path` and `--site-packages` directories are
+    /// mounted read-only as views without hidden entries (see [`crate::python`]); one line
+    /// per thing left out of a view goes to the run's stderr first.
+    pub async fn run_script(
+        &self,
+        python: &TrainingComponent,
+        script: &Script,
+        mut options: RunOptions,
+        mut io: RunIo,
+    ) -> Result<RunExit> {
+        let parent = self.views_dir()?;
+        let rules = ViewRules::excluding(self.private_dirs.iter().cloned());
+        let mounts = ScriptMounts::new(script, parent.path(), &rules)?;
+        for note in mounts.notes() {
+            writeln!(io.stderr, "kvrun: {note}")
+                .map_err(|e| Error::io("writing the run's stderr", e))?;
+        }
+        self.check_dirs(&options.dirs)?;
+        for (view, guest) in &mounts.views {
+            options.dirs.push(DirGrant {
+                host: view.path().to_path_buf(),
+                guest: guest.clone(),
+                read_only: true,
+            });
+        }
+        self.run_program(python, &mounts.program, options, io).await
+    }
+
+    /// Where a script's views are made: `CACHE_DIR/views` (on the same file system as most
+    /// users' files, so files are linked rather than copied), else a private temporary one.
+    fn views_dir(&self) -> Result<ViewsDir> {
+        if let Some(cache) = self.runtime.cache_dir() {
+            let dir = cache.join("views");
+            if crate::private_files::private_dir(&dir, "the script views directory").is_ok() {
+                return Ok(ViewsDir::Cache(dir));
+            }
+        }
+        tempfile::tempdir()
+            .map(ViewsDir::Temporary)
+            .map_err(|e| Error::io("creating a directory for the script's views", e))
+    }
+
+    /// Refuses a `--dir` that would show kvrun's own directories or take a script's mount
+    /// point.
+    fn check_dirs(&self, dirs: &[DirGrant]) -> Result<()> {
+        let private: Vec<PathBuf> = self
+            .private_dirs
+            .iter()
+            .filter_map(|d| d.canonicalize().ok())
+            .collect();
+        for dir in dirs {
+            let host = dir
+                .host
+                .canonicalize()
+                .map_err(|e| Error::Config(format!("--dir {}: {e}", dir.host.display())))?;
+            if let Some(own) = private
+                .iter()
+                .find(|own| host.starts_with(own) || own.starts_with(&host))
+            {
+                return Err(Error::Config(format!(
+                    "--dir {}: it is or holds kvrun's own directory {}, which a run never sees; mount a directory of its own",
+                    dir.host.display(),
+                    own.display()
+                )));
+            }
+            let guest = dir.guest.trim_end_matches('/');
+            if RESERVED_GUEST_DIRS
+                .iter()
+                .any(|r| guest == *r || guest.starts_with(&format!("{r}/")))
+            {
+                return Err(Error::Config(format!(
+                    "--dir {}::{}: {} is where kvrun mounts a script's files; choose another guest path",
+                    dir.host.display(),
+                    dir.guest,
+                    dir.guest
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Runs `component` with `options`, in a fresh store with its own vault client.
     pub async fn run(
         &self,
         component: &TrainingComponent,
+        options: RunOptions,
+        io: RunIo,
+    ) -> Result<RunExit> {
+        self.check_dirs(&options.dirs)?;
+        self.run_program(component, "main.wasm", options, io).await
+    }
+
+    /// Runs `component` with `program` as its `argv[0]`.
+    async fn run_program(
+        &self,
+        component: &TrainingComponent,
+        program: &str,
         options: RunOptions,
         io: RunIo,
     ) -> Result<RunExit> {
@@ -406,7 +546,7 @@ impl Sandbox {
         let stdout = MaskedOutput::new(io.stdout, budget.clone());
         let stderr = MaskedOutput::new(io.stderr, budget.clone());
         let mut wasi = WasiCtxBuilder::new();
-        wasi.arg("main.wasm").args(&options.args).envs(&options.env);
+        wasi.arg(program).args(&options.args).envs(&options.env);
         wasi.stdout(stdout.clone()).stderr(stderr.clone());
         for dir in &options.dirs {
             let perms = if dir.read_only {

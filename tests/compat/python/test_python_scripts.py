@@ -1,4 +1,9 @@
-"""`kvrun run SCRIPT.py`: ordinary Python scripts built with componentize-py and run in the sandbox."""
+"""`kvrun run SCRIPT.py`: ordinary Python scripts run inside the sandbox, in kvrun's Python runtime
+component (built once with componentize-py), with the script's tree mounted read-only.
+
+The hostile tests reproduce what a security review did to the per-script build that this
+replaced: import-time code that wrote and read outside the sandbox, a `componentize_py.py` in
+the working directory, kvrun's credentials in componentize-py's environment."""
 
 import os
 import subprocess
@@ -9,6 +14,8 @@ import textwrap
 import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+KVRUN = os.environ.get("KVRUN_BIN", os.path.join(ROOT, "target", "debug", "kvrun"))
+COMPONENTIZE_PY = os.path.join(os.path.dirname(sys.executable), "componentize-py")
 VALUE = "s3cr3t-Pa55word-77"
 
 SCRIPT = textwrap.dedent('''
@@ -55,8 +62,8 @@ def scripts():
         env.pop(name, None)
     env["KVRUN_DATA_DIR"] = os.path.join(work.name, "data")
     env["KVRUN_CACHE_DIR"] = os.path.join(work.name, "cache")
-    env["KVRUN_COMPONENTIZE_PY"] = os.path.join(os.path.dirname(sys.executable), "componentize-py")
-    binary = os.environ.get("KVRUN_BIN", os.path.join(ROOT, "target", "debug", "kvrun"))
+    env["KVRUN_COMPONENTIZE_PY"] = COMPONENTIZE_PY
+    binary = KVRUN
 
     def kvrun(*args, stdin="", extra_env=None):
         return subprocess.run([binary, *args], input=stdin, env={**env, **(extra_env or {})},
@@ -81,6 +88,10 @@ def scripts():
         os.close(leader)
         return seen.decode(errors="replace")
 
+    # The runtime is built and compiled once for the module, with its progress on a terminal.
+    shown = kvrun_on_terminal("compile", "--python")
+    assert "kvrun: building kvrun's Python runtime with componentize-py" in shown, shown
+    assert "kvrun: compiling the Python runtime" in shown, shown
     assert kvrun("secret", "set", "db-password", stdin=VALUE).returncode == 0
     assert kvrun("secret", "set", "other-secret", stdin="not-for-this-run").returncode == 0
     yield {"dir": work.name, "job": job, "kvrun": kvrun, "terminal": kvrun_on_terminal, "cache": env["KVRUN_CACHE_DIR"]}
@@ -121,7 +132,8 @@ def test_an_uncaught_exception_is_status_1_with_a_masked_traceback(scripts):
     ran = run_script(scripts, "raise")
     assert ran.returncode == 1, ran.stderr
     assert "Traceback (most recent call last)" in ran.stderr
-    assert 'File "train.py", line' in ran.stderr
+    assert 'File "/script/train.py", line' in ran.stderr
+    assert "kvrun_entry" not in ran.stderr, "the traceback starts at the script, as Python's does"
     assert "RuntimeError: failed while holding ***" in ran.stderr
     assert VALUE not in ran.stdout + ran.stderr
 
@@ -131,33 +143,207 @@ def test_sys_exit_passes_its_status_on(scripts):
     assert run_script(scripts, "exit", "0").returncode == 0
 
 
-def test_the_built_component_is_cached_and_a_change_rebuilds(scripts):
-    run_script(scripts, "exit", "0")
-    cached = os.listdir(os.path.join(scripts["cache"], "python"))
-    assert len(cached) == 1
-    with open(os.path.join(scripts["job"], "helper.py"), "a") as f:
-        f.write("\nCHANGED = True\n")
-    ran = run_script(scripts, "plain")
+def test_an_edited_script_runs_its_new_code_without_a_build(scripts):
+    path = os.path.join(scripts["job"], "edited.py")
+    runtime = sorted(os.listdir(os.path.join(scripts["cache"], "python")))
+    for version in ("first", "second"):
+        with open(path, "w") as f:
+            f.write(f"import helper\nprint('{version}', helper.greeting())\n")
+        ran = scripts["kvrun"]("run", path)
+        assert ran.returncode == 0, ran.stderr
+        assert f"{version} from a local module" in ran.stdout
+    assert sorted(os.listdir(os.path.join(scripts["cache"], "python"))) == runtime, "nothing was built"
+
+
+def test_modules_and_packages_come_from_python_path_and_site_packages(scripts):
+    libs = os.path.join(scripts["dir"], "libs")
+    site = os.path.join(scripts["dir"], "site")
+    os.makedirs(os.path.join(libs, "shared"), exist_ok=True)
+    os.makedirs(os.path.join(site, "purelib"), exist_ok=True)
+    with open(os.path.join(libs, "shared", "__init__.py"), "w") as f:
+        f.write("NAME = 'shared package'\n")
+    with open(os.path.join(site, "purelib", "__init__.py"), "w") as f:
+        f.write("def answer():\n    return 42\n")
+    path = os.path.join(scripts["job"], "imports.py")
+    with open(path, "w") as f:
+        f.write("import shared, purelib, fractions, email.mime.text\nprint(shared.NAME, purelib.answer(), fractions.Fraction(1, 3))\n")
+    ran = scripts["kvrun"]("run", path, "--python-path", libs, "--site-packages", site)
     assert ran.returncode == 0, ran.stderr
-    assert len(os.listdir(os.path.join(scripts["cache"], "python"))) == 2
+    assert "shared package 42 1/3" in ran.stdout
+    without = scripts["kvrun"]("run", path)
+    assert without.returncode == 1
+    assert "ModuleNotFoundError: No module named 'shared'" in without.stderr
 
 
-def test_a_native_extension_fails_the_build_with_a_clear_message(scripts):
-    path = os.path.join(scripts["dir"], "uses_numpy.py")
+def test_kvrun_data_and_cache_directories_in_the_tree_are_left_out_with_a_line(scripts):
+    path = os.path.join(scripts["dir"], "look.py")
+    with open(path, "w") as f:
+        f.write("import os\nprint(sorted(os.listdir('.')))\n")
+    ran = scripts["kvrun"]("run", path)
+    assert ran.returncode == 0, ran.stderr
+    assert "'cache'" not in ran.stdout and "'data'" not in ran.stdout and "'job'" in ran.stdout
+    for name in ("cache", "data"):
+        own = os.path.join(scripts["dir"], name)
+        assert f"kvrun: left out {own}: kvrun's own directory {own} is never visible to a run" in ran.stderr
+
+
+def test_a_native_extension_fails_the_run_with_one_line(scripts):
+    os.makedirs(os.path.join(scripts["dir"], "native"), exist_ok=True)
+    path = os.path.join(scripts["dir"], "native", "uses_numpy.py")
     with open(path, "w") as f:
         f.write("import numpy\nprint(numpy.zeros(3))\n")
     ran = scripts["kvrun"]("run", path)
-    assert ran.returncode != 0
-    assert "uses_numpy.py imports 'numpy', which cannot be bundled" in ran.stderr
-    assert "native extensions" in ran.stderr and "do not run in the WebAssembly sandbox" in ran.stderr
-    assert "Traceback" not in ran.stderr
-    assert "kvrun: building" not in ran.stderr
-    on_terminal = scripts["terminal"]("run", path)
-    assert "kvrun: building uses_numpy.py into a component with componentize-py" in on_terminal
+    assert ran.returncode == 1
+    assert ran.stderr.strip().splitlines() == [
+        "kvrun: uses_numpy.py imports 'numpy', which has native extensions; they do not run in the WebAssembly sandbox"
+    ], ran.stderr
+    # A package of the site-packages directory with a compiled module, imported through its
+    # own __init__, gets the same line.
+    site = os.path.join(scripts["dir"], "native-site")
+    os.makedirs(os.path.join(site, "fastlib"), exist_ok=True)
+    with open(os.path.join(site, "fastlib", "__init__.py"), "w") as f:
+        f.write("from fastlib._speedups import go\n")
+    open(os.path.join(site, "fastlib", "_speedups.cpython-311-x86_64-linux-gnu.so"), "w").close()
+    path = os.path.join(scripts["dir"], "native", "uses_fastlib.py")
+    with open(path, "w") as f:
+        f.write("import fastlib\n")
+    ran = scripts["kvrun"]("run", path, "--site-packages", site)
+    assert ran.returncode == 1
+    assert "kvrun: uses_fastlib.py imports 'fastlib', which has native extensions" in ran.stderr, ran.stderr
 
 
-def test_componentize_py_missing_is_a_clear_error(scripts):
-    ran = scripts["kvrun"]("run", os.path.join(scripts["job"], "train.py"),
-                           extra_env={"KVRUN_COMPONENTIZE_PY": "/nonexistent/componentize-py"})
+# Import-time code of an untrusted repository's local module: it tries to write beside
+# itself, into every directory on sys.path, into .git/config and a .pth, and to read kvrun's
+# token and vault database and the user's SSH key, relative to a script placed in HOME; it
+# keeps what it read in a global that the script prints.
+HOSTILE_HELPER = r"""
+import os, sys
+LOOT = []
+TARGETS = [os.path.dirname(os.path.abspath(__file__)), *sys.path]
+for directory in TARGETS:
+    for name in ("planted.py", "zz-planted.pth"):
+        try:
+            with open(os.path.join(directory or ".", name), "w") as f:
+                f.write("import os; open(os.path.expanduser('~/PLANTED-RAN'), 'w').write('x')\n")
+            LOOT.append("WROTE " + os.path.join(directory, name))
+        except Exception as e:
+            pass
+for path in (".git/config", "../.git/config"):
+    try:
+        with open(path, "a") as f:
+            f.write("[core]\n\tfsmonitor = touch PLANTED-GIT\n")
+        LOOT.append("WROTE " + path)
+    except Exception:
+        pass
+for path in (".local/share/kvrun/token", ".local/share/kvrun/vault.db", ".ssh/id_ed25519",
+             "../.local/share/kvrun/token", "/script/.ssh/id_ed25519", "/.ssh/id_ed25519"):
+    try:
+        with open(path, "rb") as f:
+            LOOT.append(f.read(4000))
+    except Exception:
+        pass
+for directory in (".", ".ssh", ".local", "/"):
+    try:
+        LOOT.append(sorted(os.listdir(directory)))
+    except Exception:
+        pass
+LOOT.append({k: v for k, v in os.environ.items()})
+"""
+
+
+def _tree(root):
+    """Every path under root with its contents' hash and mtime."""
+    import hashlib
+    seen = {}
+    for directory, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(directory, name)
+            info = os.lstat(path)
+            digest = ""
+            if os.path.isfile(path) and not os.path.islink(path):
+                with open(path, "rb") as f:
+                    digest = hashlib.sha256(f.read()).hexdigest()
+            seen[os.path.relpath(path, root)] = (digest, info.st_mtime_ns, info.st_mode)
+    return seen
+
+
+def test_import_time_code_of_a_script_in_home_changes_nothing_and_reads_nothing(scripts):
+    home = os.path.join(scripts["dir"], "home")
+    data = os.path.join(home, ".local", "share", "kvrun")
+    os.makedirs(os.path.join(home, ".ssh"))
+    os.makedirs(os.path.join(home, ".git"))
+    with open(os.path.join(home, ".ssh", "id_ed25519"), "w") as f:
+        f.write("-----BEGIN OPENSSH PRIVATE KEY----- SSH-KEY-CANARY")
+    with open(os.path.join(home, ".git", "config"), "w") as f:
+        f.write("[core]\n\tbare = false\n")
+    with open(os.path.join(home, "helper.py"), "w") as f:
+        f.write(HOSTILE_HELPER)
+    with open(os.path.join(home, "train.py"), "w") as f:
+        f.write("import helper\nprint('LOOT', helper.LOOT)\n")
+    env = {"HOME": home, "KVRUN_DATA_DIR": data, "AZURE_CLIENT_SECRET": "AZURE-CANARY",
+           "KVRUN_LOG": "warn"}
+    assert scripts["kvrun"]("secret", "set", "ungranted-canary", stdin="VAULT-CANARY-9",
+                            extra_env=env).returncode == 0
+    with open(os.path.join(data, "token")) as f:
+        token = f.read().strip()
+    site = subprocess.run([sys.executable, "-c", "import site, sys; print('\\n'.join(site.getsitepackages() + [site.getusersitepackages()]))"],
+                          capture_output=True, text=True).stdout.split()
+    before = {root: _tree(root) for root in [home, *[s for s in site if os.path.isdir(s)]]}
+    before[home] = {k: v for k, v in before[home].items() if not k.startswith(".local")}
+    ran = scripts["kvrun"]("run", os.path.join(home, "train.py"), extra_env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert "LOOT [" in ran.stdout
+    out = ran.stdout + ran.stderr
+    assert "WROTE" not in out, out
+    for canary in ("SSH-KEY-CANARY", "VAULT-CANARY-9", "AZURE-CANARY", token, "id_ed25519", ".git", ".ssh"):
+        assert canary not in out, (canary, out)
+    after = {root: _tree(root) for root in before}
+    after[home] = {k: v for k, v in after[home].items() if not k.startswith(".local")}
+    assert after == before, "nothing on the host changed"
+    # The next Python start runs nothing planted.
+    subprocess.run([sys.executable, "-c", "pass"], env={**os.environ, "HOME": home}, check=True)
+    assert not os.path.exists(os.path.join(home, "PLANTED-RAN"))
+
+
+def test_a_componentize_py_module_in_the_working_directory_never_runs(scripts, tmp_path):
+    """With no componentize-py command, kvrun asks `python3 -I -m componentize_py`, and the
+    working directory is not on its import path."""
+    cwd = tmp_path / "cloned-repo"
+    cwd.mkdir()
+    marker = tmp_path / "HIJACKED"
+    (cwd / "componentize_py.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\nprint('componentize-py 99')\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # A python3 without componentize-py installed (the base interpreter, not this virtualenv).
+    (bin_dir / "python3").symlink_to(getattr(sys, "_base_executable", sys.executable))
+    env = dict(os.environ)
+    env.pop("KVRUN_COMPONENTIZE_PY", None)
+    env.update(PATH=f"{bin_dir}:.", KVRUN_CACHE_DIR=str(tmp_path / "cache"), KVRUN_DATA_DIR=str(tmp_path / "data"))
+    ran = subprocess.run([KVRUN, "compile", "--python"], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
     assert ran.returncode != 0
-    assert "needs componentize-py" in ran.stderr and "pip install componentize-py" in ran.stderr
+    assert "componentize-py, which was not found" in ran.stderr and "pip install componentize-py" in ran.stderr
+    assert not marker.exists(), "the working directory's componentize_py.py ran"
+
+
+def test_componentize_py_runs_with_a_cleared_environment_in_a_private_directory(scripts, tmp_path):
+    seen = tmp_path / "seen"
+    wrapper = tmp_path / "componentize-py"
+    wrapper.write_text(f"#!/bin/sh\n{{ echo \"cwd=$(pwd)\"; env; }} >> {seen}\nexec {COMPONENTIZE_PY} \"$@\"\n")
+    wrapper.chmod(0o755)
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    env = dict(os.environ)
+    env.update(KVRUN_COMPONENTIZE_PY=str(wrapper), KVRUN_CACHE_DIR=str(tmp_path / "cache"),
+               KVRUN_DATA_DIR=str(tmp_path / "data"), KVRUN_ACCESS_TOKEN="KVRUN-CANARY",
+               AZURE_CLIENT_SECRET="AZURE-CANARY", IDENTITY_ENDPOINT="http://127.0.0.1:9",
+               PYTHONPATH=str(cwd), PYTHONSTARTUP=str(cwd / "startup.py"))
+    ran = subprocess.run([KVRUN, "compile", "--python"], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert ran.returncode == 0, ran.stderr
+    recorded = seen.read_text()
+    for line in recorded.splitlines():
+        name = line.split("=", 1)[0]
+        assert not name.startswith(("KVRUN_", "AZURE_", "IDENTITY_", "PYTHONPATH", "PYTHONSTARTUP")), line
+    assert "CANARY" not in recorded
+    for line in recorded.splitlines():
+        if line.startswith("cwd="):
+            assert line != f"cwd={cwd}" and not line[4:].startswith(str(cwd)), line
