@@ -11,10 +11,12 @@ use crate::errors::IntoPyResult;
 use crate::sink::{PySink, SharedBuffer};
 use crate::vault::{Shared, Vault};
 use kvrun::audit::AuditLog;
+use kvrun::python::Script;
 use kvrun::sandbox::{DirGrant, RunExit, RunIo, RunOptions, TrainingComponent};
 use kvrun::{Error, Runtime, RuntimeOptions};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,9 +98,21 @@ impl Sandbox {
         })
     }
 
-    /// Runs `component`; returns a dict with `status`, `exit_code`, `stop_reason`,
-    /// `message`, `run_id` and `audit` (the audit log's JSON lines).
-    #[pyo3(signature = (component, stdout, stderr, secrets, args, env, dirs, allow_http, use_secrets, max_memory=None, timeout=None, max_output=None, max_audit=None))]
+    /// Loads (building and compiling it on first use) and links kvrun's Python runtime, in
+    /// which `run` runs scripts.
+    fn prepare_python(&self, py: Python<'_>) -> PyResult<Component> {
+        let sandbox = self.sandbox.clone();
+        let component = py.detach(move || sandbox.prepare_python(&|_| ())).py()?;
+        Ok(Component {
+            component: Arc::new(component),
+        })
+    }
+
+    /// Runs `component`, or, with `script`, the Python script at that path in `component`
+    /// (the Python runtime) with `python_path` and `site_packages` visible; returns a dict
+    /// with `status`, `exit_code`, `stop_reason`, `message`, `run_id` and `audit` (the audit
+    /// log's JSON lines).
+    #[pyo3(signature = (component, stdout, stderr, secrets, args, env, dirs, allow_http, use_secrets, max_memory=None, timeout=None, max_output=None, max_audit=None, script=None, python_path=Vec::new(), site_packages=None))]
     #[allow(clippy::too_many_arguments)]
     fn run<'py>(
         &self,
@@ -116,6 +130,9 @@ impl Sandbox {
         timeout: Option<f64>,
         max_output: Option<u64>,
         max_audit: Option<u64>,
+        script: Option<PathBuf>,
+        python_path: Vec<PathBuf>,
+        site_packages: Option<PathBuf>,
     ) -> PyResult<Bound<'py, PyDict>> {
         if self.vault.is_closed() {
             return Err(Error::Config(
@@ -159,7 +176,22 @@ impl Sandbox {
             stderr: Box::new(PySink::new(stderr)),
             audit: Arc::new(AuditLog::to_writer(Box::new(audit.clone()), &run_id)),
         };
-        let exit = blocking::wait(py, self.sandbox.run(&component.component, options, io)).py()?;
+        let sandbox = &self.sandbox;
+        let exit = match script {
+            Some(path) => {
+                let script = Script {
+                    path,
+                    python_paths: python_path,
+                    site_packages,
+                };
+                blocking::wait(
+                    py,
+                    sandbox.run_script(&component.component, &script, options, io),
+                )
+            }
+            None => blocking::wait(py, sandbox.run(&component.component, options, io)),
+        }
+        .py()?;
         let result = PyDict::new(py);
         let (exit_code, stop_reason) = match &exit {
             RunExit::Code(code) => (Some(*code), None),

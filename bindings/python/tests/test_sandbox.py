@@ -1,15 +1,17 @@
-"""Sandbox runs from Python: the example job, the hostile fixture, concurrency."""
+"""Sandbox runs from Python: the example job, the hostile fixture, Python scripts, concurrency."""
 
 import asyncio
 import concurrent.futures
 import http.server
 import io
+import os
+import sys
 import threading
 
 import pytest
 
 import kvrun
-from conftest import DATA, EXAMPLE, HOSTILE
+from conftest import DATA, EXAMPLE, HOSTILE, ROOT
 
 VALUE = "postgres-pa55-Zq8"
 
@@ -207,3 +209,61 @@ def test_a_read_cache_turns_concurrent_reads_into_one_request(sandbox):
     assert cached.vault_requests == 1
     with pytest.raises(kvrun.InvalidArgument, match="read_cache_ttl"):
         kvrun.Sandbox(sb._keyvault, read_cache_ttl=0)
+
+
+TRAIN_PY = os.path.join(ROOT, "examples", "train-py", "train.py")
+
+
+@pytest.fixture(scope="module")
+def script_sandbox(sandbox, monkeypatch_module):
+    """The sandbox, with componentize-py found next to this Python (it builds the runtime once)."""
+    monkeypatch_module.setenv("KVRUN_COMPONENTIZE_PY", os.path.join(os.path.dirname(sys.executable), "componentize-py"))
+    return sandbox[0]
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_run_script_runs_the_python_example_in_the_sandbox(script_sandbox):
+    out = io.StringIO()
+    result = script_sandbox.run_script(TRAIN_PY, secrets=["db-password"], dirs=[(DATA, "/data", True)], stdout=out, stderr=out)
+    assert result.ok, out.getvalue()
+    assert "postgres://trainer:***@db.internal:5432/experiments" in out.getvalue()
+    assert "fitted y = 2.5021 * x + 0.9823 on 40 rows" in out.getvalue()
+    assert VALUE not in out.getvalue()
+    assert [(r.name, r.granted, r.outcome) for r in result.audit] == [("db-password", True, "ok")]
+
+
+def test_run_script_sees_python_path_read_only_and_refuses_ungranted_names(script_sandbox, tmp_path):
+    libs = tmp_path / "libs"
+    libs.mkdir()
+    (libs / "shared.py").write_text("GREETING = 'from python_path'\n")
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "train.py").write_text(
+        "import shared, kvrun\n"
+        "print(shared.GREETING)\n"
+        "try:\n    open('shared.py', 'w')\nexcept OSError as e:\n    print('read-only', type(e).__name__)\n"
+        "try:\n    kvrun.get_secret('other-secret')\nexcept kvrun.SecretError as e:\n    print('refused', e.kind)\n"
+    )
+    out = io.StringIO()
+    result = script_sandbox.run_script(job / "train.py", python_path=[libs], secrets=["db-password"], stdout=out, stderr=out)
+    assert result.ok, out.getvalue()
+    assert "from python_path" in out.getvalue() and "read-only PermissionError" in out.getvalue()
+    assert "refused denied" in out.getvalue() and "not-for-this-run" not in out.getvalue()
+    with pytest.raises(TypeError, match="unexpected keyword arguments: packages"):
+        script_sandbox.run_script(job / "train.py", packages=["x"])
+
+
+def test_scripts_run_concurrently_from_threads(script_sandbox):
+    def one(_):
+        out = io.StringIO()
+        result = script_sandbox.run_script(TRAIN_PY, secrets=["db-password"], dirs=[(DATA, "/data", True)], stdout=out, stderr=out)
+        return result.status, out.getvalue()
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(8)))
+    assert all(status == 0 and "fitted y = 2.5021" in out for status, out in results), results

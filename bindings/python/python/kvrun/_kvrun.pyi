@@ -75,6 +75,7 @@ class Sandbox:
     @property
     def vault_requests(self) -> int: ...
     def prepare(self, wasm: bytes) -> Component: ...
+    def prepare_python(self) -> Component: ...
     def run(
         self,
         component: Component,
@@ -90,4 +91,7 @@ class Sandbox:
         timeout: Optional[float] = None,
         max_output: Optional[int] = None,
         max_audit: Optional[int] = None,
+        script: Optional[str] = None,
+        python_path: List[str] = ...,
+        site_packages: Optional[str] = None,
     ) -> Dict[str, Any]: ...

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple, Union
 
@@ -129,6 +130,12 @@ def _dir(grant: Dir) -> str:
     raise TypeError(f"a directory grant is 'HOST::GUEST[:ro]' or (host, guest[, read_only]), not {grant!r}")
 
 
+_RUN_OPTIONS = {
+    "secrets", "args", "env", "dirs", "allow_http", "use_secrets", "max_memory", "timeout",
+    "max_output", "max_audit", "stdout", "stderr",
+}
+
+
 class Sandbox:
     """Runs untrusted training components (the ``training`` world) against one vault.
 
@@ -163,6 +170,8 @@ class Sandbox:
             with open(os.fspath(http_ca_cert), "rb") as f:
                 ca_pem = f.read()
         self._native = _kvrun.Sandbox(keyvault._vault, max_runs, max_memory, ca_pem, read_cache_ttl)
+        self._python: Optional["_kvrun.Component"] = None
+        self._python_lock = threading.Lock()
 
     @property
     def vault_requests(self) -> int:
@@ -215,20 +224,58 @@ class Sandbox:
         """
         if not isinstance(component, Component):
             component = self.prepare(component)
+        return self._run(component._native, dict(
+            secrets=secrets, args=args, env=env, dirs=dirs, allow_http=allow_http,
+            use_secrets=use_secrets, max_memory=max_memory, timeout=timeout,
+            max_output=max_output, max_audit=max_audit, stdout=stdout, stderr=stderr))
+
+    def run_script(
+        self,
+        script: Union[str, "os.PathLike[str]"],
+        *,
+        python_path: Iterable[Union[str, "os.PathLike[str]"]] = (),
+        site_packages: Optional[Union[str, "os.PathLike[str]"]] = None,
+        **options: Any,
+    ) -> RunResult:
+        """Runs the Python ``script`` in kvrun's Python runtime, inside the sandbox, as
+        ``kvrun run SCRIPT.py`` does; the keyword arguments of :meth:`run` apply.
+
+        The script's directory tree, each ``python_path`` directory and ``site_packages`` are
+        visible to the run read-only, without hidden files and directories (``.git``,
+        ``.ssh``, ...), links out of the tree or kvrun's own directories; the script runs as
+        ``__main__`` with that directory as its working directory. Every line of it, its
+        imports' import-time code included, runs in the sandbox. The runtime is built with
+        componentize-py and compiled on the sandbox's first script (about a minute, once per
+        machine: ``kvrun compile --python`` does it ahead of time); a new or edited script
+        needs nothing built.
+        """
+        unknown = set(options) - _RUN_OPTIONS
+        if unknown:
+            raise TypeError(f"run_script() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+        with self._python_lock:
+            if self._python is None:
+                self._python = self._native.prepare_python()
+        return self._run(self._python, options, script=os.fspath(script),
+                         python_path=[os.fspath(p) for p in python_path],
+                         site_packages=None if site_packages is None else os.fspath(site_packages))
+
+    def _run(self, native: "_kvrun.Component", options: Mapping[str, Any], **script: Any) -> RunResult:
+        env = options.get("env") or {}
         raw = self._native.run(
-            component._native,
-            _emitter(stdout, sys.stdout),
-            _emitter(stderr, sys.stderr),
-            list(secrets),
-            list(args),
-            [(str(k), str(v)) for k, v in (env or {}).items()],
-            [_dir(d) for d in dirs],
-            list(allow_http),
-            list(use_secrets),
-            max_memory,
-            timeout,
-            max_output,
-            max_audit,
+            native,
+            _emitter(options.get("stdout"), sys.stdout),
+            _emitter(options.get("stderr"), sys.stderr),
+            list(options.get("secrets", ())),
+            list(options.get("args", ())),
+            [(str(k), str(v)) for k, v in env.items()],
+            [_dir(d) for d in options.get("dirs", ())],
+            list(options.get("allow_http", ())),
+            list(options.get("use_secrets", ())),
+            options.get("max_memory"),
+            options.get("timeout"),
+            options.get("max_output"),
+            options.get("max_audit"),
+            **script,
         )
         return RunResult(
             status=raw["status"],
@@ -242,3 +289,7 @@ class Sandbox:
     async def run_async(self, component: Union[Component, str, "os.PathLike[str]", bytes], **options: Any) -> RunResult:
         """Awaitable :meth:`run` (same keyword arguments), in a worker thread."""
         return await asyncio.to_thread(self.run, component, **options)
+
+    async def run_script_async(self, script: Union[str, "os.PathLike[str]"], **options: Any) -> RunResult:
+        """Awaitable :meth:`run_script` (same keyword arguments), in a worker thread."""
+        return await asyncio.to_thread(self.run_script, script, **options)
