@@ -1,6 +1,6 @@
 """The example training job as an ordinary Python script: no WIT and no build step of your own.
 
-In the sandbox (kvrun builds it into a component with componentize-py, once per change):
+In the sandbox (it runs in kvrun's Python runtime; nothing is built for it):
 
     kvrun run examples/train-py/train.py --secret db-password --dir examples/data::/data:ro
 
