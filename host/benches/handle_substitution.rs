@@ -85,7 +85,7 @@ fn main() {
         Arc::new(AuditLog::to_writer(Box::new(std::io::sink()), "bench")),
         u64::MAX,
     );
-    let handles = Arc::new(RunHandles::new(vec![binding], audit));
+    let handles = Arc::new(RunHandles::new(vec![binding], audit, u32::MAX));
     let handle = handles.issue(
         "api-token",
         SecretString::from("bench-token-0123456789-abcdef"),

@@ -7,6 +7,11 @@
 //! bytes of the output seen so far, since they could be the start of a value; they are
 //! released as soon as later bytes show they are not, or masked and released by
 //! [`Masker::finish`]. Pure logic, no I/O: the caller writes what it is given.
+//!
+//! Two ends: [`Masker::finish`] also masks a trailing *beginning* of a value (a run's own
+//! output cut off while printing a value it was granted); [`Masker::finish_whole`] masks whole
+//! forms only. Answers to a run's requests use the second: masking a beginning there would
+//! tell a run whether a guess it sent (and the service echoed) begins a value it may not read.
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
@@ -25,6 +30,7 @@ pub struct Masker {
     longest: usize,
     pending: Vec<u8>,
     masked_prefix: usize,
+    masks: u64,
 }
 
 impl Masker {
@@ -66,10 +72,27 @@ impl Masker {
     /// masked too.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         let cut = self.trailing_prefix_len();
+        self.end(cut, out);
+    }
+
+    /// Flushes everything held back, masking whole forms only (for answers: see the module
+    /// docs).
+    pub fn finish_whole(&mut self, out: &mut Vec<u8>) {
+        self.end(0, out);
+    }
+
+    /// How many times a mask was written so far.
+    pub fn masks(&self) -> u64 {
+        self.masks
+    }
+
+    /// Releases everything but the last `cut` bytes, then masks those.
+    fn end(&mut self, cut: usize, out: &mut Vec<u8>) {
         let end = self.pending.len() - cut;
         self.release(end, out);
         if cut > 0 && self.masked_prefix < cut {
             out.extend_from_slice(MASK);
+            self.masks += 1;
         }
         zeroize::Zeroize::zeroize(&mut self.pending[..]);
         self.pending.clear();
@@ -114,6 +137,7 @@ impl Masker {
             out.extend_from_slice(&self.pending[cursor..start]);
             if start >= covered_until {
                 out.extend_from_slice(MASK);
+                self.masks += 1;
             }
             cursor = end;
             covered_until = covered_until.max(end);
@@ -228,6 +252,28 @@ mod tests {
         );
         masker.finish(&mut out);
         assert_eq!(out, b"second");
+    }
+
+    #[test]
+    fn answers_mask_whole_forms_only_so_a_beginning_tells_nothing() {
+        let end = |text: &str| {
+            let mut masker = Masker::new();
+            masker.add(b"Hunter2-xyz");
+            let mut out = Vec::new();
+            masker.write(text.as_bytes(), &mut out);
+            masker.finish_whole(&mut out);
+            (String::from_utf8(out).unwrap(), masker.masks())
+        };
+        for guess in ["Hun", "Hunter2-xy", "48756e74", "SHVudGVy"] {
+            assert_eq!(end(guess), (guess.to_string(), 0), "a beginning of a form");
+        }
+        assert_eq!(
+            end("Hux"),
+            ("Hux".to_string(), 0),
+            "a wrong guess looks the same"
+        );
+        assert_eq!(end("id: Hunter2-xyz"), ("id: ***".to_string(), 1));
+        assert_eq!(end("Hunter2-xyz Hunter2-xyz"), ("*** ***".to_string(), 2));
     }
 
     #[test]

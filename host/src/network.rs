@@ -209,10 +209,20 @@ impl WasiHttpHooks for OutboundHooks {
         let stats = self.stats.clone();
         let handles = self.handles.clone();
         Box::new(async move {
-            let (request, echo_mask) = match &handles {
+            let (request, echo) = match &handles {
                 None => (request, None),
                 Some(handles) => match handles.guard(&origin, request).await {
-                    Ok(guarded) => (guarded.request, guarded.echo_mask),
+                    Ok(guarded) => {
+                        let echo = guarded.echo_mask.map(|masker| {
+                            let handles = handles.clone();
+                            let origin = origin.clone();
+                            let report: crate::handles::EchoReport = Box::new(move || {
+                                handles.echoed(&guarded.substituted, &origin, guarded.method)
+                            });
+                            (masker, report)
+                        });
+                        (guarded.request, echo)
+                    }
                     Err(crate::handles::Refused) => {
                         stats.denied.fetch_add(1, Ordering::Relaxed);
                         return Err(HttpError::HttpRequestDenied);
@@ -227,9 +237,9 @@ impl WasiHttpHooks for OutboundHooks {
                         .await?
                 }
             };
-            let response = match echo_mask {
+            let response = match echo {
                 None => response,
-                Some(masker) => crate::handles::mask_response(response, masker),
+                Some((masker, report)) => crate::handles::mask_response(response, masker, report),
             };
             let location = response
                 .status()

@@ -33,9 +33,13 @@ async fn echo_server(redirect_to: Option<String>) -> RawServer {
             "X-Echo: {}",
             seen.header("authorization").unwrap_or_default()
         );
+        let request_id = format!(
+            "X-Request-Id: {}",
+            seen.header("x-request-id").unwrap_or_default()
+        );
         vec![Step::Write(http_reply(
             "200 OK",
-            &[&auth],
+            &[&auth, &request_id],
             &echo.to_string(),
         ))]
     })
@@ -182,8 +186,14 @@ async fn bound_handles_carry_the_value_and_echoes_come_back_masked() {
         );
         assert!(output.contains("***"), "{place}: {output}");
         let records = use_records(&ran);
-        assert_eq!(records.len(), 1, "{place}: {records:?}");
+        assert_eq!(records.len(), 2, "{place}: {records:?}");
         assert_eq!(records[0]["outcome"], "substituted");
+        assert_eq!(
+            records[1]["outcome"], "echo-masked",
+            "{place}: the echo is audited"
+        );
+        assert_eq!(records[1]["name"], "api-token");
+        assert_eq!(records[1]["origin"], records[0]["origin"]);
         assert_eq!(records[0]["name"], "api-token");
         assert_eq!(records[0]["path_prefix"], "/v1");
         assert_eq!(
@@ -482,6 +492,8 @@ async fn requests_that_spend_the_audit_budget_stop_the_run() {
                 .collect(),
             use_secrets: vec![binding.clone()],
             max_audit: BUDGET,
+            // The echo server echoes every request; this test is about the audit budget.
+            max_echoes: u32::MAX,
             timeout: Duration::from_secs(60),
             ..RunOptions::default()
         };
@@ -505,4 +517,79 @@ async fn requests_that_spend_the_audit_budget_stop_the_run() {
         let last = ran.audit.last().unwrap()["outcome"].as_str().unwrap();
         assert!(last.contains("limit of 4096 bytes"), "{place}: {last}");
     }
+}
+
+/// The reproduction of the echo oracle: the run sends its handle in `Authorization` (normal
+/// use) and a guess in `X-Request-Id`, which the service echoes. A guess that begins a form of
+/// the value (here its hex) must come back exactly like one that does not.
+#[tokio::test]
+async fn an_echoed_guess_is_no_oracle_and_every_echo_is_audited() {
+    let s = setup().await;
+    let binding = format!("api-token={}/v1", s.bound.url());
+    let url = format!("{}/v1/echo", s.bound.url());
+    let hex = hex::encode(VALUE);
+    let right = &hex[..12];
+    let wrong = "746f6b2d5366";
+    let mut shown = Vec::new();
+    for guess in [right, wrong, &VALUE[..5], "tok-X"] {
+        let ran = s
+            .use_token(&url, &format!("guess={guess}"), &binding, &[])
+            .await;
+        assert_eq!(ran.exit, RunExit::Code(0), "{}", ran.output());
+        let echoed = reversed(&format!("x-request-id: {guess}"));
+        assert_eq!(
+            ran.stdout.matches(&echoed).count(),
+            2,
+            "{guess}: the guess came back as sent, in the echoed header and body: {}",
+            ran.stdout
+        );
+        let records = use_records(&ran);
+        assert_eq!(
+            records
+                .iter()
+                .filter(|r| r["outcome"] == "echo-masked")
+                .count(),
+            1,
+            "{guess}: {records:?}"
+        );
+        shown.push(ran.stdout.replace(&echoed, "GUESS").len());
+    }
+    assert_eq!(
+        shown[0], shown[1],
+        "a right and a wrong hex guess look alike"
+    );
+    assert!(s.other.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_run_whose_answers_keep_carrying_the_value_back_is_stopped() {
+    let s = setup().await;
+    let binding = format!("api-token={}/v1", s.bound.url());
+    let url = format!("{}/v1/echo", s.bound.url());
+    let args: Vec<String> = ["use", "api-token", &url, "bearer", "12"]
+        .map(String::from)
+        .to_vec();
+    let options = RunOptions {
+        args,
+        use_secrets: vec![binding],
+        max_echoes: 3,
+        ..RunOptions::default()
+    };
+    let ran = run_in(&s.sandbox, &s.component, options).await;
+    assert_eq!(ran.exit, RunExit::EchoLimit(3), "{}", ran.output());
+    assert_eq!(ran.exit.status(), 119);
+    assert_eq!(
+        s.bound.requests().len(),
+        4,
+        "no request after the fourth echo was sent"
+    );
+    let records = use_records(&ran);
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r["outcome"] == "echo-masked")
+            .count(),
+        4
+    );
+    assert!(!ran.output().contains(VALUE));
 }

@@ -92,7 +92,7 @@ def test_a_bound_secret_is_used_through_a_handle_and_never_read(sandbox, tmp_pat
         assert VALUE.encode() not in out.getvalue() and VALUE[::-1].encode() not in out.getvalue()
         uses = [r for r in result.audit if r.operation == "use-secret"]
         assert [(r.name, r.outcome, r.extra["origin"], r.extra["path_prefix"]) for r in uses] == [
-            ("db-password", "substituted", origin, "/v1")]
+            ("db-password", "substituted", origin, "/v1"), ("db-password", "echo-masked", origin, None)]
 
         refused = sb.run(hostile, use_secrets=[f"db-password={origin}/v1"], stdout=out,
                          args=["use", "db-password", f"{origin}/v2", "bearer"])

@@ -150,6 +150,10 @@ pub(crate) struct RunArgs {
     /// run is stopped with status 120.
     #[arg(long, default_value = "4MiB", value_parser = parse_size)]
     pub(crate) max_audit: u64,
+    /// How many answers to the run's requests may carry a `--use-secret` value back (masked,
+    /// each audited as `echo-masked`) before the run is stopped with status 119.
+    #[arg(long, default_value_t = kvrun::sandbox::DEFAULT_MAX_ECHOES, value_name = "N")]
+    pub(crate) max_echoes: u32,
     /// Append audit records (JSON lines) to this file instead of stderr.
     #[arg(long)]
     pub(crate) audit: Option<PathBuf>,

@@ -53,6 +53,7 @@ pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
         timeout: args.timeout,
         max_output: args.max_output,
         max_audit: args.max_audit,
+        max_echoes: args.max_echoes,
     };
     let io = RunIo {
         stdout: Box::new(std::io::stdout()),

@@ -6,6 +6,12 @@
 //! Header values are masked one by one; the body is masked as it streams
 //! ([`crate::masking::Masker`] holds back what could be the start of a value), and its
 //! `Content-Length` is dropped, since masking changes the length.
+//!
+//! Only whole forms of a value are masked ([`Masker::finish_whole`]), never a trailing
+//! beginning of one: masking beginnings made the answer an oracle (a run sent a guess in a
+//! header the service echoed and learnt from `***` whether the guess began the value). An
+//! answer that carried a form of a value is reported once ([`EchoReport`]), so that it is
+//! audited and a run whose answers keep carrying values is stopped.
 
 use crate::masking::Masker;
 use bytes::Bytes;
@@ -17,50 +23,73 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
+/// Called once when an answer is found to carry a form of a value (in its headers, or by the
+/// end of its body).
+pub type EchoReport = Box<dyn FnOnce() + Send>;
+
 /// `response` with every value `masker` knows masked in its headers and body. `masker` is a
-/// fresh one, built for the values that went out ([`crate::masking::Masker::add`]).
+/// fresh one, built for the values that went out ([`crate::masking::Masker::add`]); `report`
+/// is called if anything was masked.
 pub fn mask_response(
     response: http::Response<WasiBody>,
     masker: Masker,
+    report: EchoReport,
 ) -> http::Response<WasiBody> {
     let (mut parts, body) = response.into_parts();
-    mask_headers(&mut masker.clone(), &mut parts.headers);
+    let mut report = Some(report);
+    if mask_headers(&mut masker.clone(), &mut parts.headers) {
+        call_once(&mut report);
+    }
     parts.headers.remove(CONTENT_LENGTH);
     let body = MaskedBody {
         inner: body,
         masker,
+        report,
         trailers: None,
         done: false,
     };
     http::Response::from_parts(parts, body.boxed_unsync())
 }
 
+/// Reports the echo, if it was not reported yet.
+fn call_once(report: &mut Option<EchoReport>) {
+    if let Some(report) = report.take() {
+        report();
+    }
+}
+
 /// Masks every value of `headers`, each on its own (`masker` holds nothing back between
-/// them: each value is finished).
-fn mask_headers(masker: &mut Masker, headers: &mut HeaderMap) {
+/// them: each value is finished); whether anything was masked.
+fn mask_headers(masker: &mut Masker, headers: &mut HeaderMap) -> bool {
+    let before = masker.masks();
     for value in headers.values_mut() {
         let mut out = Vec::new();
         masker.write(value.as_bytes(), &mut out);
-        masker.finish(&mut out);
+        masker.finish_whole(&mut out);
         if out != value.as_bytes() {
             *value = HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static("***"));
         }
     }
+    masker.masks() > before
 }
 
 /// A response body passed through a masker.
 struct MaskedBody {
     inner: WasiBody,
     masker: Masker,
+    report: Option<EchoReport>,
     trailers: Option<Frame<Bytes>>,
     done: bool,
 }
 
 impl MaskedBody {
-    /// Releases what the masker holds back, masked.
+    /// Releases what the masker holds back, masked; reports an echo if the body had one.
     fn flush(&mut self) -> Option<Frame<Bytes>> {
         let mut out = Vec::new();
-        self.masker.finish(&mut out);
+        self.masker.finish_whole(&mut out);
+        if self.masker.masks() > 0 {
+            call_once(&mut self.report);
+        }
         (!out.is_empty()).then(|| Frame::data(Bytes::from(out)))
     }
 }
@@ -93,7 +122,9 @@ impl Body for MaskedBody {
                         // trailers.
                         let rest = this.flush();
                         this.trailers = trailers.into_trailers().ok().map(|mut t| {
-                            mask_headers(&mut this.masker, &mut t);
+                            if mask_headers(&mut this.masker, &mut t) {
+                                call_once(&mut this.report);
+                            }
                             Frame::trailers(t)
                         });
                         if let Some(data) = rest {
@@ -127,6 +158,8 @@ mod tests {
 
     #[tokio::test]
     async fn trailers_are_masked_and_the_body_end_is_not_mixed_into_them() {
+        // The body ends with a beginning of the value: an answer masks whole forms only, so it
+        // stays (see the module docs), and it is not mixed into the trailers.
         let mut trailers = HeaderMap::new();
         trailers.insert("x-echo", HeaderValue::from_static("got hunter2-value"));
         let frames: Vec<Result<Frame<Bytes>, HttpError>> = vec![
@@ -136,11 +169,38 @@ mod tests {
         let body = http_body_util::StreamBody::new(futures::stream::iter(frames)).boxed_unsync();
         let mut masker = Masker::new();
         masker.add(b"hunter2-value");
-        let masked = mask_response(http::Response::new(body), masker);
+        let (report, reported) = counter();
+        let masked = mask_response(http::Response::new(body), masker, report);
         let collected = masked.into_body().collect().await.unwrap();
         let trailers = collected.trailers().cloned().unwrap();
         assert_eq!(trailers["x-echo"], "got ***");
-        assert_eq!(&collected.to_bytes()[..], b"tail ***");
+        assert_eq!(&collected.to_bytes()[..], b"tail hunter");
+        assert_eq!(reported.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    fn counter() -> (EchoReport, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let seen = count.clone();
+        let report: EchoReport = Box::new(move || {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        (report, count)
+    }
+
+    #[tokio::test]
+    async fn a_guess_that_begins_a_value_comes_back_as_sent_and_is_not_reported() {
+        let response = http::Response::builder()
+            .header("x-request-id", "48756e746572")
+            .body(body_of(&["echo: Hunter2-x"]))
+            .unwrap();
+        let mut masker = Masker::new();
+        masker.add(b"Hunter2-xyz-A1b2C3d4");
+        let (report, reported) = counter();
+        let masked = mask_response(response, masker, report);
+        assert_eq!(masked.headers()["x-request-id"], "48756e746572");
+        let body = masked.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"echo: Hunter2-x");
+        assert_eq!(reported.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 
     #[tokio::test]
@@ -157,7 +217,8 @@ mod tests {
             .unwrap();
         let mut masker = Masker::new();
         masker.add(b"hunter2-value");
-        let masked = mask_response(response, masker);
+        let (report, reported) = counter();
+        let masked = mask_response(response, masker, report);
         assert_eq!(masked.headers()["x-echo"], "Bearer ***");
         assert_eq!(masked.headers()["x-other"], "fine");
         assert!(masked.headers().get("content-length").is_none());
@@ -165,5 +226,10 @@ mod tests {
         let text = String::from_utf8(body.to_vec()).unwrap();
         // The last base64 character also holds bits of what follows, so it is not masked.
         assert_eq!(text, "{\"authorization\":\"Bearer ***\", \"b64\":\"***Q\"}");
+        assert_eq!(
+            reported.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "one report per answer"
+        );
     }
 }

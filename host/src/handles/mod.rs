@@ -33,7 +33,7 @@ pub mod placeholder;
 mod rewrite;
 
 pub use binding::UseBinding;
-pub use echo::mask_response;
+pub use echo::{mask_response, EchoReport};
 
 use crate::audit::{HandleTarget, RunAudit};
 use crate::masking::Masker;
@@ -41,6 +41,7 @@ use crate::policy::{AllowRule, Origin};
 use crate::secret::SecretString;
 use http_body_util::{BodyExt, Full, Limited};
 use placeholder::Scanner;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use wasmtime_wasi_http::WasiBody;
 
@@ -76,19 +77,49 @@ pub struct RunHandles {
     bindings: Vec<UseBinding>,
     issued: Mutex<Arc<Issued>>,
     audit: Arc<RunAudit>,
+    max_echoes: u32,
+    echoes: AtomicU32,
 }
 
-/// A request that may go: the request with values in it, and a masker for its answer.
+/// How many answers may carry a bound value back before the run is stopped, by default: a
+/// service that quotes a credential in an error page now and then is tolerated; one that
+/// echoes every request (a reflection endpoint, a debugging proxy) is a way to probe the
+/// value, and such a run ends after a few requests.
+pub const DEFAULT_MAX_ECHOES: u32 = 8;
+
+/// A run's answers carried bound values back more than its limit allows; the run is stopped
+/// with this as its trap.
+#[derive(Debug)]
+pub struct EchoLimitReached(pub u32);
+
+impl std::fmt::Display for EchoLimitReached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "answers to the run's requests carried a bound secret back more than {} times",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for EchoLimitReached {}
+
+/// A request that may go: the request with values in it, and what its answer is masked for.
 pub struct Guarded {
     /// The request to send.
     pub request: http::Request<WasiBody>,
     /// A masker for the values substituted into it; none when it carries none.
     pub echo_mask: Option<Masker>,
+    /// The names of the secrets substituted into it (for the echo's audit record).
+    pub substituted: Vec<String>,
+    /// The request's method, as audited.
+    pub method: &'static str,
 }
 
 impl RunHandles {
-    /// A run's handle state, auditing to `audit`.
-    pub fn new(bindings: Vec<UseBinding>, audit: Arc<RunAudit>) -> RunHandles {
+    /// A run's handle state, auditing to `audit`; the run is stopped once more than
+    /// `max_echoes` answers carried a bound value back.
+    pub fn new(bindings: Vec<UseBinding>, audit: Arc<RunAudit>, max_echoes: u32) -> RunHandles {
         RunHandles {
             bindings,
             issued: Mutex::new(Arc::new(Issued {
@@ -96,7 +127,31 @@ impl RunHandles {
                 scanner: Scanner::new::<&str>(&[]),
             })),
             audit,
+            max_echoes,
+            echoes: AtomicU32::new(0),
         }
+    }
+
+    /// Whether the run's answers carried values back more than `max_echoes` times (the
+    /// sandbox then stops it; no further request of the run is sent).
+    pub fn echo_limit(&self) -> Option<EchoLimitReached> {
+        (self.echoes.load(Ordering::SeqCst) > self.max_echoes)
+            .then_some(EchoLimitReached(self.max_echoes))
+    }
+
+    /// Records that the answer to a request to `origin` carrying `names` carried a form of
+    /// one of their values back (it reached the run masked).
+    pub fn echoed(&self, names: &[String], origin: &Origin, method: &'static str) {
+        let target = HandleTarget {
+            origin,
+            method,
+            path_prefix: None,
+        };
+        for name in names {
+            let _ = self.audit.record_use(Some(name), &target, "echo-masked");
+        }
+        let seen = self.echoes.fetch_add(1, Ordering::SeqCst) + 1;
+        tracing::warn!(%origin, echoes = seen, "an answer carried a bound secret back (masked)");
     }
 
     /// The allow-list entries the bindings add to the run's outbound `wasi:http`.
@@ -169,6 +224,14 @@ impl RunHandles {
         request: http::Request<WasiBody>,
     ) -> Result<Guarded, Refused> {
         let method = standard_method(request.method());
+        if let Some(limit) = self.echo_limit() {
+            return Err(self.refuse(
+                None,
+                origin,
+                method,
+                &format!("{limit}; the run is being stopped"),
+            ));
+        }
         let (mut parts, body) = request.into_parts();
         let issued = self.current();
         let body = match Limited::new(body, MAX_SCANNED_BODY).collect().await {
@@ -222,6 +285,12 @@ impl RunHandles {
                 Ok(Guarded {
                     request: http::Request::from_parts(parts, body),
                     echo_mask,
+                    substituted: done
+                        .used
+                        .iter()
+                        .map(|&i| issued.handles[i].name.clone())
+                        .collect(),
+                    method,
                 })
             }
             Err(refusal) => {

@@ -33,7 +33,8 @@ mod read_cache;
 use crate::audit::{AuditLimitReached, AuditLog, RunAudit};
 use crate::client::{Client, ClientOptions};
 use crate::error::{Error, Result};
-use crate::handles::{RunHandles, UseBinding};
+pub use crate::handles::DEFAULT_MAX_ECHOES;
+use crate::handles::{EchoLimitReached, RunHandles, UseBinding};
 use crate::network::OutboundHooks;
 use crate::policy::{AllowList, SecretGrant};
 use crate::python::{Script, ScriptMounts, ViewRules, RESERVED_GUEST_DIRS};
@@ -127,6 +128,9 @@ pub struct RunOptions {
     /// Cap on the audit records the run's accesses make the host write, in bytes; past it
     /// the run is stopped ([`RunExit::AuditLimit`]).
     pub max_audit: u64,
+    /// How many answers to the run's requests may carry a bound secret back (masked) before
+    /// the run is stopped ([`RunExit::EchoLimit`]; see [`DEFAULT_MAX_ECHOES`]).
+    pub max_echoes: u32,
 }
 
 impl Default for RunOptions {
@@ -142,6 +146,7 @@ impl Default for RunOptions {
             timeout: Duration::from_secs(3600),
             max_output: 64 << 20,
             max_audit: DEFAULT_MAX_AUDIT,
+            max_echoes: DEFAULT_MAX_ECHOES,
         }
     }
 }
@@ -172,6 +177,9 @@ pub enum RunExit {
     Trap(String),
     /// The run's audit records reached their budget (`max_audit`).
     AuditLimit(u64),
+    /// Answers to the run's requests carried a bound secret back more than `max_echoes`
+    /// times.
+    EchoLimit(u32),
 }
 
 impl RunExit {
@@ -179,6 +187,7 @@ impl RunExit {
     pub fn status(&self) -> u8 {
         match self {
             RunExit::Code(code) => (*code).clamp(0, 255) as u8,
+            RunExit::EchoLimit(_) => 119,
             RunExit::AuditLimit(_) => 120,
             RunExit::OutputLimit(_) => 121,
             RunExit::MemoryLimit(_) => 122,
@@ -204,6 +213,9 @@ impl RunExit {
             RunExit::Trap(why) => format!("run stopped: the component trapped: {why}"),
             RunExit::AuditLimit(bytes) => format!(
                 "run stopped: its secret accesses made {bytes} bytes of audit records, the limit (--max-audit)"
+            ),
+            RunExit::EchoLimit(echoes) => format!(
+                "run stopped: answers to its requests carried a bound secret back more than {echoes} times (masked, audited as echo-masked; --max-echoes)"
             ),
         })
     }
@@ -524,8 +536,13 @@ impl Sandbox {
             .map(|b| b.parse::<UseBinding>())
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let audit = RunAudit::new(io.audit, options.max_audit);
-        let handles = (!bindings.is_empty())
-            .then(|| Arc::new(RunHandles::new(bindings.clone(), audit.clone())));
+        let handles = (!bindings.is_empty()).then(|| {
+            Arc::new(RunHandles::new(
+                bindings.clone(),
+                audit.clone(),
+                options.max_echoes,
+            ))
+        });
         let mut allow = AllowList::parse(&options.allow_http)?;
         if let Some(handles) = &handles {
             allow.extend(handles.allow_rules());
@@ -557,6 +574,7 @@ impl Sandbox {
             wasi.preopened_dir(&dir.host, &dir.guest, perms)
                 .map_err(|e| Error::Config(format!("--dir {}: {e:#}", dir.host.display())))?;
         }
+        let echo_watch = handles.clone();
         let state = RunState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
@@ -586,6 +604,9 @@ impl Sandbox {
         store.epoch_deadline_callback(move |_| {
             if audit.spent() {
                 return Err(AuditLimitReached(audit.max()).into());
+            }
+            if let Some(limit) = echo_watch.as_ref().and_then(|h| h.echo_limit()) {
+                return Err(limit.into());
             }
             if Instant::now() >= deadline {
                 Ok(UpdateDeadline::Interrupt)
@@ -638,6 +659,8 @@ fn how_it_ended(
                 RunExit::Code(exit.0)
             } else if let Some(limit) = e.downcast_ref::<AuditLimitReached>() {
                 RunExit::AuditLimit(limit.0)
+            } else if let Some(limit) = e.downcast_ref::<EchoLimitReached>() {
+                RunExit::EchoLimit(limit.0)
             } else if memory_hit {
                 RunExit::MemoryLimit(options.max_memory)
             } else if output_exceeded {

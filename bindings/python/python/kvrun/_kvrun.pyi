@@ -94,4 +94,5 @@ class Sandbox:
         script: Optional[str] = None,
         python_path: List[str] = ...,
         site_packages: Optional[str] = None,
+        max_echoes: Optional[int] = None,
     ) -> Dict[str, Any]: ...

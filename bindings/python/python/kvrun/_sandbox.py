@@ -54,9 +54,10 @@ class AuditRecord:
 class RunResult:
     """How a run ended.
 
-    ``status`` is what ``kvrun run`` would exit with: the component's own exit code, or 120
-    (audit budget), 121 (output limit), 122 (memory limit), 123 (trap), 124 (timeout).
-    ``stop_reason`` is ``None`` for a normal exit, else ``"audit"``, ``"output"``,
+    ``status`` is what ``kvrun run`` would exit with: the component's own exit code, or 119
+    (answers echoed a bound secret more than ``max_echoes`` times), 120 (audit budget), 121
+    (output limit), 122 (memory limit), 123 (trap), 124 (timeout).
+    ``stop_reason`` is ``None`` for a normal exit, else ``"echo"``, ``"audit"``, ``"output"``,
     ``"memory"``, ``"trap"`` or ``"timeout"``, and ``message`` says why.
     """
 
@@ -132,7 +133,7 @@ def _dir(grant: Dir) -> str:
 
 _RUN_OPTIONS = {
     "secrets", "args", "env", "dirs", "allow_http", "use_secrets", "max_memory", "timeout",
-    "max_output", "max_audit", "stdout", "stderr",
+    "max_output", "max_audit", "max_echoes", "stdout", "stderr",
 }
 
 
@@ -205,6 +206,7 @@ class Sandbox:
         timeout: Optional[float] = None,
         max_output: Optional[int] = None,
         max_audit: Optional[int] = None,
+        max_echoes: Optional[int] = None,
         stdout: Output = None,
         stderr: Output = None,
     ) -> RunResult:
@@ -216,7 +218,8 @@ class Sandbox:
         (``"NAME=ORIGIN[/PATH-PREFIX][,query][,body]"``): the run asks for a handle and the
         host puts the value into its requests to that origin only; ``timeout``
         is in seconds (default one hour); ``max_memory``, ``max_output`` and ``max_audit``
-        in bytes (defaults 512 MiB, 64 MiB, 4 MiB). Output goes to this process's
+        in bytes (defaults 512 MiB, 64 MiB, 4 MiB); ``max_echoes`` how many answers may carry a
+        ``use_secrets`` value back (masked) before the run is stopped (default 8). Output goes to this process's
         ``sys.stdout``/``sys.stderr`` unless ``stdout``/``stderr`` name a callable taking
         ``bytes`` or a file. Raises :class:`KvrunError` only when the run could not start
         (a bad argument, no room in the pool); every way a started run ends is a
@@ -227,7 +230,7 @@ class Sandbox:
         return self._run(component._native, dict(
             secrets=secrets, args=args, env=env, dirs=dirs, allow_http=allow_http,
             use_secrets=use_secrets, max_memory=max_memory, timeout=timeout,
-            max_output=max_output, max_audit=max_audit, stdout=stdout, stderr=stderr))
+            max_output=max_output, max_audit=max_audit, max_echoes=max_echoes, stdout=stdout, stderr=stderr))
 
     def run_script(
         self,
@@ -275,6 +278,7 @@ class Sandbox:
             options.get("timeout"),
             options.get("max_output"),
             options.get("max_audit"),
+            max_echoes=options.get("max_echoes"),
             **script,
         )
         return RunResult(
