@@ -13,9 +13,19 @@
 //! | hex, lower and upper case | `70c3a4227373`, `70C3A4227373` |
 //! | each line of a multi-line value, at least [`MIN_LINE`] bytes long, and its forms | |
 //!
+//! | UTF-16, little- and big-endian | `p\0ä\0"\0...` |
+//!
 //! Forms shorter than [`MIN_FORM`] bytes are left out (a short base64 core would mask
 //! common text); other transformations (reversal, compression, encryption, a value split
 //! between stdout and stderr) are out of reach.
+//!
+//! Besides these fixed forms, [`patterns`] gives regular expressions for the encodings that
+//! code applies character by character, in **any mixture**: each character of the value may
+//! appear literally, JSON-escaped (`\"`, `\/`, `\uXXXX` in either case, as Go writes
+//! `\u0026`), percent-encoded (each UTF-8 byte, either case, `+` for a space; so
+//! `urllib.parse.quote` keeping `/` and `encodeURIComponent` keeping `!'()*` are covered), or
+//! as an HTML/XML entity (`&amp;`, `&#39;`, `&#x27;`, ...); and the value's hex in either or
+//! mixed case, with or without a `:`, `-` or space between bytes (`bytes.hex(':')`).
 
 use base64::Engine as _;
 
@@ -59,6 +69,10 @@ pub fn forms(value: &[u8]) -> Vec<Vec<u8>> {
         );
         push(hex::encode(source).into_bytes());
         push(hex::encode_upper(source).into_bytes());
+        if let Ok(text) = std::str::from_utf8(source) {
+            push(text.encode_utf16().flat_map(u16::to_le_bytes).collect());
+            push(text.encode_utf16().flat_map(u16::to_be_bytes).collect());
+        }
         for engine in [
             &base64::engine::general_purpose::STANDARD_NO_PAD,
             &base64::engine::general_purpose::URL_SAFE_NO_PAD,
@@ -69,6 +83,76 @@ pub fn forms(value: &[u8]) -> Vec<Vec<u8>> {
         }
     }
     out
+}
+
+/// The longest value (in characters) that gets mixture [`patterns`]; a longer one is masked
+/// in its fixed forms only (a pattern grows with the value, and secrets are short).
+pub const MAX_PATTERN_CHARS: usize = 1024;
+
+/// The longest way a character is written in a mixture pattern, in bytes (a four-byte UTF-8
+/// character percent-encoded, or an entity with leading zeros).
+const LONGEST_ESCAPE: usize = 16;
+
+/// Regular expressions (for `regex::bytes`) that match `value` in any mixture of the
+/// character escapes, and its hex in any case with optional separators (see the module
+/// docs), with the most bytes a match can span; none for a value that is not UTF-8, is
+/// longer than [`MAX_PATTERN_CHARS`], or too short for its escapes to mean something.
+pub fn patterns(value: &[u8]) -> Option<(Vec<String>, usize)> {
+    let text = std::str::from_utf8(value).ok()?;
+    let chars = text.chars().count();
+    if chars > MAX_PATTERN_CHARS || value.len() < MIN_FORM {
+        return None;
+    }
+    let escapes: String = text.chars().map(char_alternatives).collect();
+    let hex: Vec<String> = value.iter().map(|b| format!("(?i:{b:02x})")).collect();
+    let hex = hex.join(r"[:\- ]?");
+    Some((
+        vec![format!("(?-u){escapes}"), format!("(?-u){hex}")],
+        (chars * LONGEST_ESCAPE).max(value.len() * 3),
+    ))
+}
+
+/// The ways one character may be written, as a regex group.
+fn char_alternatives(c: char) -> String {
+    let mut utf8 = [0u8; 4];
+    let bytes = c.encode_utf8(&mut utf8).as_bytes();
+    // Escapes first, the literal last: the regex takes the first way that matches, and an
+    // escape may begin with the literal character (`&` of `&amp;`, `%` of `%25`).
+    let mut ways: Vec<String> = vec![bytes.iter().map(|b| format!("%(?i:{b:02x})")).collect()];
+    if c == ' ' {
+        ways.push("\\+".into());
+    }
+    let mut units = [0u16; 2];
+    ways.push(
+        c.encode_utf16(&mut units)
+            .iter()
+            .map(|u| format!("\\\\u(?i:{u:04x})"))
+            .collect(),
+    );
+    match c {
+        '"' | '\\' | '/' => ways.push(format!("\\\\\\x{:02x}", c as u32)),
+        '\n' => ways.push("\\\\n".into()),
+        '\r' => ways.push("\\\\r".into()),
+        '\t' => ways.push("\\\\t".into()),
+        _ => {}
+    }
+    let named = match c {
+        '&' => Some("amp"),
+        '<' => Some("lt"),
+        '>' => Some("gt"),
+        '"' => Some("quot"),
+        '\'' => Some("apos"),
+        _ => None,
+    };
+    if let Some(name) = named {
+        ways.push(format!("&{name};"));
+    }
+    if !c.is_ascii_alphanumeric() {
+        ways.push(format!("&#0{{0,4}}{};", c as u32));
+        ways.push(format!("&#[xX]0{{0,4}}(?i:{:x});", c as u32));
+    }
+    ways.push(bytes.iter().map(|b| format!("\\x{b:02x}")).collect());
+    format!("(?:{})", ways.join("|"))
 }
 
 /// `text` as inside a JSON string; with `ascii`, every non-ASCII character as `\uXXXX`

@@ -1,8 +1,8 @@
 //! Streaming masking of secret values in a run's output.
 //!
 //! A [`Masker`] replaces every occurrence of every registered value, and of its encoded forms
-//! ([`crate::encoded_forms`]: JSON-, URL- and XML-escaped, base64, hex, each line of a
-//! multi-line value), with `***`, also when a value is split across writes, and when occurrences of several values overlap (the union of
+//! ([`crate::encoded_forms`]: JSON-, URL- and XML-escaped in any mixture, base64, hex in any
+//! case and with separators, UTF-16, each line of a multi-line value), with `***`, also when a value is split across writes, and when occurrences of several values overlap (the union of
 //! the overlapping occurrences becomes one `***`). It holds back the last `longest - 1`
 //! bytes of the output seen so far, since they could be the start of a value; they are
 //! released as soon as later bytes show they are not, or masked and released by
@@ -27,6 +27,7 @@ pub const MIN_TRAILING_PREFIX: usize = 3;
 pub struct Masker {
     values: Vec<zeroize::Zeroizing<Vec<u8>>>,
     automaton: Option<AhoCorasick>,
+    patterns: Vec<regex::bytes::Regex>,
     longest: usize,
     pending: Vec<u8>,
     masked_prefix: usize,
@@ -49,6 +50,19 @@ impl Masker {
                 self.longest = self.longest.max(form.len());
                 self.values.push(zeroize::Zeroizing::new(form));
             }
+        }
+        if let Some((patterns, longest)) = crate::encoded_forms::patterns(value) {
+            for pattern in patterns {
+                let pattern = zeroize::Zeroizing::new(pattern);
+                match regex::bytes::RegexBuilder::new(&pattern)
+                    .size_limit(64 << 20)
+                    .build()
+                {
+                    Ok(regex) => self.patterns.push(regex),
+                    Err(_) => tracing::warn!("a secret's mixed encodings are masked in their fixed forms only (its pattern is too large)"),
+                }
+            }
+            self.longest = self.longest.max(longest);
         }
         self.automaton = Some(
             AhoCorasick::builder()
@@ -123,6 +137,14 @@ impl Masker {
                 automaton
                     .find_overlapping_iter(self.pending.as_slice())
                     .filter(|m| m.start() < safe_end)
+                    .map(|m| (m.start(), m.end())),
+            );
+        }
+        for pattern in &self.patterns {
+            intervals.extend(
+                pattern
+                    .find_iter(&self.pending)
+                    .filter(|m| m.start() < safe_end && !m.is_empty())
                     .map(|m| (m.start(), m.end())),
             );
         }
@@ -287,5 +309,128 @@ mod tests {
         );
         assert_eq!(run(&["hunter2"], &["hunter2 hunt"]), "*** ***");
         assert_eq!(run(&["ab"], &["xa"]), "x***", "a short value's first byte");
+    }
+
+    /// One character written as code commonly writes it: `way` picks the escape.
+    fn encode_char(c: char, way: u8) -> String {
+        let mut utf8 = [0u8; 4];
+        let bytes = c.encode_utf8(&mut utf8).as_bytes();
+        let mut units = [0u16; 2];
+        let utf16 = c.encode_utf16(&mut units);
+        match way % 8 {
+            0 => c.to_string(),
+            1 => bytes.iter().map(|b| format!("%{b:02X}")).collect(),
+            2 => bytes.iter().map(|b| format!("%{b:02x}")).collect(),
+            3 => utf16.iter().map(|u| format!("\\u{u:04x}")).collect(),
+            4 => utf16.iter().map(|u| format!("\\u{u:04X}")).collect(),
+            5 if !c.is_ascii_alphanumeric() => format!("&#{};", c as u32),
+            6 if !c.is_ascii_alphanumeric() => format!("&#x{:x};", c as u32),
+            7 => match c {
+                '&' => "&amp;".into(),
+                '<' => "&lt;".into(),
+                '>' => "&gt;".into(),
+                '"' => "&quot;".into(),
+                '\'' => "&#39;".into(),
+                '/' => "\\/".into(),
+                ' ' => "+".into(),
+                c => c.to_string(),
+            },
+            _ => c.to_string(),
+        }
+    }
+
+    fn mask_in_chunks(value: &str, text: &str, cuts: &[usize]) -> String {
+        let mut masker = Masker::new();
+        masker.add(value.as_bytes());
+        let mut out = Vec::new();
+        let bytes = text.as_bytes();
+        let mut start = 0;
+        let mut ends: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        ends.sort_unstable();
+        for end in ends.into_iter().chain([bytes.len()]) {
+            if end > start {
+                masker.write(&bytes[start..end], &mut out);
+                start = end;
+            }
+        }
+        masker.finish_whole(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(96))]
+
+        /// Every occurrence of a value written in any mixture of the common escapes is
+        /// masked, whole or split across writes.
+        #[test]
+        fn any_mixture_of_escapes_is_masked(
+            value in "[a-zA-Z0-9&<>\"'+/~% äé中😀-]{4,20}",
+            ways in proptest::collection::vec(0u8..8, 20),
+            cuts in proptest::collection::vec(0usize..400, 0..6),
+        ) {
+            let encoded: String = value
+                .chars()
+                .zip(ways.iter().cycle())
+                .map(|(c, &w)| encode_char(c, w))
+                .collect();
+            let text = format!("before {encoded} middle {encoded} after");
+            let shown = mask_in_chunks(&value, &text, &cuts);
+            proptest::prop_assert!(!shown.contains(&encoded), "{encoded} in {shown}");
+            proptest::prop_assert!(shown.starts_with("before ***"), "{shown}");
+            proptest::prop_assert!(shown.ends_with("*** after"), "{shown}");
+        }
+
+        /// Hex in any case, with or without separators, and UTF-16 are masked.
+        #[test]
+        fn hex_in_any_case_and_utf16_are_masked(
+            value in "[a-zA-Z0-9&<>\"'+/~% äé-]{4,20}",
+            upper in proptest::collection::vec(proptest::bool::ANY, 40),
+            separator in proptest::sample::select(vec!["", ":", "-", " "]),
+        ) {
+            let hex: Vec<String> = value
+                .bytes()
+                .zip(upper.iter().cycle())
+                .map(|(b, &u)| if u { format!("{b:02X}") } else { format!("{b:02x}") })
+                .collect();
+            let hex = hex.join(separator);
+            let shown = mask_in_chunks(&value, &format!("hex={hex};"), &[]);
+            proptest::prop_assert_eq!(shown, "hex=***;");
+            for utf16 in [
+                value.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>(),
+                value.encode_utf16().flat_map(u16::to_be_bytes).collect::<Vec<u8>>(),
+            ] {
+                let mut masker = Masker::new();
+                masker.add(value.as_bytes());
+                let mut out = Vec::new();
+                masker.write(&utf16, &mut out);
+                masker.finish_whole(&mut out);
+                proptest::prop_assert_eq!(out, MASK.to_vec());
+            }
+        }
+    }
+
+    #[test]
+    fn the_reviews_encodings_are_masked() {
+        let value = "S3cr3t&Pa<ss>+\"q'/~ x";
+        let printed = [
+            "S3cr3t\\u0026Pa\\u003css\\u003e+\\\"q'/~ x",
+            "S3cr3t&amp;Pa&lt;ss&gt;+&#34;q&#39;/~ x",
+            "S3cr3t&#x26;Pa&#x3c;ss&#x3E;+&quot;q&#x27;/~ x",
+            "S3cr3t%26Pa%3Css%3E%2B%22q'%2F~%20x",
+            "S3cr3t%26Pa%3Css%3E%2B%22q%27/~%20x",
+            "S3cr3t%26Pa%3Css%3E%2B%22q%27%2F~+x",
+            "S3cr3t\\u0026Pa\\u003Css\\u003E+\\u0022q\\u0027\\/~ x",
+        ];
+        for text in printed {
+            let shown = mask_in_chunks(value, &format!("<{text}>"), &[]);
+            assert_eq!(shown, "<***>", "{text}");
+        }
+        let colons = hex::encode(value)
+            .as_bytes()
+            .chunks(2)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(":");
+        assert_eq!(mask_in_chunks(value, &colons, &[]), "***");
     }
 }

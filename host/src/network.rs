@@ -209,17 +209,17 @@ impl WasiHttpHooks for OutboundHooks {
         let stats = self.stats.clone();
         let handles = self.handles.clone();
         Box::new(async move {
-            let (request, echo) = match &handles {
+            let (mut request, echo) = match &handles {
                 None => (request, None),
                 Some(handles) => match handles.guard(&origin, request).await {
                     Ok(guarded) => {
                         let echo = guarded.echo_mask.map(|masker| {
                             let handles = handles.clone();
                             let origin = origin.clone();
-                            let report: crate::handles::EchoReport = Box::new(move || {
-                                handles.echoed(&guarded.substituted, &origin, guarded.method)
-                            });
-                            (masker, report)
+                            let names = guarded.substituted.clone();
+                            let report: crate::handles::EchoReport =
+                                Box::new(move || handles.echoed(&names, &origin, guarded.method));
+                            (masker, report, guarded.substituted, guarded.method)
                         });
                         (guarded.request, echo)
                     }
@@ -229,6 +229,14 @@ impl WasiHttpHooks for OutboundHooks {
                     }
                 },
             };
+            if echo.is_some() {
+                // The answer is masked for the values sent; it must come in a form the masker
+                // reads, whatever encodings the run asked for.
+                request.headers_mut().insert(
+                    http::header::ACCEPT_ENCODING,
+                    http::HeaderValue::from_static("identity"),
+                );
+            }
             stats.sent.fetch_add(1, Ordering::Relaxed);
             let response = match credential {
                 None => transport.send(request, options).await?,
@@ -237,9 +245,17 @@ impl WasiHttpHooks for OutboundHooks {
                         .await?
                 }
             };
-            let response = match echo {
-                None => response,
-                Some((masker, report)) => crate::handles::mask_response(response, masker, report),
+            let response = match (echo, &handles) {
+                (Some((masker, report, names, method)), Some(handles)) => {
+                    if let Some(coding) = compressed(&response) {
+                        handles.answer_refused(&names, &origin, method, &format!(
+                            "the answer came compressed ({coding}) although identity was asked for; it was not passed on"
+                        ));
+                        return Err(HttpError::HttpResponseContentCoding(Some(coding)));
+                    }
+                    crate::handles::mask_response(response, masker, report)
+                }
+                _ => response,
             };
             let location = response
                 .status()
@@ -255,4 +271,15 @@ impl WasiHttpHooks for OutboundHooks {
             Ok((response, io))
         })
     }
+}
+
+/// The content coding of an answer that is not `identity`, if it has one.
+fn compressed<B>(response: &http::Response<B>) -> Option<String> {
+    response
+        .headers()
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("unreadable").split(','))
+        .map(|c| c.trim().to_ascii_lowercase())
+        .find(|c| !c.is_empty() && c != "identity")
 }

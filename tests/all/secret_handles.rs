@@ -46,6 +46,58 @@ async fn echo_server(redirect_to: Option<String>) -> RawServer {
     .await
 }
 
+/// A server that echoes the `Authorization` it got the way other services would: `/gzip`
+/// gzip-compressed whatever the request accepts, `/go` in a JSON body escaped as Go's
+/// `encoding/json` does (`\u0026 \u003c \u003e`), `/html` in a page escaped as Jinja2 does
+/// (`&amp; &lt; &gt; &#34; &#39;`), `/utf16` as UTF-16.
+async fn encoding_server() -> RawServer {
+    RawServer::scripted(|_, seen| {
+        let auth = seen.header("authorization").unwrap_or_default();
+        let line = seen.request_line();
+        let (headers, body): (Vec<String>, Vec<u8>) = if line.contains("/gzip") {
+            use std::io::Write as _;
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(format!("{{\"auth\":{auth:?}}}").as_bytes())
+                .unwrap();
+            (vec!["Content-Encoding: gzip".into()], gz.finish().unwrap())
+        } else if line.contains("/go") {
+            let escaped = serde_json::to_string(&auth)
+                .unwrap()
+                .replace('&', "\\u0026")
+                .replace('<', "\\u003c")
+                .replace('>', "\\u003e");
+            (vec![], format!("{{\"auth\":{escaped}}}").into_bytes())
+        } else if line.contains("/html") {
+            let escaped = auth
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&#34;")
+                .replace('\'', "&#39;");
+            (vec![], format!("<p>You sent {escaped}</p>").into_bytes())
+        } else {
+            let text = format!("auth={auth}");
+            (
+                vec![],
+                text.encode_utf16().flat_map(u16::to_le_bytes).collect(),
+            )
+        };
+        let mut reply = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        for h in headers {
+            reply.push_str(&h);
+            reply.push_str("\r\n");
+        }
+        reply.push_str("\r\n");
+        let mut reply = reply.into_bytes();
+        reply.extend_from_slice(&body);
+        vec![Step::Write(reply)]
+    })
+    .await
+}
+
 struct Setup {
     _vault: TestVault,
     bound: RawServer,
@@ -55,10 +107,21 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(VALUE, false).await
+}
+
+/// A vault whose `api-token` is `value`, a second echo server (`other`) and a bound server:
+/// the echo server, which redirects `/redirect` to `other`, or with `encodings` the server
+/// that echoes in other encodings ([`encoding_server`]).
+async fn setup_with(value: &str, encodings: bool) -> Setup {
     let vault =
-        TestVault::with_secrets(&[("api-token", VALUE), ("db-password", "db-value-1")]).await;
+        TestVault::with_secrets(&[("api-token", value), ("db-password", "db-value-1")]).await;
     let other = echo_server(None).await;
-    let bound = echo_server(Some(other.url())).await;
+    let bound = if encodings {
+        encoding_server().await
+    } else {
+        echo_server(Some(other.url())).await
+    };
     let mut trusted = bound.ca_pem.clone();
     trusted.extend_from_slice(&other.ca_pem);
     let sandbox = Sandbox::new(common::runtime(), vault.options())
@@ -592,4 +655,84 @@ async fn a_run_whose_answers_keep_carrying_the_value_back_is_stopped() {
         4
     );
     assert!(!ran.output().contains(VALUE));
+}
+
+/// The reproduction of the review's encodings: a bound service echoes the value gzip-compressed
+/// (the run asked for it with `Accept-Encoding`), in Go-escaped JSON, in an HTML page escaped
+/// as Jinja2 does, and as UTF-16. The compressed answer is refused unread (the request asked
+/// for identity); the others reach the run masked.
+#[tokio::test]
+async fn echoes_in_other_encodings_are_masked_or_refused() {
+    let tricky = "S3cr3t&Pa<ss>+\"q'/~ x";
+    let s = setup_with(tricky, true).await;
+    let binding = format!("api-token={}/v1", s.bound.url());
+    for path in ["go", "html", "utf16"] {
+        let ran = s
+            .use_token(
+                &format!("{}/v1/{path}", s.bound.url()),
+                "bearer",
+                &binding,
+                &[],
+            )
+            .await;
+        assert_eq!(ran.exit, RunExit::Code(0), "{path}: {}", ran.output());
+        let output = ran.output();
+        assert!(output.contains("use: status 200"), "{path}: {output}");
+        assert!(output.contains("***"), "{path}: {output}");
+        for fragment in ["S3cr3t", "3tr3cS", "S\u{0}3\u{0}c", "q'/~ x", "x ~/'q"] {
+            assert!(!output.contains(fragment), "{path}: {fragment} in {output}");
+        }
+    }
+    let ran = s
+        .use_token(
+            &format!("{}/v1/gzip", s.bound.url()),
+            "bearer-gzip",
+            &binding,
+            &[],
+        )
+        .await;
+    let output = ran.output();
+    assert!(!output.contains("use: status 200"), "gzip: {output}");
+    assert!(
+        output.contains("use: "),
+        "gzip: the request failed: {output}"
+    );
+    let seen = s.bound.requests();
+    assert_eq!(
+        seen.last().unwrap().header("accept-encoding").as_deref(),
+        Some("identity"),
+        "a request carrying a value asks for an uncompressed answer"
+    );
+    let records = use_records(&ran);
+    assert!(
+        records.iter().any(|r| r["outcome"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("refused: the answer came compressed (gzip)"))),
+        "{records:?}"
+    );
+}
+
+/// The reproduction of the path prefixes: servers that resolve `..;` (Tomcat, Spring) or
+/// decode twice (some proxies) would take these paths out of the bound `/v1`.
+#[tokio::test]
+async fn paths_that_servers_resolve_outside_the_prefix_are_refused() {
+    let s = setup().await;
+    let binding = format!("api-token={}/v1", s.bound.url());
+    for path in ["/v1/..;/admin", "/v1/.;/admin", "/v1/%252e%252e/admin"] {
+        let ran = s
+            .use_token(&format!("{}{path}", s.bound.url()), "bearer", &binding, &[])
+            .await;
+        assert!(
+            ran.stdout.contains("use: ") && !ran.stdout.contains("status 200"),
+            "{path}: {}",
+            ran.output()
+        );
+        let records = use_records(&ran);
+        assert_eq!(records.len(), 1, "{path}: {records:?}");
+        assert!(records[0]["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("refused"));
+    }
+    assert!(s.bound.requests().is_empty(), "nothing reached the server");
 }

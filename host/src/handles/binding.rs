@@ -71,8 +71,8 @@ impl UseBinding {
     }
 
     /// Whether a request to `origin` with this path (no query) is one the handle may go to.
-    /// A path with dot segments or a percent-encoded `.` or `/` is never covered by a
-    /// prefix: servers resolve those differently.
+    /// A path that some server could resolve to another place is never covered by a prefix
+    /// ([`ambiguous_path`]).
     pub fn covers(&self, origin: &Origin, path: &str) -> bool {
         if !self.rule.matches(origin) {
             return false;
@@ -80,13 +80,7 @@ impl UseBinding {
         let Some(prefix) = &self.path_prefix else {
             return true;
         };
-        let lower = path.to_ascii_lowercase();
-        let tricky = lower.contains("%2e")
-            || lower.contains("%2f")
-            || lower.contains("%5c")
-            || path.contains('\\')
-            || path.split('/').any(|seg| seg == "." || seg == "..");
-        if tricky {
+        if ambiguous_path(path) {
             return false;
         }
         path == prefix
@@ -94,6 +88,35 @@ impl UseBinding {
                 .strip_prefix(prefix.as_str())
                 .is_some_and(|rest| prefix.ends_with('/') || rest.starts_with('/'))
     }
+}
+
+/// Whether servers could disagree about where `path` leads: at any depth of percent-decoding
+/// (proxies that decode twice turn `%252e` into `.`), it holds an encoded `.`, `/` or `\`, a
+/// backslash or NUL, or a dot segment, also one with parameters (`..;`, `.;x`: Tomcat and
+/// Spring drop what follows `;` in a segment).
+pub fn ambiguous_path(path: &str) -> bool {
+    let mut current = path.to_string();
+    for _ in 0..4 {
+        let lower = current.to_ascii_lowercase();
+        if ["%2e", "%2f", "%5c", "%00", "\\", "\0"]
+            .iter()
+            .any(|bad| lower.contains(bad))
+            || current.split('/').any(|segment| {
+                let bare = segment.split(';').next().unwrap_or("");
+                bare == "." || bare == ".."
+            })
+        {
+            return true;
+        }
+        let decoded: String = percent_encoding::percent_decode_str(&current)
+            .decode_utf8_lossy()
+            .into_owned();
+        if decoded == current {
+            return false;
+        }
+        current = decoded;
+    }
+    true
 }
 
 impl fmt::Display for UseBinding {
@@ -278,5 +301,86 @@ mod tests {
             let err = text.parse::<UseBinding>().unwrap_err().to_string();
             assert!(err.contains(says), "{text}: {err}");
         }
+    }
+
+    /// Where the most lenient server would send `path`: percent-decoded until it no longer
+    /// changes, backslashes as slashes, `;` parameters dropped from each segment, dot segments
+    /// resolved.
+    fn lenient_resolution(path: &str) -> String {
+        let mut current = path.to_string();
+        loop {
+            let decoded = percent_encoding::percent_decode_str(&current)
+                .decode_utf8_lossy()
+                .into_owned();
+            if decoded == current {
+                break;
+            }
+            current = decoded;
+        }
+        let mut out: Vec<&str> = Vec::new();
+        let current = current.replace('\\', "/");
+        for segment in current.split('/').skip(1) {
+            match segment.split(';').next().unwrap_or("") {
+                "." => {}
+                ".." => {
+                    out.pop();
+                }
+                _ => out.push(segment),
+            }
+        }
+        format!("/{}", out.join("/"))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(256))]
+
+        /// No path that a normalising server resolves outside the prefix is covered; plain
+        /// paths inside it are.
+        #[test]
+        fn paths_a_lenient_server_resolves_outside_the_prefix_are_never_covered(
+            segments in proptest::collection::vec(proptest::sample::select(vec![
+                "admin", "x", "v1", ".", "..", "..;", ".;", "..;x", "%2e%2e", "%252e%252e",
+                "%2e", "%25252e%25252e", "..%2f", "a%5c..", "a\\..", "%2E%2E;", "v1;p",
+            ]), 1..6),
+            plain in proptest::collection::vec("[a-z0-9_-]{1,8}", 0..4),
+        ) {
+            let origin = Origin::parse("https://api.example.com").unwrap();
+            let bound = binding("t=https://api.example.com/v1");
+            let path = format!("/v1/{}", segments.join("/"));
+            let resolved = lenient_resolution(&path);
+            if bound.covers(&origin, &path) {
+                proptest::prop_assert!(
+                    resolved == "/v1" || resolved.starts_with("/v1/"),
+                    "{path} resolves to {resolved}"
+                );
+            }
+            let inside = format!("/v1/{}", plain.join("/"));
+            proptest::prop_assert!(bound.covers(&origin, inside.trim_end_matches('/')) || plain.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_reviews_paths_are_not_covered() {
+        for path in [
+            "/v1/..;/admin",
+            "/v1/.;/admin",
+            "/v1/%252e%252e/admin",
+            "/v1/%2e%2e/admin",
+            "/v1/x/..;a/../../admin",
+        ] {
+            assert!(
+                !covers(
+                    "t=https://api.example.com/v1",
+                    "https://api.example.com",
+                    path
+                ),
+                "{path}"
+            );
+        }
+        assert!(covers(
+            "t=https://api.example.com/v1",
+            "https://api.example.com",
+            "/v1/runs;jsessionid=1"
+        ));
     }
 }

@@ -139,6 +139,28 @@ impl RunHandles {
             .then_some(EchoLimitReached(self.max_echoes))
     }
 
+    /// Records that the answer to a request to `origin` carrying `names` was not passed on to
+    /// the run, and why.
+    pub fn answer_refused(
+        &self,
+        names: &[String],
+        origin: &Origin,
+        method: &'static str,
+        reason: &str,
+    ) {
+        let target = HandleTarget {
+            origin,
+            method,
+            path_prefix: None,
+        };
+        tracing::warn!(%origin, method, "refused an answer to a run's request: {reason}");
+        for name in names {
+            let _ = self
+                .audit
+                .record_use(Some(name), &target, &format!("refused: {reason}"));
+        }
+    }
+
     /// Records that the answer to a request to `origin` carrying `names` carried a form of
     /// one of their values back (it reached the run masked).
     pub fn echoed(&self, names: &[String], origin: &Origin, method: &'static str) {
