@@ -8,11 +8,15 @@
 //! token (`DATA_DIR/token`, mode 0600). Writes are durable before they are acknowledged
 //! ([`storage`]); the latest version of each secret is also kept in memory, invalidated by
 //! every write, so a plain read needs neither SQLite nor a blocking thread (`latest.rs`). The routes it serves are listed in [`api`]. Deleted secrets past their
-//! scheduled purge date are purged at start and then every [`PURGE_SWEEP`]. It serves at most
-//! `max_connections` connections at once, gives a client 10 s for the TLS handshake, 30 s
-//! for a request's headers and `body_timeout` for its body ([`LocalVaultOptions`]), and names only the
-//! address it serves in ids and `nextLink`s, never one a client's `Host` header chose.
+//! scheduled purge date are purged at start and then every [`PURGE_SWEEP`]. It keeps
+//! connections that proved they hold the token before the others (`admission.rs`): at most
+//! `max_connections` of those, and up to half the open-file limit of others (at most 4,096),
+//! the oldest of which is closed when a new connection needs room; a 401 closes its connection. It gives a client 3 s for the
+//! TLS handshake, 30 s for a request's headers and `body_timeout` for its body
+//! ([`LocalVaultOptions`]), and names only the address it serves in ids and `nextLink`s,
+//! never one a client's `Host` header chose.
 
+mod admission;
 pub mod api;
 pub mod backup;
 pub mod identity;
@@ -21,6 +25,7 @@ pub mod storage;
 
 use crate::error::{Error, Result};
 use crate::secret::SecretString;
+use admission::Admission;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
@@ -28,6 +33,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+
+/// How long a client has for its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
@@ -216,12 +224,8 @@ async fn serve(
     api: Arc<api::Api>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    let admission = Admission::new(max_connections, admission::unproven_capacity());
     loop {
-        let slot = tokio::select! {
-            _ = stopped.changed() => return,
-            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-        };
         let (tcp, peer) = tokio::select! {
             _ = stopped.changed() => return,
             accepted = listener.accept() => match accepted {
@@ -234,21 +238,40 @@ async fn serve(
             },
         };
         let _ = tcp.set_nodelay(true);
+        let ticket = Arc::new(admission.admit());
         let acceptor = acceptor.clone();
         let api = api.clone();
         let mut stopped = stopped.clone();
         tokio::spawn(async move {
-            let _slot = slot;
-            let tls =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+            let tls = tokio::select! {
+                done = handshake => match done {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
                         return;
                     }
                     Err(_) => return,
-                };
-            let service = service_fn(move |request| api.clone().handle(request));
+                },
+                _ = ticket.evicted() => return,
+            };
+            let standing = ticket.clone();
+            let service = service_fn(move |request| {
+                let keep = api.authorized(&request) && standing.prove();
+                let answer = api.clone().handle(request);
+                async move {
+                    let mut reply = answer.await?;
+                    if !keep {
+                        // A 401, or a token holder past max_connections: this answer is the
+                        // connection's last.
+                        reply.headers_mut().insert(
+                            hyper::header::CONNECTION,
+                            hyper::header::HeaderValue::from_static("close"),
+                        );
+                    }
+                    Ok::<_, std::convert::Infallible>(reply)
+                }
+            });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(30))
@@ -260,6 +283,7 @@ async fn serve(
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
                 }
+                _ = ticket.evicted() => {}
                 _ = stopped.changed() => {
                     connection.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;

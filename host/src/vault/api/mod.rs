@@ -172,7 +172,8 @@ impl Api {
         Ok(reply)
     }
 
-    fn authorized(&self, request: &Request<Incoming>) -> bool {
+    /// Whether `request` carries the vault's token.
+    pub(crate) fn authorized(&self, request: &Request<Incoming>) -> bool {
         let Some(value) = request.headers().get(header::AUTHORIZATION) else {
             return false;
         };
