@@ -35,7 +35,7 @@ fn text() -> Vec<u8> {
             n.wrapping_mul(0xc2b2_ae3d_27d4_eb4f),
         );
         out.extend_from_slice(line.as_bytes());
-        if n % 400 == 0 {
+        if n.is_multiple_of(400) {
             out.extend_from_slice(escapes[(n / 400) as usize % escapes.len()].as_bytes());
             out.push(b'\n');
         }
