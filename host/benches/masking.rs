@@ -1,6 +1,6 @@
 //! Throughput of output and answer masking: `cargo bench -p kvrun --bench masking`.
 //!
-//! 16 MiB of log-like text (JSON lines, URLs, hex and base64 noise) with one value in it every
+//! 64 MiB of log-like text (JSON lines, URLs, hex and base64 noise) with one value in it every
 //! 64 KiB in a random escape, masked in 4 KiB writes, in one run, best of five:
 //!
 //! - the fixed forms alone: one Aho-Corasick automaton over every fixed encoded form, the
@@ -13,7 +13,7 @@ use kvrun::masking::Masker;
 use std::time::{Duration, Instant};
 
 const VALUE: &str = "S3cr3t&Pa<ss>+\"q'/~ x";
-const TOTAL: usize = 16 << 20;
+const TOTAL: usize = 64 << 20;
 const WRITE: usize = 4096;
 
 fn text() -> Vec<u8> {

@@ -25,7 +25,8 @@
 //! `\u0026`), percent-encoded (each UTF-8 byte, either case, `+` for a space; so
 //! `urllib.parse.quote` keeping `/` and `encodeURIComponent` keeping `!'()*` are covered), or
 //! as an HTML/XML entity (`&amp;`, `&#39;`, `&#x27;`, ...); and the value's hex in either or
-//! mixed case, with or without a `:`, `-` or space between bytes (`bytes.hex(':')`).
+//! mixed case, with or without a `:`, `-` or space between bytes (`bytes.hex(':')`); and its
+//! base64 cores with line breaks anywhere in them, as MIME and PEM wrap base64.
 
 use base64::Engine as _;
 
@@ -106,10 +107,29 @@ pub fn patterns(value: &[u8]) -> Option<(Vec<String>, usize)> {
     let escapes: String = text.chars().map(char_alternatives).collect();
     let hex: Vec<String> = value.iter().map(|b| format!("(?i:{b:02x})")).collect();
     let hex = hex.join(r"[:\- ]?");
-    Some((
-        vec![format!("(?-u){escapes}"), format!("(?-u){hex}")],
-        (chars * LONGEST_ESCAPE).max(value.len() * 3),
-    ))
+    // Base64 as MIME (76) and PEM (64) wrap it: a line break may fall between any two
+    // characters of a core.
+    let mut cores = Vec::new();
+    for engine in [
+        &base64::engine::general_purpose::STANDARD_NO_PAD,
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ] {
+        for offset in 0..3 {
+            let core = base64_core(engine, value, offset);
+            if core.len() >= MIN_FORM {
+                let chars: Vec<String> = core
+                    .iter()
+                    .map(|&b| regex::escape(&(b as char).to_string()))
+                    .collect();
+                cores.push(chars.join("(?:\\r?\\n)?"));
+            }
+        }
+    }
+    let mut found = vec![format!("(?-u){escapes}"), format!("(?-u){hex}")];
+    if !cores.is_empty() {
+        found.push(format!("(?-u){}", cores.join("|")));
+    }
+    Some((found, (chars * LONGEST_ESCAPE).max(value.len() * 3)))
 }
 
 /// The ways one character may be written, as a regex group.

@@ -410,6 +410,32 @@ mod tests {
     }
 
     #[test]
+    fn base64_wrapped_as_mime_and_pem_wrap_it_is_masked() {
+        use base64::Engine as _;
+        let value = "a-long-secret-value-that-spans-a-line-break-0123456789";
+        for (width, newline) in [(76, "\r\n"), (64, "\n")] {
+            for before in ["", "user:", "xx"] {
+                let encoded =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{before}{value}"));
+                let wrapped: Vec<&str> = encoded
+                    .as_bytes()
+                    .chunks(width)
+                    .map(|c| std::str::from_utf8(c).unwrap())
+                    .collect();
+                let text = wrapped.join(newline);
+                let shown = mask_in_chunks(value, &text, &[17, 80]);
+                assert!(shown.contains("***"), "{width}: {shown}");
+                for line in shown.split(newline) {
+                    assert!(
+                        line.len() < 20 || !encoded.contains(line),
+                        "{width}: {shown}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn the_reviews_encodings_are_masked() {
         let value = "S3cr3t&Pa<ss>+\"q'/~ x";
         let printed = [

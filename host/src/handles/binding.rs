@@ -80,43 +80,52 @@ impl UseBinding {
         let Some(prefix) = &self.path_prefix else {
             return true;
         };
-        if ambiguous_path(path) {
-            return false;
-        }
-        path == prefix
-            || path
-                .strip_prefix(prefix.as_str())
-                .is_some_and(|rest| prefix.ends_with('/') || rest.starts_with('/'))
+        !ambiguous_path(path) && under_prefix(prefix, path)
     }
 }
 
-/// Whether servers could disagree about where `path` leads: at any depth of percent-decoding
-/// (proxies that decode twice turn `%252e` into `.`), it holds an encoded `.`, `/` or `\`, a
-/// backslash or NUL, or a dot segment, also one with parameters (`..;`, `.;x`: Tomcat and
-/// Spring drop what follows `;` in a segment).
+/// Whether servers could disagree about where `path` leads. After zero, one and two rounds
+/// of percent-decoding (proxies that decode twice turn `%252e` into `.`), it must hold no `;`
+/// (Tomcat and Spring drop a segment's `;` parameters, so `..;` is `..`), no encoded `%`, `/`,
+/// `\`, `.` or `;`, no backslash or NUL, and no `.` or `..` segment.
 pub fn ambiguous_path(path: &str) -> bool {
     let mut current = path.to_string();
-    for _ in 0..4 {
+    for _ in 0..3 {
         let lower = current.to_ascii_lowercase();
-        if ["%2e", "%2f", "%5c", "%00", "\\", "\0"]
+        if [";", "%25", "%2f", "%5c", "%2e", "%3b", "%00", "\\", "\0"]
             .iter()
             .any(|bad| lower.contains(bad))
-            || current.split('/').any(|segment| {
-                let bare = segment.split(';').next().unwrap_or("");
-                bare == "." || bare == ".."
-            })
+            || current
+                .split('/')
+                .any(|segment| segment == "." || segment == "..")
         {
             return true;
         }
-        let decoded: String = percent_encoding::percent_decode_str(&current)
+        current = percent_encoding::percent_decode_str(&current)
             .decode_utf8_lossy()
             .into_owned();
-        if decoded == current {
-            return false;
-        }
-        current = decoded;
     }
-    true
+    false
+}
+
+/// Whether the path's decoded segments begin with the prefix's; a prefix that ends with `/`
+/// covers only what is below it.
+fn under_prefix(prefix: &str, path: &str) -> bool {
+    let decode = |text: &str| -> Vec<String> {
+        text.split('/')
+            .map(|segment| {
+                percent_encoding::percent_decode_str(segment)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .collect()
+    };
+    let (mut prefix, path) = (decode(prefix), decode(path));
+    let below = prefix.len() > 1 && prefix.last().is_some_and(String::is_empty);
+    if below {
+        prefix.pop();
+    }
+    path.len() >= prefix.len() + usize::from(below) && path[..prefix.len()] == prefix[..]
 }
 
 impl fmt::Display for UseBinding {
@@ -377,10 +386,17 @@ mod tests {
                 "{path}"
             );
         }
-        assert!(covers(
-            "t=https://api.example.com/v1",
-            "https://api.example.com",
-            "/v1/runs;jsessionid=1"
-        ));
+        for path in ["/v1/runs;jsessionid=1", "/v1/%25", "/v1/a%3b/x", "/v%31/x"] {
+            let covered = covers(
+                "t=https://api.example.com/v1",
+                "https://api.example.com",
+                path,
+            );
+            assert_eq!(
+                covered,
+                path == "/v%31/x",
+                "{path}: whole decoded segments are compared"
+            );
+        }
     }
 }
