@@ -575,6 +575,7 @@ impl Sandbox {
                 .map_err(|e| Error::Config(format!("--dir {}: {e:#}", dir.host.display())))?;
         }
         let echo_watch = handles.clone();
+        let echo_limit = handles.clone();
         let state = RunState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
@@ -625,12 +626,23 @@ impl Sandbox {
             Ok(Err(e)) if e.is::<wasmtime::PoolConcurrencyLimitError>() => return Err(e.into()),
             other => other,
         };
-        let exit = how_it_ended(
+        let exit = match how_it_ended(
             outcome,
             store.data().limiter.hit,
             budget.exceeded(),
             &options,
-        );
+        ) {
+            // Past the echo limit every request was refused; a run that ended before the
+            // next epoch tick stopped it was still stopped by the limit.
+            RunExit::Code(_) | RunExit::Trap(_)
+                if echo_limit
+                    .as_ref()
+                    .is_some_and(|h| h.echo_limit().is_some()) =>
+            {
+                RunExit::EchoLimit(options.max_echoes)
+            }
+            other => other,
+        };
         stdout.finish();
         stderr.finish();
         self.vault_requests
