@@ -119,7 +119,7 @@ pub(crate) fn compile(args: CompileArgs) -> Result<ExitCode> {
         }
         None => (
             "kvrun's Python runtime".to_string(),
-            kvrun::python::load_runtime(&runtime, &progress_line(progress))?,
+            kvrun::python::build_runtime(&runtime, &progress_line(progress))?,
         ),
     };
     let outcome = match loaded.outcome {

@@ -9,7 +9,8 @@
 //!   library imported while componentize-py pre-initialises it. It is built once per
 //!   (componentize-py, kvrun's Python files, WIT) from kvrun's own files only, with
 //!   componentize-py run as an isolated tool, then cached and compiled like any component
-//!   ([`load_runtime`], `kvrun compile --python`).
+//!   ([`build_runtime`], `kvrun compile --python`). A run takes the latest runtime built from
+//!   kvrun's current Python files ([`load_runtime`]) without needing componentize-py.
 //! - **The script runs inside the run** (`tree_view.rs`): its directory, each `--python-path`
 //!   directory and the `--site-packages` directory are mounted read-only as views without
 //!   hidden entries, links out of the tree or kvrun's own directories, at [`SCRIPT_DIR`],
@@ -132,20 +133,74 @@ impl ScriptMounts {
     }
 }
 
-/// Loads kvrun's Python runtime component: from the compile cache, else compiled from the
-/// cached runtime wasm, else built with componentize-py first. `progress` gets a line before
-/// each slow step (building: about half a minute; compiling: about as long).
+/// Loads kvrun's Python runtime component for a run: the last one built from kvrun's
+/// current Python files, from the compile cache or compiled from its cached wasm, without
+/// looking for componentize-py (a runner image may drop it after `kvrun compile --python`);
+/// else as [`build_runtime`] does. `progress` gets a line before each slow step.
 pub fn load_runtime(runtime: &Runtime, progress: &dyn Fn(&str)) -> Result<Loaded> {
+    let cached = latest_build(runtime.cache_dir())
+        .and_then(|key| Some((wasm_path(runtime.cache_dir()?, &key), key)))
+        .filter(|(wasm, _)| wasm.exists());
+    match cached {
+        Some((wasm, key)) => runtime.load_component_by_key("python-runtime", &key, || {
+            private_files::check_file(&wasm, "the cached Python runtime")?;
+            let bytes = std::fs::read(&wasm)
+                .map_err(|e| Error::io(format!("could not read {}", wasm.display()), e))?;
+            compiling(progress, &bytes);
+            Ok(Cow::Owned(bytes))
+        }),
+        None => build_runtime(runtime, progress),
+    }
+}
+
+/// Loads kvrun's Python runtime component for the componentize-py found now (see
+/// `runtime_build.rs`): from the compile cache, else compiled from the cached runtime wasm,
+/// else built first (about half a minute; compiling takes about as long), and remembers it
+/// as the latest build for runs. `progress` gets a line before each slow step.
+pub fn build_runtime(runtime: &Runtime, progress: &dyn Fn(&str)) -> Result<Loaded> {
     let componentize = runtime_build::Componentize::find()?;
-    let key = runtime_build::runtime_key(&componentize);
-    runtime.load_component_by_key("python-runtime", &key, || {
+    let key = runtime_build::runtime_key(Some(&componentize));
+    let loaded = runtime.load_component_by_key("python-runtime", &key, || {
         let wasm = runtime_wasm(runtime.cache_dir(), &componentize, &key, progress)?;
-        progress(&format!(
-            "kvrun: compiling the Python runtime ({} MB) for this machine (once)…",
-            wasm.len() >> 20
-        ));
+        compiling(progress, &wasm);
         Ok(Cow::Owned(wasm))
-    })
+    })?;
+    if let Some(pointer) = latest_build_path(runtime.cache_dir()) {
+        if let Err(e) =
+            private_files::write(&pointer, key.as_bytes(), 0o600, "the Python runtime's key")
+        {
+            tracing::warn!("the Python runtime was not recorded as the latest build ({e})");
+        }
+    }
+    Ok(loaded)
+}
+
+fn compiling(progress: &dyn Fn(&str), wasm: &[u8]) {
+    progress(&format!(
+        "kvrun: compiling the Python runtime ({} MB) for this machine (once)…",
+        wasm.len() >> 20
+    ));
+}
+
+/// `CACHE_DIR/python/runtime-KEY.wasm`.
+fn wasm_path(cache_dir: &Path, key: &str) -> PathBuf {
+    cache_dir.join("python").join(format!("runtime-{key}.wasm"))
+}
+
+/// Where the key of the latest runtime built from kvrun's current Python files is kept.
+fn latest_build_path(cache_dir: Option<&Path>) -> Option<PathBuf> {
+    let files = runtime_build::runtime_key(None);
+    cache_dir.map(|dir| dir.join("python").join(format!("latest-{files}")))
+}
+
+/// The key of the latest runtime built from kvrun's current Python files, if it is recorded
+/// in a file of this user's that nobody else can write.
+fn latest_build(cache_dir: Option<&Path>) -> Option<String> {
+    let path = latest_build_path(cache_dir)?;
+    private_files::check_file(&path, "the Python runtime's key").ok()?;
+    let key = std::fs::read_to_string(&path).ok()?;
+    let key = key.trim();
+    (key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit())).then(|| key.to_string())
 }
 
 /// The runtime component's wasm: from `CACHE_DIR/python/`, else built and stored there.
@@ -155,7 +210,7 @@ fn runtime_wasm(
     key: &str,
     progress: &dyn Fn(&str),
 ) -> Result<Vec<u8>> {
-    let cached = cache_dir.map(|dir| dir.join("python").join(format!("runtime-{key}.wasm")));
+    let cached = cache_dir.map(|dir| wasm_path(dir, key));
     if let Some(path) = cached.as_ref().filter(|p| p.exists()) {
         private_files::check_file(path, "the cached Python runtime")?;
         return std::fs::read(path)

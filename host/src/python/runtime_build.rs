@@ -172,8 +172,9 @@ fn absolute_path_entries() -> OsString {
         .unwrap_or_default()
 }
 
-/// The runtime component's key: a hash of everything that goes into it.
-pub(crate) fn runtime_key(componentize: &Componentize) -> String {
+/// The runtime component's key: a hash of everything that goes into it; without
+/// `componentize`, of kvrun's own part only (what a run looks the last build up by).
+pub(crate) fn runtime_key(componentize: Option<&Componentize>) -> String {
     let mut hash = Sha256::new();
     let mut part = |bytes: &[u8]| {
         hash.update((bytes.len() as u64).to_le_bytes());
@@ -181,7 +182,9 @@ pub(crate) fn runtime_key(componentize: &Componentize) -> String {
     };
     part(b"kvrun python runtime v2");
     part(env!("CARGO_PKG_VERSION").as_bytes());
-    part(componentize.identity.as_bytes());
+    if let Some(componentize) = componentize {
+        part(componentize.identity.as_bytes());
+    }
     for (path, contents) in BUNDLE {
         part(path.as_bytes());
         part(contents.as_bytes());

@@ -347,3 +347,15 @@ def test_componentize_py_runs_with_a_cleared_environment_in_a_private_directory(
     for line in recorded.splitlines():
         if line.startswith("cwd="):
             assert line != f"cwd={cwd}" and not line[4:].startswith(str(cwd)), line
+
+
+def test_componentize_py_missing_is_a_clear_error_only_before_the_runtime_is_built(scripts):
+    script = os.path.join(scripts["job"], "train.py")
+    gone = {"KVRUN_COMPONENTIZE_PY": "/nonexistent/componentize-py"}
+    ran = scripts["kvrun"]("run", script, "--secret", "db-password", "--", "plain", extra_env=gone)
+    assert ran.returncode == 0, "a built runtime needs no componentize-py: " + ran.stderr
+    fresh = dict(gone, KVRUN_CACHE_DIR=os.path.join(scripts["dir"], "fresh-cache"))
+    ran = scripts["kvrun"]("run", script, extra_env=fresh)
+    assert ran.returncode != 0
+    assert "KVRUN_COMPONENTIZE_PY=/nonexistent/componentize-py is not a file" in ran.stderr
+    assert "pip install componentize-py" in ran.stderr
