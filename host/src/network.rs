@@ -249,9 +249,12 @@ impl WasiHttpHooks for OutboundHooks {
                 (Some((masker, report, names, method)), Some(handles)) => {
                     if let Some(coding) = compressed(&response) {
                         handles.answer_refused(&names, &origin, method, &format!(
-                            "the answer came compressed ({coding}) although identity was asked for; it was not passed on"
+                            "the answer came compressed ({}) although identity was asked for; it was not passed on",
+                            coding.unwrap_or("an unknown coding")
                         ));
-                        return Err(HttpError::HttpResponseContentCoding(Some(coding)));
+                        return Err(HttpError::HttpResponseContentCoding(
+                            coding.map(str::to_string),
+                        ));
                     }
                     crate::handles::mask_response(response, masker, report)
                 }
@@ -273,13 +276,21 @@ impl WasiHttpHooks for OutboundHooks {
     }
 }
 
-/// The content coding of an answer that is not `identity`, if it has one.
-fn compressed<B>(response: &http::Response<B>) -> Option<String> {
+/// The content coding of an answer that is not `identity`, if it has one: a registered name
+/// (`gzip`, `br`, ...), else `None` inside. The header's own text is never repeated: a
+/// service that was sent a value may echo it there.
+fn compressed<B>(response: &http::Response<B>) -> Option<Option<&'static str>> {
+    const KNOWN: [&str; 6] = ["gzip", "x-gzip", "deflate", "br", "compress", "zstd"];
     response
         .headers()
         .get_all(http::header::CONTENT_ENCODING)
         .iter()
-        .flat_map(|v| v.to_str().unwrap_or("unreadable").split(','))
-        .map(|c| c.trim().to_ascii_lowercase())
-        .find(|c| !c.is_empty() && c != "identity")
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(|c| c.trim_ascii())
+        .find(|c| !c.is_empty() && !c.eq_ignore_ascii_case(b"identity"))
+        .map(|c| {
+            KNOWN
+                .into_iter()
+                .find(|k| c.eq_ignore_ascii_case(k.as_bytes()))
+        })
 }

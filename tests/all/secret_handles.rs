@@ -54,7 +54,11 @@ async fn encoding_server() -> RawServer {
     RawServer::scripted(|_, seen| {
         let auth = seen.header("authorization").unwrap_or_default();
         let line = seen.request_line();
-        let (headers, body): (Vec<String>, Vec<u8>) = if line.contains("/gzip") {
+        let (headers, body): (Vec<String>, Vec<u8>) = if line.contains("/coding") {
+            // The value echoed as the content coding: the refusal must not carry it.
+            let token = auth.trim_start_matches("Bearer ").replace(' ', "-");
+            (vec![format!("Content-Encoding: x-{token}")], b"{}".to_vec())
+        } else if line.contains("/gzip") {
             use std::io::Write as _;
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             gz.write_all(format!("{{\"auth\":{auth:?}}}").as_bytes())
@@ -710,6 +714,29 @@ async fn echoes_in_other_encodings_are_masked_or_refused() {
             .is_some_and(|o| o.starts_with("refused: the answer came compressed (gzip)"))),
         "{records:?}"
     );
+    let ran = s
+        .use_token(
+            &format!("{}/v1/coding", s.bound.url()),
+            "bearer",
+            &binding,
+            &[],
+        )
+        .await;
+    let everything = format!(
+        "{}{}",
+        ran.output(),
+        serde_json::to_string(&ran.audit).unwrap()
+    );
+    assert!(
+        everything.contains("refused: the answer came compressed (an unknown coding)"),
+        "{everything}"
+    );
+    for fragment in ["s3cr3t&pa", "S3cr3t&Pa", "q'/~-x"] {
+        assert!(
+            !everything.contains(fragment),
+            "the coding carried the value: {everything}"
+        );
+    }
 }
 
 /// The reproduction of the path prefixes: servers that resolve `..;` (Tomcat, Spring) or
