@@ -626,23 +626,15 @@ impl Sandbox {
             Ok(Err(e)) if e.is::<wasmtime::PoolConcurrencyLimitError>() => return Err(e.into()),
             other => other,
         };
-        let exit = match how_it_ended(
+        let exit = how_it_ended(
             outcome,
             store.data().limiter.hit,
             budget.exceeded(),
+            echo_limit
+                .as_ref()
+                .is_some_and(|h| h.echo_limit().is_some()),
             &options,
-        ) {
-            // Past the echo limit every request was refused; a run that ended before the
-            // next epoch tick stopped it was still stopped by the limit.
-            RunExit::Code(_) | RunExit::Trap(_)
-                if echo_limit
-                    .as_ref()
-                    .is_some_and(|h| h.echo_limit().is_some()) =>
-            {
-                RunExit::EchoLimit(options.max_echoes)
-            }
-            other => other,
-        };
+        );
         stdout.finish();
         stderr.finish();
         self.vault_requests
@@ -651,8 +643,8 @@ impl Sandbox {
     }
 }
 
-/// What the run's result means, given which limits were hit; an exceeded output budget wins
-/// over an exit or a trap it caused.
+/// What the run's result means, given which limits were hit; an exceeded output budget, then
+/// a reached echo limit, wins over an exit or a trap it caused.
 fn how_it_ended(
     outcome: std::result::Result<
         wasmtime::Result<std::result::Result<(), ()>>,
@@ -660,6 +652,7 @@ fn how_it_ended(
     >,
     memory_hit: bool,
     output_exceeded: bool,
+    echo_limit_hit: bool,
     options: &RunOptions,
 ) -> RunExit {
     let exit = match outcome {
@@ -687,6 +680,11 @@ fn how_it_ended(
     match exit {
         RunExit::Code(_) | RunExit::Trap(_) if output_exceeded => {
             RunExit::OutputLimit(options.max_output)
+        }
+        // Past the echo limit every request was refused; a run that ended before the next
+        // epoch tick stopped it was still stopped by the limit.
+        RunExit::Code(_) | RunExit::Trap(_) if echo_limit_hit => {
+            RunExit::EchoLimit(options.max_echoes)
         }
         other => other,
     }
