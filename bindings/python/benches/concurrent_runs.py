@@ -5,27 +5,19 @@ memory per run.
 
 Each run is the hostile fixture's `hold 1500`: it prints `ready` and then waits 1.5 s, so all
 runs are alive together while the resident set size is sampled. Start is when the thread
-calls `Sandbox.run`; first output is when the run's first stdout bytes reach Python.
+calls `Sandbox.run`; first output is when the run's first stdout bytes reach Python. Memory per run is reported
+as resident set, proportional set, anonymous memory and the machine's `MemAvailable` drop
+(`common.memory_kib`).
 """
 
 import argparse
 import os
 import tempfile
-import threading
-import time
 
 import kvrun
-from common import ROOT, percentile
+from common import ROOT, concurrent_rounds, print_concurrent
 
 HOSTILE = os.path.join(ROOT, "target", "guest-build", "wasm32-wasip2", "guest-release", "kvrun-hostile-training.wasm")
-
-
-def rss_kib():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def main():
@@ -37,44 +29,12 @@ def main():
         kv.set_secret("db-password", "bench-value")
         sandbox = kvrun.Sandbox(kv, max_runs=args.runs, max_memory=64 << 20)
         component = sandbox.prepare(HOSTILE)
-        baseline = rss_kib()
         sandbox.run(component, args=["hold", "1"], stdout=lambda b: None)
-        latencies, per_run = [], []
-        for _ in range(args.rounds):
-            peak = [baseline]
-            stop = threading.Event()
-
-            def sample():
-                while not stop.is_set():
-                    peak[0] = max(peak[0], rss_kib())
-                    time.sleep(0.01)
-
-            sampler = threading.Thread(target=sample)
-            sampler.start()
-
-            def one():
-                started = time.perf_counter()
-                first = []
-
-                def out(data):
-                    if not first:
-                        first.append(time.perf_counter())
-
-                result = sandbox.run(component, secrets=["db-password"], args=["hold", "1500"], stdout=out, max_memory=64 << 20)
-                assert result.status == 0, result
-                latencies.append(first[0] - started)
-
-            threads = [threading.Thread(target=one) for _ in range(args.runs)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            stop.set()
-            sampler.join()
-            per_run.append((peak[0] - baseline) / args.runs)
+        latencies, per_run = concurrent_rounds(
+            lambda out: sandbox.run(component, secrets=["db-password"], args=["hold", "1500"], stdout=out, max_memory=64 << 20),
+            args.runs, args.rounds)
     print(f"{args.runs} concurrent runs x {args.rounds} rounds (hostile fixture, hold 1500 ms)")
-    print(f"start to first output: p50 {percentile(latencies, 50) * 1e3:.1f} ms, p99 {percentile(latencies, 99) * 1e3:.1f} ms")
-    print(f"resident memory per run: {max(per_run) / 1024:.2f} MiB (peak RSS while all runs are alive, minus RSS before the first run, / runs)")
+    print_concurrent(latencies, per_run)
 
 
 if __name__ == "__main__":

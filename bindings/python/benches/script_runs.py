@@ -16,7 +16,7 @@ and data directory, so the first step builds and compiles the Python runtime:
    than the masker holds back) and sleeps 1.5 s (so all runs are alive together):
    start-to-first-output p50/p99 and memory per run (the peak while all are alive, minus
    before, divided by the runs) as this process's resident set, proportional set and
-   anonymous memory (see `memory_kib`), and as the machine's `MemAvailable` drop.
+   anonymous memory, and as the machine's `MemAvailable` drop (`common.memory_kib`).
 """
 
 import argparse
@@ -25,11 +25,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import kvrun
-from common import ROOT, kvrun_binary, percentile
+from common import ROOT, concurrent_rounds, kvrun_binary, print_concurrent
 
 TRAIN_PY = os.path.join(ROOT, "examples", "train-py", "train.py")
 DATA = os.path.join(ROOT, "examples", "data")
@@ -48,25 +47,6 @@ def timed(command, env):
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(command)} failed: {err.decode(errors='replace')}")
     return wall, usage.ru_maxrss / 1024, out
-
-
-def memory_kib():
-    """This process's resident set, proportional set and anonymous (private, copied) memory,
-    in KiB. Pages of the runtime's snapshot that 32 instances map copy-on-write from the same
-    file count once per instance in the resident set, but are one page in memory: the
-    proportional set divides them among their mappings."""
-    seen = {}
-    with open("/proc/self/smaps_rollup") as f:
-        for line in f:
-            name, _, rest = line.partition(":")
-            if name in ("Rss", "Pss", "Anonymous"):
-                seen[name] = int(rest.split()[0])
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                # Counted down: the peak of what is used is the lowest available.
-                seen["Used"] = -int(line.split()[1])
-    return seen
 
 
 def cli_runs(binary, env, work, repeat):
@@ -124,46 +104,11 @@ def concurrent_scripts(env, work, runs, rounds):
     with kvrun.Keyvault(data_dir=env["KVRUN_DATA_DIR"]) as kv:
         sandbox = kvrun.Sandbox(kv, max_runs=runs, max_memory=128 << 20)
         sandbox.run_script(script, secrets=["db-password"], stdout=lambda b: None)
-        baseline = memory_kib()
-        latencies, per_run = [], []
-        for _ in range(rounds):
-            peak = dict(baseline)
-            stop = threading.Event()
-
-            def sample():
-                while not stop.is_set():
-                    for name, kib in memory_kib().items():
-                        peak[name] = max(peak[name], kib)
-                    time.sleep(0.01)
-
-            sampler = threading.Thread(target=sample)
-            sampler.start()
-
-            def one():
-                started = time.perf_counter()
-                first = []
-
-                def out(data):
-                    if not first:
-                        first.append(time.perf_counter())
-
-                result = sandbox.run_script(script, secrets=["db-password"], stdout=out, max_memory=128 << 20)
-                assert result.status == 0, result
-                latencies.append(first[0] - started)
-
-            threads = [threading.Thread(target=one) for _ in range(runs)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            stop.set()
-            sampler.join()
-            per_run.append({name: (peak[name] - baseline[name]) / runs for name in peak})
+        latencies, per_run = concurrent_rounds(
+            lambda out: sandbox.run_script(script, secrets=["db-password"], stdout=out, max_memory=128 << 20),
+            runs, rounds)
     print(f"{runs} concurrent Sandbox.run_script x {rounds} rounds (prints, then sleeps 1.5 s)")
-    print(f"start to first output: p50 {percentile(latencies, 50) * 1e3:.1f} ms, p99 {percentile(latencies, 99) * 1e3:.1f} ms")
-    for name, label in (("Rss", "resident set"), ("Pss", "proportional set"), ("Anonymous", "anonymous (private)"),
-                        ("Used", "the machine's MemAvailable drop")):
-        print(f"memory per run, {label}: {max(r[name] for r in per_run) / 1024:.2f} MiB")
+    print_concurrent(latencies, per_run)
 
 
 def main():
