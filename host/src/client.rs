@@ -92,12 +92,18 @@ impl ClientOptions {
 }
 
 impl ClientOptions {
-    /// Options that reach a local vault: its URL, its CA only (no public roots), its token.
+    /// Options that reach a local vault: its public URL (connecting to its listen address,
+    /// whatever the URL's host resolves to), its CA only (no public roots), its token.
     pub fn for_local_vault(vault: &crate::vault::LocalVault) -> Result<ClientOptions> {
         let mut options = ClientOptions::new(vault.url());
         options.transport = TransportOptions {
             ca_pem: Some(vault.ca_pem().to_vec()),
             public_roots: false,
+            connect_to: Some(crate::transport::ConnectRoute {
+                host: vault.public_url().host().to_string(),
+                port: vault.public_url().port(),
+                to: vault.addr(),
+            }),
             ..TransportOptions::default()
         };
         options.credential = Some(Credential::bearer(vault.token())?);
@@ -121,6 +127,9 @@ impl Seen<'_> {
         let origin = self.origin;
         match e {
             Error::Denied(m) if self.stats.denied() > self.denied_before => Error::PolicyDenied(m),
+            Error::Unauthenticated(m) => {
+                Error::Unauthenticated(self.stats.take_no_token().unwrap_or(m))
+            }
             Error::Transport(m) => match self.stats.take_cause() {
                 Some(cause) => Error::Network { cause, origin },
                 None => Error::Transport(m),

@@ -46,6 +46,7 @@ pub struct NetworkStats {
     denied: AtomicU64,
     cause: CauseSlot,
     answer: std::sync::Mutex<Option<(u16, Option<String>)>>,
+    no_token: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for NetworkStats {
@@ -62,6 +63,21 @@ impl NetworkStats {
     pub fn clear_last(&self) {
         self.cause.take();
         *self.answer.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.take_no_token();
+    }
+
+    /// Why the host sent the vault no token when it asked for one (no credential would
+    /// answer its challenge, or none could be had), in the host's words (taken).
+    pub fn take_no_token(&self) -> Option<String> {
+        self.no_token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// Records why no token was sent (see [`NetworkStats::take_no_token`]).
+    pub(crate) fn record_no_token(&self, why: String) {
+        *self.no_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
     }
 
     /// Why the last failed request or answer failed, as the transport saw it (taken).
@@ -241,8 +257,15 @@ impl WasiHttpHooks for OutboundHooks {
             let response = match credential {
                 None => transport.send(request, options).await?,
                 Some(credential) => {
-                    send_authenticated(&transport, request, options, &credential, origin.host())
-                        .await?
+                    send_authenticated(
+                        &transport,
+                        request,
+                        options,
+                        &credential,
+                        origin.host(),
+                        &stats,
+                    )
+                    .await?
                 }
             };
             let response = match (echo, &handles) {

@@ -47,6 +47,76 @@ pub struct TransportOptions {
     pub max_response_bytes: usize,
     /// Idle connections kept per host.
     pub max_idle_per_host: usize,
+    /// Connect to this address for requests to this host and port (as curl's `--connect-to`),
+    /// TLS still checking the URL's host name: how clients reach the embedded vault at its
+    /// public URL while it listens on an ephemeral port.
+    pub connect_to: Option<ConnectRoute>,
+}
+
+/// Where [`TransportOptions::connect_to`] sends the connections of one host and port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectRoute {
+    /// The URL's host, as its requests name it.
+    pub host: String,
+    /// The URL's port.
+    pub port: u16,
+    /// Where its connections go instead.
+    pub to: std::net::SocketAddr,
+}
+
+impl ConnectRoute {
+    /// The URL to connect to for `uri`: `uri` with this route's address if it names this
+    /// route's host and port, else `uri` itself.
+    fn apply(&self, uri: http::Uri) -> http::Uri {
+        let https = uri.scheme_str() == Some("https");
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let matches = uri.host().is_some_and(|h| {
+            h.trim_start_matches('[')
+                .trim_end_matches(']')
+                .eq_ignore_ascii_case(&self.host)
+        }) && port == self.port;
+        if !matches {
+            return uri;
+        }
+        let mut parts = uri.clone().into_parts();
+        match self.to.to_string().parse() {
+            Ok(authority) => {
+                parts.authority = Some(authority);
+                http::Uri::from_parts(parts).unwrap_or(uri)
+            }
+            Err(_) => uri,
+        }
+    }
+}
+
+/// A connector that applies a [`ConnectRoute`] before `C` connects.
+#[derive(Clone)]
+pub struct RoutedConnector<C> {
+    inner: C,
+    route: Option<ConnectRoute>,
+}
+
+impl<C: tower_service::Service<http::Uri>> tower_service::Service<http::Uri>
+    for RoutedConnector<C>
+{
+    type Response = C::Response;
+    type Error = C::Error;
+    type Future = C::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::result::Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let uri = match &self.route {
+            Some(route) => route.apply(uri),
+            None => uri,
+        };
+        self.inner.call(uri)
+    }
 }
 
 impl Default for TransportOptions {
@@ -60,6 +130,7 @@ impl Default for TransportOptions {
             total_timeout: Duration::from_secs(120),
             max_response_bytes: 8 * 1024 * 1024,
             max_idle_per_host: 32,
+            connect_to: None,
         }
     }
 }
@@ -196,7 +267,7 @@ impl rustls::client::danger::ServerCertVerifier for PinnedOrChain {
 }
 
 /// The connector type: HTTPS (and plain HTTP to loopback test servers) over our resolver.
-pub type Connector = HttpsConnector<HttpConnector<Resolver>>;
+pub type Connector = HttpsConnector<RoutedConnector<HttpConnector<Resolver>>>;
 
 /// The system resolver (`getaddrinfo`), with its failures typed as [`NameNotResolved`] so
 /// that a name that does not resolve is told apart from a refused connection.
@@ -271,7 +342,10 @@ pub fn connector(options: &TransportOptions) -> Result<Connector> {
         .with_tls_config(tls_config(options)?)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http))
+        .wrap_connector(RoutedConnector {
+            inner: http,
+            route: options.connect_to.clone(),
+        }))
 }
 
 /// A pooled client for component requests.

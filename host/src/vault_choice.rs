@@ -149,7 +149,7 @@ impl VaultConnection {
                     None => LocalVaultOptions::default_data_dir()?,
                 };
                 let vault =
-                    LocalVault::start(LocalVaultOptions::ephemeral_port(data_dir.clone())).await?;
+                    LocalVault::start(LocalVaultOptions::embedded(data_dir.clone())).await?;
                 let mut options = ClientOptions::for_local_vault(&vault)?;
                 if let Some(version) = &choice.api_version {
                     options.api_version = version.clone();

@@ -39,6 +39,12 @@ fn run(mut command: Command, stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+fn kvrun_with(data_dir: &Path, args: &[&str]) -> Command {
+    let mut command = kvrun(data_dir);
+    command.args(args);
+    command
+}
+
 fn secret(data_dir: &Path, args: &[&str]) -> Command {
     let mut command = kvrun(data_dir);
     command.arg("secret").args(args);
@@ -92,10 +98,35 @@ fn secret_commands_work_on_the_embedded_vault() {
         serde_json::from_str(&ok(&run(secret(d, &["list", "--output", "json"]), ""))).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 3);
     assert_eq!(json[1]["tags"]["env"], "dev");
+    assert!(
+        json.as_array()
+            .unwrap()
+            .iter()
+            .all(|item| item.get("version").is_none()),
+        "a list item describes the secret, not a version: {json}"
+    );
 
     let got: serde_json::Value =
         serde_json::from_str(&ok(&run(secret(d, &["get", "cert", "-o", "json"]), ""))).unwrap();
     assert_eq!(got["value"], "from-file\nline two");
+    let again: serde_json::Value =
+        serde_json::from_str(&ok(&run(secret(d, &["get", "cert", "-o", "json"]), ""))).unwrap();
+    assert_eq!(
+        got["id"], again["id"],
+        "the embedded vault's ids are the same from one command to the next"
+    );
+    assert!(
+        got["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://localhost:8443/secrets/cert/"),
+        "{got}"
+    );
+    let shown = ok(&run(kvrun_with(d, &["workspace", "show"]), ""));
+    assert!(
+        shown.starts_with(&format!("vault: the local vault ({})\n", d.display())),
+        "no URL that is gone when the command exits: {shown}"
+    );
     let version = got["version"].as_str().unwrap().to_string();
     let mut second = secret(d, &["set", "cert", "--value-from-env", "V2"]);
     second.env("V2", "second");
@@ -208,8 +239,15 @@ fn failures_are_one_line_with_a_distinct_exit_status() {
     let argv_value = run(secret(d, &["set", "x", "--value", "in-argv"]), "");
     assert_eq!(
         argv_value.status.code(),
-        Some(2),
+        Some(4),
         "there is no way to pass a value in argv"
+    );
+    let stderr = String::from_utf8_lossy(&argv_value.stderr);
+    assert!(
+        stderr
+            .starts_with("kvrun: invalid argument: secret values never come from the command line")
+            && !stderr.contains("in-argv"),
+        "{stderr}"
     );
 
     let missing_env = run(
@@ -261,7 +299,7 @@ fn vault_serve_with_an_explicit_vault_url() {
     let mut lines = BufReader::new(server.0.stderr.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     let url = first
-        .strip_prefix("kvrun local vault listening on ")
+        .strip_prefix("kvrun local vault serving ")
         .unwrap()
         .to_string();
     std::thread::spawn(move || lines.for_each(drop));
@@ -301,6 +339,15 @@ fn vault_serve_with_an_explicit_vault_url() {
     let out = run(wrong, "");
     assert_eq!(out.status.code(), Some(6));
     assert!(String::from_utf8_lossy(&out.stderr).contains("did not accept the credential"));
+
+    // No token at all: the Azure chain does not answer a host outside Key Vault's domains,
+    // and the one line says what was tried and what to do.
+    let out = run(remote(&["get", "remote-secret"]), "");
+    assert_eq!(out.status.code(), Some(6));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "kvrun: the vault on localhost asked for a token and none was sent: no token was given (--token-file, KVRUN_ACCESS_TOKEN), and an Azure credential answers only a Key Vault host in the domain its challenge names (localhost is not one, the challenge names vault.azure.net; for a test server, --unsafe-token-to-any-host) (give a token the vault accepts (KVRUN_ACCESS_TOKEN, --token-file) or check the Azure credential (--auth))\n"
+    );
 
     let no_ca = run(
         {
@@ -536,7 +583,7 @@ fn compile_fills_the_cache_that_the_first_run_then_loads() {
     let failed = run(bad, "");
     assert!(!failed.status.success());
     assert!(
-        String::from_utf8_lossy(&failed.stderr).contains("could not read /nonexistent/job.wasm")
+        String::from_utf8_lossy(&failed.stderr).contains("/nonexistent/job.wasm does not exist")
     );
 }
 
@@ -651,4 +698,95 @@ async fn the_example_reports_metrics_with_a_password_it_never_holds() {
         .iter()
         .all(|r| r["outcome"] == "substituted" && r["path_prefix"] == "/api/2.0/mlflow"));
     assert_eq!(server.requests().len(), 7);
+}
+
+/// One whole stderr line and status 4, nothing done.
+fn refused(command: Command, stdin: &str, line: &str) {
+    let out = run(command, stdin);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), format!("{line}\n"));
+    assert_eq!(out.status.code(), Some(4), "{line}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn the_command_line_says_what_to_do_instead() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    refused(
+        secret(d, &["set", "foo", "hunter2-canary"]),
+        "",
+        "kvrun: invalid argument: secret values never come from the command line, where `ps` and the shell history show them; give the value of foo with --value-from-env VAR, --value-file PATH, on standard input (`printf %s \"$VALUE\" | kvrun secret set foo`), or at the prompt",
+    );
+    assert!(
+        !d.join("vault.db").exists(),
+        "refused before any vault was opened"
+    );
+    refused(
+        kvrun_with(
+            d,
+            &["--vault", "https://127.0.0.1:1", "--auth", "token", "vault", "serve", "--addr", "127.0.0.1:0"],
+        ),
+        "",
+        "kvrun: invalid argument: `kvrun vault serve` does not use --vault, --auth: the vault options are for the commands that talk to a vault; leave them out",
+    );
+    refused(
+        kvrun_with(d, &["compile", "--data-dir", "/tmp", "x.wasm"]),
+        "",
+        "kvrun: invalid argument: `kvrun compile` does not use --data-dir: it talks to no vault, it only compiles into the cache; leave it out",
+    );
+    for missing in ["nothere.wasm", "nothere.py"] {
+        let mut command = kvrun_with(d, &["run", missing]);
+        command.current_dir(d);
+        refused(
+            command,
+            "",
+            &format!("kvrun: invalid argument: {missing} does not exist; give the path of a training component (.wasm, built for wasm32-wasip2 against the training world) or of a Python script (.py)"),
+        );
+    }
+    // The vault options from the environment are for other commands: serve still starts.
+    let mut serve = kvrun_with(d, &["vault", "serve", "--addr", "127.0.0.1:0"]);
+    serve
+        .env("KVRUN_VAULT_URL", "https://127.0.0.1:1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut server = Server(serve.spawn().unwrap());
+    let first = BufReader::new(server.0.stderr.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert!(
+        first.starts_with("kvrun local vault serving https://localhost:"),
+        "{first}"
+    );
+}
+
+#[test]
+fn help_puts_global_options_under_their_own_heading_and_describes_positionals() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["run", "-h"][..],
+        &["secret", "get", "-h"],
+        &["secret", "set", "-h"],
+        &["vault", "serve", "-h"],
+    ] {
+        let help = ok(&run(kvrun_with(dir.path(), args), ""));
+        let (own, global) = help
+            .split_once("Global options:")
+            .unwrap_or_else(|| panic!("{args:?}: {help}"));
+        for option in ["--vault", "--data-dir", "--token-file", "--output"] {
+            assert!(
+                !own.contains(option),
+                "{args:?}: {option} among its own options: {own}"
+            );
+            assert!(global.contains(option), "{args:?}: {option}");
+        }
+    }
+    let get = ok(&run(kvrun_with(dir.path(), &["secret", "get", "-h"]), ""));
+    assert!(
+        get.contains("<NAME>  The secret's name: 1-127 letters, digits and dashes"),
+        "{get}"
+    );
+    let set = ok(&run(kvrun_with(dir.path(), &["secret", "set", "-h"]), ""));
+    assert!(!set.contains("VALUE_ON_COMMAND_LINE"), "{set}");
 }

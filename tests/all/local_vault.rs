@@ -911,3 +911,96 @@ async fn a_token_holder_is_served_while_a_thousand_connections_are_held() {
     );
     assert!(p99 < std::time::Duration::from_secs(1), "p99 {p99:?}");
 }
+
+/// Ids, recovery ids and every page of a listing name the vault's public URL (not its listen
+/// address), and a client of that URL pages through a listing by its `nextLink`s.
+#[tokio::test]
+async fn ids_and_next_links_name_the_public_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let public = kvrun::vault::PublicUrl::parse("https://127.0.0.1:9443").unwrap();
+    let vault = LocalVault::start(LocalVaultOptions {
+        public_url: Some(public),
+        ..LocalVaultOptions::ephemeral_port(dir.path())
+    })
+    .await
+    .unwrap();
+    assert_eq!(vault.url(), "https://127.0.0.1:9443");
+    assert_ne!(vault.addr().port(), 9443);
+    let mut client = kvrun::Client::new(
+        common::runtime(),
+        kvrun::ClientOptions::for_local_vault(&vault).unwrap(),
+    )
+    .await
+    .unwrap();
+    let options = kvrun::SetOptions {
+        content_type: None,
+        tags: Vec::new(),
+    };
+    for i in 0..30 {
+        let set = client
+            .set_secret(&format!("paged-{i:02}"), &"v".into(), &options)
+            .await
+            .unwrap();
+        assert!(
+            set.id.starts_with("https://127.0.0.1:9443/secrets/paged-"),
+            "{}",
+            set.id
+        );
+    }
+    let listed = client.list_secrets().await.unwrap();
+    assert_eq!(listed.len(), 30, "the second page was followed");
+    assert!(listed
+        .iter()
+        .all(|p| p.id.starts_with("https://127.0.0.1:9443/secrets/paged-")));
+    let deleted = client.delete_secret("paged-00").await.unwrap();
+    assert_eq!(
+        deleted.recovery_id.as_deref(),
+        Some("https://127.0.0.1:9443/deletedsecrets/paged-00")
+    );
+
+    let http = Http::new(&vault);
+    let page = http
+        .call(
+            "GET",
+            &format!(
+                "https://{}/secrets?api-version=7.5&maxresults=1",
+                vault.addr()
+            ),
+            None,
+        )
+        .await;
+    let next = page.body["nextLink"].as_str().unwrap();
+    assert!(
+        next.starts_with("https://127.0.0.1:9443/secrets?api-version=7.5&$skiptoken="),
+        "{next}"
+    );
+    vault.shutdown().await;
+}
+
+/// The default public URL is `https://localhost:PORT`; one the certificate does not cover is
+/// refused at start, with what to do.
+#[tokio::test]
+async fn the_public_url_defaults_to_localhost_and_must_be_covered_by_the_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = LocalVault::start(LocalVaultOptions::ephemeral_port(dir.path()))
+        .await
+        .unwrap();
+    assert_eq!(
+        vault.url(),
+        format!("https://localhost:{}", vault.addr().port())
+    );
+    vault.shutdown().await;
+    let err = LocalVault::start(LocalVaultOptions {
+        public_url: Some(kvrun::vault::PublicUrl::parse("https://kv.example.com").unwrap()),
+        ..LocalVaultOptions::ephemeral_port(dir.path())
+    })
+    .await
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("server.pem) is not valid for \"kv.example.com\"")
+            && err.contains("serve under localhost, 127.0.0.1 or ::1"),
+        "{err}"
+    );
+}

@@ -40,7 +40,7 @@ fn serve(data_dir: &Path) -> Vault {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     let url = first
-        .strip_prefix("kvrun local vault listening on ")
+        .strip_prefix("kvrun local vault serving ")
         .expect(&first)
         .to_string();
     std::thread::spawn(move || lines.for_each(drop));

@@ -59,7 +59,7 @@ async function main() {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvrun-bench-js-'));
   const vault = spawn(binary, ['vault', 'serve', '--addr', '127.0.0.1:0', '--data-dir', dataDir], { stdio: ['ignore', 'ignore', 'pipe'] });
   const [first] = await once(readline.createInterface({ input: vault.stderr }), 'line');
-  const url = first.replace('kvrun local vault listening on ', '');
+  const url = first.replace('kvrun local vault serving ', '');
   console.log(`vault: ${binary} at ${url}`);
   vault.stderr.resume();
   const child = spawn(process.execPath, [fileURLToPath(import.meta.url), String(calls)], {

@@ -19,7 +19,7 @@ export async function startVault() {
   const child = spawn(binary, ['vault', 'serve', '--addr', '127.0.0.1:0', '--data-dir', dataDir], { stdio: ['ignore', 'ignore', 'pipe'] });
   const lines = readline.createInterface({ input: child.stderr });
   const [first] = await once(lines, 'line');
-  const prefix = 'kvrun local vault listening on ';
+  const prefix = 'kvrun local vault serving ';
   if (!first.startsWith(prefix)) throw new Error(`the vault did not start: ${first}`);
   return {
     url: first.slice(prefix.length),

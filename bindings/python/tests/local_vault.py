@@ -10,7 +10,7 @@ import threading
 from contextlib import contextmanager
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-PREFIX = "kvrun local vault listening on "
+PREFIX = "kvrun local vault serving "
 
 
 def kvrun_binary(prefer_release=False):
@@ -23,11 +23,13 @@ def kvrun_binary(prefer_release=False):
 
 
 @contextmanager
-def served_vault(binary):
-    """Runs `binary vault serve` over a fresh data directory; yields its url, ca, token and
-    binary, and checks that it stops cleanly on SIGTERM."""
+def served_vault(binary, addr="127.0.0.1:0", public_url=None):
+    """Runs `binary vault serve` on `addr` (under `public_url`, if given) over a fresh data
+    directory; yields its url, ca, token and binary, and checks that it stops cleanly on
+    SIGTERM."""
     data_dir = tempfile.mkdtemp(prefix="kvrun-served-")
-    process = subprocess.Popen([binary, "vault", "serve", "--addr", "127.0.0.1:0", "--data-dir", data_dir],
+    extra = ["--public-url", public_url] if public_url else []
+    process = subprocess.Popen([binary, "vault", "serve", "--addr", addr, "--data-dir", data_dir, *extra],
                                stderr=subprocess.PIPE, text=True)
     try:
         first = process.stderr.readline().strip()

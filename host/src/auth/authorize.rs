@@ -7,6 +7,7 @@
 
 use super::challenge::Challenge;
 use super::credential::Credential;
+use crate::network::NetworkStats;
 use crate::transport::Transport;
 use http::header::AUTHORIZATION;
 use http_body_util::BodyExt;
@@ -16,18 +17,20 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
 /// as it is. Azure credentials follow the challenge protocol ([`crate::auth`]): the
 /// request goes without a token until this host's challenge has been accepted; a `401`
 /// challenge is answered once, only where [`Credential::answer`] allows it, so the body is
-/// kept for that second attempt. When no token can be had, the component gets a `401` whose
-/// message says why.
+/// kept for that second attempt. When no token can be had, or the challenge may not be
+/// answered, the component gets a `401` whose message says why, and `stats` records it for
+/// the host's own account of the failure.
 pub(crate) async fn send_authenticated(
     transport: &Transport,
     request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
     credential: &Credential,
     host: &str,
+    stats: &NetworkStats,
 ) -> Result<http::Response<WasiBody>, HttpError> {
     let first = match credential.authorization(host).await {
         Ok(header) => header,
-        Err(e) => return Ok(credential_failure(&e)),
+        Err(e) => return Ok(credential_failure(&e, stats)),
     };
     if credential.is_static() {
         // A static token cannot answer a challenge: no need to keep the body for a retry.
@@ -77,13 +80,14 @@ pub(crate) async fn send_authenticated(
     match credential.answer(host, &challenge, sent_token).await {
         Ok(Some(header)) => transport.send(build(Some(header)), options).await,
         Ok(None) => Ok(response),
-        Err(e) => Ok(credential_failure(&e)),
+        Err(e) => Ok(credential_failure(&e, stats)),
     }
 }
 
-/// A `401` in the Key Vault error shape that carries why no token could be had.
-fn credential_failure(e: &crate::error::Error) -> http::Response<WasiBody> {
-    tracing::warn!(error = %e, "no token for the vault");
+/// A `401` in the Key Vault error shape that carries why no token was sent, also recorded in
+/// `stats`.
+fn credential_failure(e: &crate::error::Error, stats: &NetworkStats) -> http::Response<WasiBody> {
+    stats.record_no_token(e.to_string());
     let body = serde_json::json!({ "error": { "code": "CredentialUnavailable", "message": e.to_string() } });
     let mut response = http::Response::new(
         http_body_util::Full::new(bytes::Bytes::from(body.to_string()))

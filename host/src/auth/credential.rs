@@ -150,8 +150,8 @@ impl Credential {
     }
 
     /// Answers the `401` challenge of a vault on `host`: a header with a token for the
-    /// challenge's tenant and scope if the challenge may be answered for this host, else
-    /// `None`. `refused_token` says whether the request that got the challenge carried a
+    /// challenge's tenant and scope if the challenge may be answered for this host, an
+    /// [`Error::Unauthenticated`] saying why if it may not, and `None` for a static token. `refused_token` says whether the request that got the challenge carried a
     /// token (which is then fetched anew rather than taken from the cache).
     pub async fn answer(
         &self,
@@ -163,8 +163,10 @@ impl Credential {
             return Ok(None);
         };
         if !state.any_host && !challenge_allowed(challenge, host) {
-            tracing::warn!(host, resource = %challenge.resource_host, "not answering a challenge: the vault is not a Key Vault host in the domain the challenge names");
-            return Ok(None);
+            return Err(Error::Unauthenticated(format!(
+                "the vault on {host} asked for a token and none was sent: no token was given (--token-file, KVRUN_ACCESS_TOKEN), and an Azure credential answers only a Key Vault host in the domain its challenge names ({host} is not one, the challenge names {}; for a test server, --unsafe-token-to-any-host)",
+                challenge.resource_host
+            )));
         }
         let header = state.header(challenge, refused_token).await?;
         state

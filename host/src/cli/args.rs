@@ -16,7 +16,9 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
+/// Options every command takes, shown under their own heading in each command's help.
 #[derive(Args)]
+#[command(next_help_heading = "Global options")]
 pub(crate) struct Global {
     /// Output format.
     #[arg(long, short, global = true, value_enum, default_value_t = Output::Text)]
@@ -227,6 +229,8 @@ pub(crate) enum SecretCommand {
     /// Set a secret (a new version if it exists). The value comes from --value-from-env,
     /// --value-file, standard input, or a prompt that does not echo; never from argv.
     Set {
+        /// The secret's name: 1-127 letters, digits and dashes.
+        #[arg(value_name = "NAME")]
         name: String,
         /// Read the value from this environment variable.
         #[arg(long, conflicts_with = "value_file")]
@@ -240,6 +244,10 @@ pub(crate) enum SecretCommand {
         /// A tag, KEY=VALUE (repeatable).
         #[arg(long = "tag", value_parser = parse_tag)]
         tags: Vec<(String, String)>,
+        /// A value typed after the name: refused, with how to give one instead (its text is
+        /// neither kept nor shown).
+        #[arg(hide = true, num_args = 0.., allow_hyphen_values = true)]
+        value_on_command_line: Vec<RefusedValue>,
     },
     /// Set many secrets at once.
     SetMany {
@@ -256,6 +264,8 @@ pub(crate) enum SecretCommand {
     },
     /// Print a secret's value.
     Get {
+        /// The secret's name: 1-127 letters, digits and dashes.
+        #[arg(value_name = "NAME")]
         name: String,
         /// A version id (default: latest).
         #[arg(long)]
@@ -263,17 +273,28 @@ pub(crate) enum SecretCommand {
     },
     /// Print a JSON object name -> value (null for a missing name).
     GetMany {
-        #[arg(required = true)]
+        /// The secrets' names.
+        #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
     },
     /// List secret names (--output json for properties).
     List,
     /// List the versions of a secret.
-    Versions { name: String },
+    Versions {
+        /// The secret's name: 1-127 letters, digits and dashes.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
     /// Delete a secret and all its versions (recoverable until purged).
-    Delete { name: String },
+    Delete {
+        /// The secret's name: 1-127 letters, digits and dashes.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
     /// Change a secret's properties, never its value (latest version unless --version).
     SetAttributes {
+        /// The secret's name: 1-127 letters, digits and dashes.
+        #[arg(value_name = "NAME")]
         name: String,
         /// The version to change.
         #[arg(long)]
@@ -295,15 +316,29 @@ pub(crate) enum SecretCommand {
         not_before: Option<i64>,
     },
     /// Show a deleted secret.
-    ShowDeleted { name: String },
+    ShowDeleted {
+        /// The secret's name: 1-127 letters, digits and dashes.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
     /// List deleted secrets.
     ListDeleted,
     /// Recover a deleted secret.
-    Recover { name: String },
+    Recover {
+        /// The secret's name: 1-127 letters, digits and dashes.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
     /// Purge a deleted secret for good.
-    Purge { name: String },
+    Purge {
+        /// The secret's name: 1-127 letters, digits and dashes.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
     /// Back up every version of a secret into a file (only this vault can restore it).
     Backup {
+        /// The secret's name: 1-127 letters, digits and dashes.
+        #[arg(value_name = "NAME")]
         name: String,
         /// Where to write the backup.
         #[arg(long)]
@@ -315,6 +350,18 @@ pub(crate) enum SecretCommand {
         #[arg(long)]
         file: PathBuf,
     },
+}
+
+/// A word typed where a secret value would go: only its presence is kept, never its text.
+#[derive(Clone)]
+pub(crate) struct RefusedValue;
+
+impl std::str::FromStr for RefusedValue {
+    type Err = std::convert::Infallible;
+
+    fn from_str(_: &str) -> std::result::Result<RefusedValue, Self::Err> {
+        Ok(RefusedValue)
+    }
 }
 
 /// Unix seconds, or an RFC 3339 time such as 2027-01-31T00:00:00Z.
@@ -339,6 +386,10 @@ pub(crate) enum VaultCommand {
         /// Allow a non-loopback --addr.
         #[arg(long)]
         allow_remote: bool,
+        /// The URL clients use, which secret ids and nextLinks start with (default
+        /// https://localhost:PORT); the vault's certificate must cover its host.
+        #[arg(long, value_name = "URL")]
+        public_url: Option<String>,
     },
 }
 

@@ -8,8 +8,8 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-/// The embedded local vault of this process, once started: its URL (an ephemeral loopback
-/// port nobody chose) and its data directory, so messages can name it as the local vault.
+/// The embedded local vault of this process, once started: its URL (served only while the
+/// command runs) and its data directory, so messages can name it as the local vault.
 static LOCAL_VAULT: OnceLock<(String, PathBuf)> = OnceLock::new();
 
 /// Remembers the embedded local vault that this command talks to.

@@ -14,7 +14,7 @@ mod warning;
 mod workspace;
 
 use args::{Auth, Cli, Command, Global, VaultCommand, WorkspaceCommand};
-use clap::Parser;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use kvrun::vault_choice::{VaultChoiceOptions, VaultConnection, VaultSource};
 use kvrun::{Error, Result, Runtime, RuntimeOptions};
 use std::io::IsTerminal;
@@ -22,7 +22,8 @@ use std::process::ExitCode;
 
 /// Parses the arguments, runs the command, and maps a failure to one line and a status.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let default_log = match cli.command {
         Command::Vault(_) => "info",
         Command::Secret(_) | Command::Run(_) | Command::Compile(_) | Command::Workspace(_) => {
@@ -30,10 +31,17 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging(default_log);
+    if let Some(e) = unused_options(&cli.command, &matches) {
+        let shown = failure::render(&e, cli.global.output);
+        eprintln!("{}", shown.text);
+        return ExitCode::from(shown.status);
+    }
     let outcome = match cli.command {
-        Command::Vault(VaultCommand::Serve { addr, allow_remote }) => {
-            vault::serve(addr, allow_remote, cli.global.data_dir)
-        }
+        Command::Vault(VaultCommand::Serve {
+            addr,
+            allow_remote,
+            public_url,
+        }) => vault::serve(addr, allow_remote, public_url, cli.global.data_dir),
         Command::Secret(command) => {
             current_thread().and_then(|rt| rt.block_on(secret::secret(command, &cli.global)))
         }
@@ -53,6 +61,57 @@ pub fn main() -> ExitCode {
             ExitCode::from(shown.status)
         }
     }
+}
+
+/// The global options that choose and reach a remote vault (ids of [`Global`]'s fields).
+const VAULT_OPTIONS: [&str; 7] = [
+    "vault",
+    "ca_cert",
+    "token_file",
+    "api_version",
+    "auth",
+    "management_endpoint",
+    "unsafe_token_to_any_host",
+];
+
+/// Global options given on the command line that `command` does not use, refused in one line
+/// (`kvrun --vault URL vault serve` would otherwise serve the local vault as if it were
+/// heeded). Values from the environment are not refused: they are there for other commands.
+fn unused_options(command: &Command, matches: &ArgMatches) -> Option<Error> {
+    let (name, also, why): (&str, &[&str], &str) = match command {
+        Command::Vault(_) => (
+            "vault serve",
+            &[],
+            "the vault options are for the commands that talk to a vault",
+        ),
+        Command::Compile(_) => (
+            "compile",
+            &["data_dir"],
+            "it talks to no vault, it only compiles into the cache",
+        ),
+        Command::Secret(_) | Command::Run(_) | Command::Workspace(_) => return None,
+    };
+    let mut levels = vec![matches];
+    while let Some((_, sub)) = levels.last().and_then(|m| m.subcommand()) {
+        levels.push(sub);
+    }
+    let given: Vec<String> = VAULT_OPTIONS
+        .iter()
+        .chain(also)
+        .filter(|id| {
+            levels
+                .iter()
+                .any(|m| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+        })
+        .map(|id| format!("--{}", id.replace('_', "-")))
+        .collect();
+    (!given.is_empty()).then(|| {
+        Error::InvalidArgument(format!(
+            "`kvrun {name}` does not use {}: {why}; leave {} out",
+            given.join(", "),
+            if given.len() == 1 { "it" } else { "them" }
+        ))
+    })
 }
 
 /// Logs to stderr. Without `KVRUN_LOG`, warnings and errors print as plain lines in the

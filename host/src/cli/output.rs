@@ -47,9 +47,11 @@ pub(crate) fn report_list(output: Output, items: &[SecretProperties], versions: 
     );
 }
 
-/// A secret's properties as the service's JSON names them (never a value).
+/// A secret's properties as the service's JSON names them (never a value). A list item
+/// describes the secret, not one version (as the service's SecretItem), so it has no
+/// `version`.
 pub(crate) fn properties_json(p: &SecretProperties) -> Value {
-    json!({
+    let mut object = json!({
         "name": p.name,
         "version": p.version,
         "id": p.id,
@@ -60,7 +62,11 @@ pub(crate) fn properties_json(p: &SecretProperties) -> Value {
         "created": p.created,
         "updated": p.updated,
         "tags": p.tags.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<Map<String, Value>>(),
-    })
+    });
+    if p.version.is_none() {
+        object.as_object_mut().map(|o| o.remove("version"));
+    }
+    object
 }
 
 /// A deleted secret: its properties, recovery id and dates.

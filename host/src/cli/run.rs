@@ -20,6 +20,7 @@ pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
         site_packages: args.script.site_packages.clone(),
     });
     let wasm = match &script {
+        Some(_) if !args.component.is_file() => return Err(missing(&args.component)),
         Some(_) => Vec::new(),
         None => read_component(&args.component)?,
     };
@@ -187,7 +188,18 @@ fn is_script(path: &std::path::Path) -> bool {
 
 /// A component's bytes.
 fn read_component(path: &std::path::Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io(format!("could not read {}", path.display()), e))
+    std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => missing(path),
+        _ => Error::io(format!("could not read {}", path.display()), e),
+    })
+}
+
+/// What `kvrun run PATH` says when PATH is not there.
+fn missing(path: &std::path::Path) -> Error {
+    Error::InvalidArgument(format!(
+        "{} does not exist; give the path of a training component (.wasm, built for wasm32-wasip2 against the training world) or of a Python script (.py)",
+        path.display()
+    ))
 }
 
 fn max_memory(bytes: u64) -> Result<usize> {

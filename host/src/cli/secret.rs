@@ -18,11 +18,13 @@ pub(crate) async fn secret(command: SecretCommand, global: &Global) -> Result<Ex
             name,
             value_from_env,
             value_file,
+            value_on_command_line,
             ..
         } => Some(read_value(
             name,
             value_from_env.as_deref(),
             value_file.as_deref(),
+            !value_on_command_line.is_empty(),
         )?),
         _ => None,
     };

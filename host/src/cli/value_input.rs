@@ -6,12 +6,19 @@ use serde_json::{Map, Value};
 use std::io::{IsTerminal, Read};
 use std::path::Path;
 
-/// The value of `secret set`: env var, file, standard input, or a hidden prompt.
+/// The value of `secret set`: env var, file, standard input, or a hidden prompt; a value
+/// typed on the command line (`on_command_line`) is refused without being shown.
 pub(crate) fn read_value(
     name: &str,
     from_env: Option<&str>,
     file: Option<&Path>,
+    on_command_line: bool,
 ) -> Result<SecretString> {
+    if on_command_line {
+        return Err(Error::InvalidArgument(format!(
+            "secret values never come from the command line, where `ps` and the shell history show them; give the value of {name} with --value-from-env VAR, --value-file PATH, on standard input (`printf %s \"$VALUE\" | kvrun secret set {name}`), or at the prompt"
+        )));
+    }
     if let Some(var) = from_env {
         return std::env::var(var).map(SecretString::new).map_err(|_| {
             Error::InvalidArgument(format!(

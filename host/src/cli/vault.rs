@@ -1,6 +1,6 @@
 //! `kvrun vault serve`: the local vault in the foreground until SIGINT or SIGTERM.
 
-use kvrun::vault::{LocalVault, LocalVaultOptions};
+use kvrun::vault::{LocalVault, LocalVaultOptions, PublicUrl};
 use kvrun::{Error, Result};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,8 +9,10 @@ use std::process::ExitCode;
 pub(crate) fn serve(
     addr: SocketAddr,
     allow_remote: bool,
+    public_url: Option<String>,
     data_dir: Option<PathBuf>,
 ) -> Result<ExitCode> {
+    let public_url = public_url.as_deref().map(PublicUrl::parse).transpose()?;
     if !addr.ip().is_loopback() && !allow_remote {
         return Err(Error::Config(format!(
             "{addr} is not a loopback address; the local vault listens on loopback only unless --allow-remote is given"
@@ -27,10 +29,12 @@ pub(crate) fn serve(
     rt.block_on(async move {
         let vault = LocalVault::start(LocalVaultOptions {
             addr,
+            public_url,
             ..LocalVaultOptions::ephemeral_port(data_dir)
         })
         .await?;
-        eprintln!("kvrun local vault listening on {}", vault.url());
+        eprintln!("kvrun local vault serving {}", vault.url());
+        eprintln!("  listen: {}", vault.addr());
         eprintln!("  trust:  {}", vault.data_dir().join("ca.pem").display());
         eprintln!("  token:  {}", vault.data_dir().join("token").display());
         wait_for_signal().await?;

@@ -12,21 +12,26 @@ use std::process::ExitCode;
 pub(crate) async fn workspace_show(global: &Global) -> Result<ExitCode> {
     let connection = connect(global).await?;
     let url = connection.options.vault_url.clone();
-    let (from, config) = match &connection.source {
-        VaultSource::Explicit => ("--vault / KVRUN_VAULT_URL".to_string(), None),
+    let (vault, from, config) = match &connection.source {
+        VaultSource::Explicit => (url, "--vault / KVRUN_VAULT_URL".to_string(), None),
         VaultSource::Workspace(config, how) => (
+            url,
             format!("workspace config, resolved from {how}"),
             Some(config.path.clone()),
         ),
-        VaultSource::Embedded(dir) => (format!("embedded local vault in {}", dir.display()), None),
+        VaultSource::Embedded(dir) => (
+            format!("the local vault ({})", dir.display()),
+            "no --vault, KVRUN_VAULT_URL or workspace config: the embedded local vault, served only while a command runs".to_string(),
+            None,
+        ),
     };
-    let mut text = vec![format!("vault: {url}"), format!("from: {from}")];
+    let mut text = vec![format!("vault: {vault}"), format!("from: {from}")];
     if let Some(path) = &config {
         text.push(format!("config: {}", path.display()));
     }
     report(
         global.output,
-        json!({ "vault": url, "from": from, "config": config }),
+        json!({ "vault": vault, "from": from, "config": config }),
         text,
     );
     connection.close().await;

@@ -13,14 +13,15 @@
 //! `max_connections` of those, and up to half the open-file limit of others (at most 4,096),
 //! the oldest of which is closed when a new connection needs room; a 401 closes its connection. It gives a client 3 s for the
 //! TLS handshake, 30 s for a request's headers and `body_timeout` for its body
-//! ([`LocalVaultOptions`]), and names only the address it serves in ids and `nextLink`s,
-//! never one a client's `Host` header chose.
+//! ([`LocalVaultOptions`]). Ids, `recoveryId`s and `nextLink`s start with its one public
+//! URL ([`public_url`]), never the listen address or a client's `Host` header.
 
 mod admission;
 pub mod api;
 pub mod backup;
 pub mod identity;
 mod latest;
+pub mod public_url;
 pub mod storage;
 
 use crate::error::{Error, Result};
@@ -28,6 +29,7 @@ use crate::secret::SecretString;
 use admission::Admission;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+pub use public_url::PublicUrl;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,6 +58,9 @@ pub struct LocalVaultOptions {
     /// How long a client may take to send a request body once its headers are in (default
     /// 30 s); past it the request gets `408`.
     pub body_timeout: Duration,
+    /// The URL its clients use, which ids and `nextLink`s start with (default
+    /// `https://localhost:PORT`); the vault's certificate must cover its host.
+    pub public_url: Option<PublicUrl>,
 }
 
 impl LocalVaultOptions {
@@ -66,6 +71,19 @@ impl LocalVaultOptions {
             data_dir: data_dir.into(),
             max_connections: 256,
             body_timeout: Duration::from_secs(30),
+            public_url: None,
+        }
+    }
+
+    /// Options for the embedded vault of `data_dir`: an ephemeral loopback port, and ids that
+    /// name [`public_url::EMBEDDED_URL`] whatever the port, so they are the same in every
+    /// command (and under `kvrun vault serve` of the same directory on its default port).
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> LocalVaultOptions {
+        LocalVaultOptions {
+            public_url: Some(
+                PublicUrl::parse(public_url::EMBEDDED_URL).expect("the embedded URL parses"),
+            ),
+            ..LocalVaultOptions::ephemeral_port(data_dir)
         }
     }
 
@@ -83,6 +101,7 @@ impl LocalVaultOptions {
 /// A running local vault. Dropping it stops accepting connections.
 pub struct LocalVault {
     addr: SocketAddr,
+    url: PublicUrl,
     data_dir: PathBuf,
     ca_pem: Vec<u8>,
     token: SecretString,
@@ -94,6 +113,9 @@ impl LocalVault {
     /// Loads or creates the data directory, binds, and starts serving.
     pub async fn start(options: LocalVaultOptions) -> Result<LocalVault> {
         let identity = identity::load_or_create(&options.data_dir)?;
+        let leaf = identity.cert_chain.first().cloned().ok_or_else(|| {
+            Error::Config("the local vault's server.pem holds no certificate".into())
+        })?;
         let storage = Arc::new(storage::Storage::open(&options.data_dir.join("vault.db"))?);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)
@@ -117,6 +139,12 @@ impl LocalVault {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("reading the listen address", e))?;
+        let url = options
+            .public_url
+            .clone()
+            .unwrap_or_else(|| PublicUrl::localhost(addr.port()));
+        let server_pem = options.data_dir.join("server.pem");
+        url.check_covered_by(&leaf, &server_pem.display().to_string())?;
         let backup_key = backup::BackupKey::from_hex(&identity.backup_key)?;
         storage.purge_expired(storage::now())?;
         let (stop, stopped) = watch::channel(false);
@@ -125,7 +153,7 @@ impl LocalVault {
             storage,
             identity.token.clone(),
             backup_key,
-            addr,
+            url.authority(),
             options.body_timeout,
         ));
         let task = tokio::spawn(serve(
@@ -137,6 +165,7 @@ impl LocalVault {
         ));
         Ok(LocalVault {
             addr,
+            url,
             data_dir: options.data_dir,
             ca_pem: identity.ca_pem,
             token: identity.token,
@@ -150,9 +179,14 @@ impl LocalVault {
         self.addr
     }
 
-    /// Its URL, `https://127.0.0.1:PORT`.
+    /// The URL its clients use and its ids start with (see [`LocalVaultOptions::public_url`]).
     pub fn url(&self) -> String {
-        format!("https://{}", authority(self.addr))
+        self.url.to_string()
+    }
+
+    /// The public URL, parsed.
+    pub fn public_url(&self) -> &PublicUrl {
+        &self.url
     }
 
     /// The data directory.
@@ -182,14 +216,6 @@ impl LocalVault {
 impl Drop for LocalVault {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
-    }
-}
-
-/// `IP:PORT`, with brackets around an IPv6 address.
-fn authority(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
-        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
     }
 }
 

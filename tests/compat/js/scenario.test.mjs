@@ -12,25 +12,34 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { randomUUID } from "node:crypto";
-import { SecretClient } from "@azure/keyvault-secrets";
+import { createServer } from "node:net";
+import { SecretClient, parseKeyVaultSecretIdentifier } from "@azure/keyvault-secrets";
 
 const dataDir = process.env.KVRUN_COMPAT_DATA_DIR ?? mkdtempSync(join(tmpdir(), "kvrun-compat-js-"));
 let server;
 let client;
 
-before(async () => {
+/** `kvrun vault serve` over the shared data directory (whose CA Node already trusts). */
+async function serve(extra = []) {
   const binary = process.env.KVRUN_BIN ?? "target/debug/kvrun";
-  server = spawn(binary, ["vault", "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir], {
+  const child = spawn(binary, ["vault", "serve", "--data-dir", dataDir, ...extra], {
     stdio: ["ignore", "ignore", "pipe"],
   });
-  const lines = createInterface({ input: server.stderr });
+  const lines = createInterface({ input: child.stderr });
   const first = await new Promise((resolve) => lines.once("line", resolve));
-  const prefix = "kvrun local vault listening on ";
+  const prefix = "kvrun local vault serving ";
   assert.ok(first.startsWith(prefix), first);
+  lines.on("line", () => {});
   const url = first.slice(prefix.length);
   const token = readFileSync(join(dataDir, "token"), "utf8").trim();
   const credential = { getToken: async () => ({ token, expiresOnTimestamp: Date.now() + 3600_000 }) };
-  client = new SecretClient(url, credential, { disableChallengeResourceVerification: true });
+  return { child, url, client: new SecretClient(url, credential, { disableChallengeResourceVerification: true }) };
+}
+
+let vaultUrl;
+
+before(async () => {
+  ({ child: server, url: vaultUrl, client } = await serve(["--addr", "127.0.0.1:0"]));
 });
 
 after(async () => {
@@ -109,4 +118,50 @@ test("backup and restore", async () => {
 test("errors carry the right status and code", async () => {
   await assert.rejects(client.getSecret(unique("js-missing")), (e) => e.statusCode === 404 && e.code === "SecretNotFound");
   await assert.rejects(client.setSecret("bad_name!", "v"), (e) => e.statusCode === 400 && e.code === "BadParameter");
+});
+
+/** Every id, recoveryId and nextLink a client of `url` sees starts with `url`. */
+async function checkIdsName(url, client) {
+  const bodies = [];
+  const onResponse = (raw) => { if (raw.bodyAsText) bodies.push(JSON.parse(raw.bodyAsText)); };
+  const name = unique("js-ids");
+  for (let i = 0; i < 3; i++) {
+    const created = await client.setSecret(`${name}-${i}`, "v", { onResponse });
+    assert.equal(parseKeyVaultSecretIdentifier(created.properties.id).vaultUrl, url);
+  }
+  for await (const page of client.listPropertiesOfSecrets({ onResponse }).byPage({ maxPageSize: 1 })) {
+    for (const p of page) assert.ok(p.id.startsWith(`${url}/secrets/`), p.id);
+  }
+  const deleted = await (await client.beginDeleteSecret(`${name}-1`, poll)).pollUntilDone();
+  assert.ok(deleted.properties.recoveryId.startsWith(`${url}/deletedsecrets/`), deleted.properties.recoveryId);
+  for await (const d of client.listDeletedSecrets()) {
+    assert.ok(d.properties.recoveryId.startsWith(`${url}/deletedsecrets/`), d.properties.recoveryId);
+  }
+  const links = bodies.map((b) => b.nextLink).filter(Boolean);
+  assert.ok(links.length >= 1, `nextLinks: ${links}`);
+  const named = [...links, ...bodies.map((b) => b.id).filter(Boolean)];
+  for (const n of named) assert.ok(n.startsWith(`${url}/`), `${n} does not start with ${url}`);
+}
+
+test("ids, recoveryIds and nextLinks start with the client's vault URL", async () => {
+  assert.match(vaultUrl, /^https:\/\/localhost:\d+$/);
+  await checkIdsName(vaultUrl, client);
+});
+
+test("under --public-url, they start with that URL", async () => {
+  const port = await new Promise((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+  const url = `https://127.0.0.1:${port}`;
+  const other = await serve(["--addr", `127.0.0.1:${port}`, "--public-url", url]);
+  try {
+    assert.equal(other.url, url);
+    await checkIdsName(url, other.client);
+  } finally {
+    other.child.kill("SIGTERM");
+    assert.equal(await new Promise((resolve) => other.child.once("exit", resolve)), 0);
+  }
 });

@@ -137,3 +137,66 @@ def test_errors_are_read_as_the_right_exceptions(client):
     with pytest.raises(HttpResponseError) as too_big:
         client.set_secret(unique("py-big"), "x" * (25 * 1024 + 1))
     assert too_big.value.status_code == 400
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module", params=["default", "public-url"])
+def named_vault(request):
+    """The default served vault (https://localhost:PORT), and one served under another name
+    its certificate covers (`--public-url https://127.0.0.1:PORT`)."""
+    import local_vault
+
+    if request.param == "default":
+        with local_vault.served_vault(local_vault.kvrun_binary()) as served:
+            yield served
+    else:
+        port = _free_port()
+        url = f"https://127.0.0.1:{port}"
+        with local_vault.served_vault(local_vault.kvrun_binary(), addr=f"127.0.0.1:{port}", public_url=url) as served:
+            assert served["url"] == url
+            yield served
+
+
+def test_every_id_recovery_id_and_next_link_starts_with_the_clients_vault_url(named_vault):
+    from azure.keyvault.secrets import KeyVaultSecretIdentifier
+
+    url = named_vault["url"]
+    client = SecretClient(url, StaticToken(named_vault["token"]), verify_challenge_resource=False,
+                          connection_verify=named_vault["ca"])
+    assert client.vault_url == url
+    seen = []
+
+    def record(response):
+        body = response.http_response.text()
+        if body:
+            seen.append(response.http_response.json())
+
+    name = unique("py-ids")
+    for i in range(3):
+        created = client.set_secret(f"{name}-{i}", "v", raw_response_hook=record)
+        assert KeyVaultSecretIdentifier(created.id).vault_url == client.vault_url
+    got = client.get_secret(f"{name}-0", raw_response_hook=record)
+    assert KeyVaultSecretIdentifier(got.id).vault_url == client.vault_url
+    listed = list(client.list_properties_of_secrets(max_page_size=1, raw_response_hook=record))
+    assert len(listed) >= 3
+    versions = list(client.list_properties_of_secret_versions(f"{name}-0", raw_response_hook=record))
+    deleted = client.begin_delete_secret(f"{name}-1", _polling_interval=0.1).result()
+    assert KeyVaultSecretIdentifier(deleted.recovery_id).vault_url == client.vault_url
+    list(client.list_deleted_secrets(max_page_size=1, raw_response_hook=record))
+    for item in [*listed, *versions]:
+        assert KeyVaultSecretIdentifier(item.id).vault_url == client.vault_url, item.id
+
+    links = [page["nextLink"] for page in seen if page.get("nextLink")]
+    ids = [page["id"] for page in seen if "id" in page]
+    ids += [item["id"] for page in seen for item in page.get("value", []) if isinstance(page.get("value"), list)]
+    recovery = [item["recoveryId"] for page in seen for item in page.get("value", []) if isinstance(page.get("value"), list) and "recoveryId" in item]
+    assert len(links) >= 2 and len(ids) >= 8 and recovery, (links, ids, recovery)
+    for named in [*links, *ids, *recovery]:
+        assert named.startswith(url + "/"), (named, url)

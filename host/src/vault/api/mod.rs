@@ -32,7 +32,7 @@ use super::storage::{NewVersion, Patch, Storage};
 use crate::secret::SecretString;
 use base64::Engine as _;
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use replies::{challenge, decorate, failure_reply, json_reply, method_not_allowed, Failure, Reply};
@@ -58,7 +58,7 @@ pub struct Api {
     storage: Arc<Storage>,
     token: SecretString,
     backup_key: BackupKey,
-    served: std::net::SocketAddr,
+    authority: String,
     body_timeout: std::time::Duration,
 }
 
@@ -129,21 +129,20 @@ impl PropertiesBody {
 impl Api {
     /// A handler over `storage` that requires `token` and seals backups with `backup_key`,
     /// and waits `body_timeout` at most for a request body;
-    /// ids and `nextLink`s name `served`, the address the vault listens on. Only a vault
-    /// that listens on every interface (`0.0.0.0`, `::`) takes the host from the request's
-    /// `Host`, and then only a plain host name or address with the port it serves.
+    /// ids, `recoveryId`s and `nextLink`s are `https://{authority}/…`, the vault's public
+    /// URL ([`super::PublicUrl`]), whatever the request's `Host` says.
     pub fn new(
         storage: Arc<Storage>,
         token: SecretString,
         backup_key: BackupKey,
-        served: std::net::SocketAddr,
+        authority: String,
         body_timeout: std::time::Duration,
     ) -> Api {
         Api {
             storage,
             token,
             backup_key,
-            served,
+            authority,
             body_timeout,
         }
     }
@@ -275,9 +274,8 @@ impl Api {
                 "The specified version ({api_version}) is not recognized. Consider using the latest supported version (2025-07-01)."
             )));
         }
-        let authority = served_authority(self.served, request.headers().get(header::HOST));
         Ok(Context {
-            authority,
+            authority: self.authority.clone(),
             api_version,
             query,
         })
@@ -583,26 +581,6 @@ fn supported_api_version(v: &str) -> bool {
         if y.len() == 4 && m.len() == 2 && d.len() == 2
             && [y, m, d].iter().all(|p| p.bytes().all(|b| b.is_ascii_digit()))
             && *y >= "2026")
-}
-
-/// The authority that ids and `nextLink`s name (see [`Api::new`]).
-fn served_authority(served: std::net::SocketAddr, host: Option<&HeaderValue>) -> String {
-    let own = super::authority(served);
-    if !served.ip().is_unspecified() {
-        return own;
-    }
-    let port = format!(":{}", served.port());
-    host.and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            h.strip_suffix(&port).is_some_and(|name| {
-                !name.is_empty()
-                    && name.len() <= 253
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-            })
-        })
-        .map_or(own, str::to_string)
 }
 
 async fn read_body(
