@@ -715,7 +715,7 @@ async fn a_data_directory_that_another_user_owns_or_can_write_is_refused() {
 }
 
 #[tokio::test]
-async fn ids_name_the_served_address_whatever_the_host_header_says() {
+async fn ids_name_the_public_url_whatever_the_host_header_says() {
     let t = TestVault::with_secrets(&[("hosted", "v")]).await;
     let options = TransportOptions {
         ca_pem: Some(t.vault.ca_pem().to_vec()),
