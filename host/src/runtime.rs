@@ -89,9 +89,11 @@ impl Default for RuntimeOptions {
 pub const DEFAULT_MAX_INSTANCES: u32 = 256;
 
 impl RuntimeOptions {
-    /// The default cache directory: `KVRUN_CACHE_DIR`, else the platform cache dir.
+    /// The default cache directory: `KVRUN_CACHE_DIR` (unless empty), else the platform cache
+    /// dir; never a relative empty path, which would put the cache in the working directory.
     pub fn default_cache_dir() -> Option<PathBuf> {
         std::env::var_os("KVRUN_CACHE_DIR")
+            .filter(|dir| !dir.is_empty())
             .map(PathBuf::from)
             .or_else(|| dirs::cache_dir().map(|d| d.join("kvrun")))
     }

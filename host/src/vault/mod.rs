@@ -87,9 +87,10 @@ impl LocalVaultOptions {
         }
     }
 
-    /// The data directory: `KVRUN_DATA_DIR`, else the platform data dir + `kvrun`.
+    /// The data directory: `KVRUN_DATA_DIR` (unless empty), else the platform data dir +
+    /// `kvrun`.
     pub fn default_data_dir() -> Result<PathBuf> {
-        if let Some(dir) = std::env::var_os("KVRUN_DATA_DIR") {
+        if let Some(dir) = std::env::var_os("KVRUN_DATA_DIR").filter(|dir| !dir.is_empty()) {
             return Ok(PathBuf::from(dir));
         }
         dirs::data_dir().map(|d| d.join("kvrun")).ok_or_else(|| {
