@@ -3,7 +3,8 @@
 //! `KVRUN_GUEST_WASM`. The same invocation builds the example training component
 //! (`examples/train`, `KVRUN_EXAMPLE_TRAIN_WASM`) and the test fixture components under
 //! `tests/fixtures/` (`KVRUN_HOSTILE_WASM`, `KVRUN_HOSTILE_TRAINING_WASM`,
-//! `KVRUN_TRAINING_V0_1_0_WASM`), which only the integration tests use.
+//! `KVRUN_TRAINING_V0_1_0_WASM`, `KVRUN_TRAINING_V0_1_1_WASM`), which only the integration
+//! tests use.
 //!
 //! The nested build uses its own `--target-dir` (`target/guest-build`): the outer cargo
 //! holds the lock on its own target directory, and sharing it would deadlock.
@@ -40,7 +41,7 @@ fn main() {
         .current_dir(&root)
         .args(["build", "-p", "kvrun-guest", "-p", "kvrun-example-train"])
         .args(["-p", "kvrun-hostile-guest", "-p", "kvrun-hostile-training"])
-        .args(["-p", "kvrun-training-v0_1_0"])
+        .args(["-p", "kvrun-training-v0_1_0", "-p", "kvrun-training-v0_1_1"])
         .args(["--target", "wasm32-wasip2", "--profile", &profile])
         .arg("--target-dir")
         .arg(&target_dir)
@@ -64,6 +65,7 @@ fn main() {
         ("KVRUN_HOSTILE_WASM", "kvrun_hostile_guest.wasm"),
         ("KVRUN_HOSTILE_TRAINING_WASM", "kvrun-hostile-training.wasm"),
         ("KVRUN_TRAINING_V0_1_0_WASM", "kvrun-training-v0_1_0.wasm"),
+        ("KVRUN_TRAINING_V0_1_1_WASM", "kvrun-training-v0_1_1.wasm"),
     ] {
         let wasm = out.join(file);
         assert!(

@@ -47,6 +47,7 @@ pub struct NetworkStats {
     cause: CauseSlot,
     answer: std::sync::Mutex<Option<(u16, Option<String>)>>,
     no_token: std::sync::Mutex<Option<String>>,
+    refusal: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for NetworkStats {
@@ -73,6 +74,21 @@ impl NetworkStats {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
+    }
+
+    /// Why the most recent refused request was refused (policy, a handle's binding, a
+    /// limit), as the component may be told: origins and secret names, never a value.
+    pub fn last_refusal(&self) -> Option<String> {
+        self.refusal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Counts a refused request and records why (see [`NetworkStats::last_refusal`]).
+    fn refused(&self, why: String) {
+        self.denied.fetch_add(1, Ordering::Relaxed);
+        *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
     }
 
     /// Records why no token was sent (see [`NetworkStats::take_no_token`]).
@@ -193,19 +209,23 @@ impl WasiHttpHooks for OutboundHooks {
                     !grant.allows_request(request.method(), request.uri().path())
                 }) =>
             {
-                self.stats.denied.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%origin, method = %request.method(), "denied a run's vault request: not a GET of a granted secret");
+                self.stats.refused(format!(
+                    "only a GET of a granted secret may go to the vault {origin}"
+                ));
                 return Box::new(async { Err(HttpError::HttpRequestDenied) });
             }
             Ok(origin) if self.allow.allows(&origin) => origin,
             Ok(origin) => {
-                self.stats.denied.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%origin, method = %request.method(), "denied a component request: origin not in the allow-list");
+                self.stats.refused(format!(
+                    "{origin} is not an origin this run may reach (an operator allows one with --allow-http, or binds a secret to it with --use-secret)"
+                ));
                 return Box::new(async { Err(HttpError::HttpRequestDenied) });
             }
             Err(why) => {
-                self.stats.denied.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%why, "denied a component request");
+                self.stats.refused(why.to_string());
                 return Box::new(async { Err(HttpError::HttpRequestDenied) });
             }
         };
@@ -239,8 +259,8 @@ impl WasiHttpHooks for OutboundHooks {
                         });
                         (guarded.request, echo)
                     }
-                    Err(crate::handles::Refused) => {
-                        stats.denied.fetch_add(1, Ordering::Relaxed);
+                    Err(crate::handles::Refused { reason }) => {
+                        stats.refused(reason);
                         return Err(HttpError::HttpRequestDenied);
                     }
                 },

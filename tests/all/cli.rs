@@ -790,3 +790,24 @@ fn help_puts_global_options_under_their_own_heading_and_describes_positionals() 
     let set = ok(&run(kvrun_with(dir.path(), &["secret", "set", "-h"]), ""));
     assert!(!set.contains("VALUE_ON_COMMAND_LINE"), "{set}");
 }
+
+/// An empty `KVRUN_CACHE_DIR` means unset: the cache goes to the platform directory, not
+/// into the working directory (where a script's tree view would then hold kvrun's own files).
+#[test]
+fn an_empty_cache_variable_means_the_platform_cache() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut compile = kvrun(home.path());
+    compile
+        .current_dir(work.path())
+        .env("KVRUN_CACHE_DIR", "")
+        .env("XDG_CACHE_HOME", home.path().join("cache"))
+        .args(["compile", env!("KVRUN_EXAMPLE_TRAIN_WASM")]);
+    ok(&run(compile, ""));
+    assert_eq!(
+        std::fs::read_dir(work.path()).unwrap().count(),
+        0,
+        "nothing in the working directory"
+    );
+    assert!(home.path().join("cache/kvrun").is_dir());
+}

@@ -360,6 +360,11 @@ async fn every_other_way_out_is_refused_audited_and_sends_nothing() {
             "{what}: {}",
             ran.stdout
         );
+        assert!(
+            ran.stdout.contains("use: the host refused: ") && !ran.stdout.contains(VALUE),
+            "{what}: the run is told why (egress.last-refusal), never the value: {}",
+            ran.stdout
+        );
         let after = (
             s.bound.requests().len(),
             s.other.requests().len(),

@@ -11,6 +11,8 @@ pub static EXAMPLE_TRAIN_WASM: &[u8] = include_bytes!(env!("KVRUN_EXAMPLE_TRAIN_
 pub static HOSTILE_TRAINING_WASM: &[u8] = include_bytes!(env!("KVRUN_HOSTILE_TRAINING_WASM"));
 /// A training component built against `kvrun:secrets@0.1.0` (`tests/fixtures/training-v0_1_0`).
 pub static TRAINING_V0_1_0_WASM: &[u8] = include_bytes!(env!("KVRUN_TRAINING_V0_1_0_WASM"));
+/// A training component built against `kvrun:secrets@0.1.1` (`tests/fixtures/training-v0_1_1`).
+pub static TRAINING_V0_1_1_WASM: &[u8] = include_bytes!(env!("KVRUN_TRAINING_V0_1_1_WASM"));
 
 /// A writer into shared memory, for capturing a run's output and audit log.
 #[derive(Clone, Default)]

@@ -8,9 +8,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
-from local_vault import ROOT, kvrun_binary, served_vault as _served_vault  # noqa: E402
+from local_vault import ROOT, json_service, kvrun_binary, served_vault as _served_vault  # noqa: E402
 
-__all__ = ["ROOT", "concurrent_rounds", "memory_kib", "percentile", "print_concurrent", "served_vault"]
+__all__ = ["ROOT", "concurrent_rounds", "json_service", "kvrun_binary", "memory_kib", "percentile",
+           "print_concurrent", "served_vault"]
 
 
 def served_vault():

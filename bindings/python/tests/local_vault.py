@@ -1,6 +1,8 @@
-"""`kvrun vault serve` on a free loopback port, started from Python: one helper for the
-package's tests, its benchmarks and the compatibility suite."""
+"""`kvrun vault serve` on a free loopback port, and loopback HTTP services that answer JSON,
+started from Python: one helper for the package's tests, its benchmarks and the
+compatibility suite."""
 
+import json
 import os
 import shutil
 import signal
@@ -8,6 +10,7 @@ import subprocess
 import tempfile
 import threading
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 PREFIX = "kvrun local vault serving "
@@ -43,3 +46,36 @@ def served_vault(binary, addr="127.0.0.1:0", public_url=None):
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextmanager
+def json_service(answer):
+    """A plain-HTTP loopback server on a free port whose every GET and POST is answered 200
+    with ``answer(path, headers, body)`` as JSON (``body`` the request's bytes); yields its
+    origin, ``http://127.0.0.1:PORT``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self):
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            payload = json.dumps(answer(self.path, self.headers, body)).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -267,3 +267,31 @@ def test_scripts_run_concurrently_from_threads(script_sandbox):
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         results = list(pool.map(one, range(8)))
     assert all(status == 0 and "fitted y = 2.5021" in out for status, out in results), results
+
+
+def test_run_script_takes_use_secrets_and_the_script_uses_its_handle(script_sandbox, tmp_path):
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    origin = f"http://127.0.0.1:{server.server_port}"
+    before = len(_Recorder.seen)
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "use.py").write_text(
+        "import sys, kvrun\n"
+        "handle = kvrun.get_secret_handle('db-password')\n"
+        "answer = kvrun.http.get(sys.argv[1] + '/v1/echo', headers={'Authorization': 'Bearer ' + handle})\n"
+        "print('status', answer.status, answer.text[::-1])\n"
+        "try:\n    kvrun.get_secret('db-password')\nexcept kvrun.SecretError as e:\n    print('read refused', e.kind)\n"
+    )
+    try:
+        out = io.StringIO()
+        result = script_sandbox.run_script(job / "use.py", use_secrets=[f"db-password={origin}/v1"], args=[origin],
+                                           stdout=out, stderr=out)
+        assert result.ok, out.getvalue()
+        assert _Recorder.seen[before:] == [f"Bearer {VALUE}"]
+        assert "status 200" in out.getvalue() and "read refused denied" in out.getvalue()
+        assert VALUE not in out.getvalue() and VALUE[::-1] not in out.getvalue()
+        uses = [(r.name, r.outcome) for r in result.audit if r.operation == "use-secret"]
+        assert uses == [("db-password", "substituted"), ("db-password", "echo-masked")], uses
+    finally:
+        server.shutdown()

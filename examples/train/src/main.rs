@@ -27,7 +27,7 @@ mod bindings {
     // `process::exit` goes through wasi-libc's `exit@0.2.0`, which carries only 0 or 1.
     wit_bindgen::generate!({
         inline: "package kvrun:app; world app {
-            import kvrun:secrets/run@0.1.1;
+            import kvrun:secrets/run@0.1.2;
             import wasi:cli/exit@0.2.12;
         }",
         generate_all,

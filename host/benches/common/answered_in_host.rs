@@ -108,7 +108,7 @@ impl AnsweredInHost {
             .await
             .unwrap();
         let keyvault = instance
-            .get_export_index(&mut store, None, "kvrun:secrets/keyvault@0.1.1")
+            .get_export_index(&mut store, None, "kvrun:secrets/keyvault@0.1.2")
             .expect("the keyvault interface");
         let mut export = |name: &str| {
             instance

@@ -4,8 +4,14 @@
     password = kvrun.get_secret("db-password")
     values = kvrun.get_secrets(["db-password", "api-token"])   # {name: value or None}
 
+    handle = kvrun.get_secret_handle("mlflow-password")       # use it, never read it
+    kvrun.http.post(url, json=body, auth=("trainer", handle))
+
 Only the names the run was granted (`kvrun run --secret NAME`) can be read; the host refuses
 the others and records every access. Values printed to stdout or stderr come out masked.
+A secret bound to a service (`kvrun run --use-secret NAME=ORIGIN`) gives a handle instead:
+an opaque placeholder that the host replaces by the value only in requests to that origin
+(`kvrun.http`, see its docs).
 """
 
 from typing import Dict, Iterable, Optional
@@ -13,6 +19,10 @@ from typing import Dict, Iterable, Optional
 from componentize_py_types import Err
 from wit_world.imports import kvrun_secrets_types as _types
 from wit_world.imports import run as _run
+
+from . import http
+
+__all__ = ["SecretError", "get_secret", "get_secrets", "get_secret_handle", "http"]
 
 
 class SecretError(Exception):
@@ -45,6 +55,18 @@ def get_secret(name: str) -> str:
     """The latest value of the secret ``name``."""
     try:
         return _run.get_secret(name)
+    except Err as e:
+        raise _error(e) from None
+
+
+def get_secret_handle(name: str) -> str:
+    """A handle for the secret ``name``, which this run may use but never read: put it where
+    the value belongs in a request made with :mod:`kvrun.http` (the password of ``auth``, an
+    ``Authorization: Bearer`` header, and the query or body where the operator allowed it),
+    and the host puts the value in on the way out, to the origins the secret is bound to
+    only. Raises :class:`SecretError` (``denied``) when the run has no binding for ``name``."""
+    try:
+        return _run.get_secret_handle(name)
     except Err as e:
         raise _error(e) from None
 

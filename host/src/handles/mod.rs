@@ -70,7 +70,10 @@ struct Issued {
 /// A request the guard refused; the refusal is already audited and logged, and nothing was
 /// sent.
 #[derive(Debug)]
-pub struct Refused;
+pub struct Refused {
+    /// Why, as the audit records it (secret names and origins, never a value).
+    pub reason: String,
+}
 
 /// One run's bindings and handles.
 pub struct RunHandles {
@@ -281,12 +284,13 @@ impl RunHandles {
                         method,
                         path_prefix: prefix,
                     };
-                    if self
-                        .audit
-                        .record_use(Some(&handle.name), &target, "substituted")
-                        .is_err()
+                    if let Err(e) =
+                        self.audit
+                            .record_use(Some(&handle.name), &target, "substituted")
                     {
-                        return Err(Refused);
+                        return Err(Refused {
+                            reason: e.to_string(),
+                        });
                     }
                 }
                 tracing::debug!(%origin, method, substituted = done.used.len(), "run request");
@@ -343,7 +347,12 @@ impl RunHandles {
             &target,
             &format!("refused: {reason}"),
         );
-        Refused
+        Refused {
+            reason: match handle {
+                Some(h) => format!("{reason} (secret {:?}, to {origin})", h.name),
+                None => format!("{reason} (to {origin})"),
+            },
+        }
     }
 }
 

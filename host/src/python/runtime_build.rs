@@ -25,7 +25,11 @@ const BUNDLE: &[(&str, &str)] = &[
         "kvrun_entry.py",
         include_str!("../../python/kvrun_entry.py"),
     ),
-    ("kvrun.py", include_str!("../../python/kvrun.py")),
+    (
+        "kvrun/__init__.py",
+        include_str!("../../python/kvrun/__init__.py"),
+    ),
+    ("kvrun/http.py", include_str!("../../python/kvrun/http.py")),
     (
         "azureml/__init__.py",
         include_str!("../../python/azureml/__init__.py"),

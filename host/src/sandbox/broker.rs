@@ -250,6 +250,12 @@ pub(super) fn error_label(e: &Error) -> &'static str {
     }
 }
 
+impl training::kvrun::secrets::egress::Host for RunState {
+    async fn last_refusal(&mut self) -> wasmtime::Result<Option<String>> {
+        Ok(self.hooks.stats().last_refusal())
+    }
+}
+
 impl training::kvrun::secrets::run::Host for RunState {
     async fn get_secret(&mut self, name: String) -> Served<String> {
         self.broker.get_secret(name).await

@@ -65,6 +65,7 @@ mod training {
             "wasi:random": wasmtime_wasi::p2::bindings::random,
             "wasi:sockets": wasmtime_wasi::p2::bindings::sockets,
             "kvrun:secrets/types": crate::bindings::kvrun::secrets::types,
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
         },
     });
 }
@@ -341,6 +342,10 @@ impl Sandbox {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         training::kvrun::secrets::run::add_to_linker::<RunState, HasSelf<RunState>>(
+            &mut linker,
+            |s| s,
+        )?;
+        training::kvrun::secrets::egress::add_to_linker::<RunState, HasSelf<RunState>>(
             &mut linker,
             |s| s,
         )?;

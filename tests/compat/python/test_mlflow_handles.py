@@ -17,6 +17,7 @@ import secrets
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -118,8 +119,12 @@ def kvrun(tracker):
     env["AZURE_POD_IDENTITY_AUTHORITY_HOST"] = "http://127.0.0.1:9"
     binary = os.environ.get("KVRUN_BIN", os.path.join(ROOT, "target", "debug", "kvrun"))
 
+    # The Python example runs in kvrun's Python runtime, built once with the componentize-py
+    # beside this Python.
+    env["KVRUN_COMPONENTIZE_PY"] = os.path.join(os.path.dirname(sys.executable), "componentize-py")
+
     def run(*args, stdin=""):
-        return subprocess.run([binary, *args], input=stdin, env=env, capture_output=True, text=True, timeout=300)
+        return subprocess.run([binary, *args], input=stdin, env=env, capture_output=True, text=True, timeout=600)
 
     for name, value in (("db-password", "db-pa55-for-mlflow"), ("mlflow-password", PASSWORD)):
         done = run("secret", "set", name, stdin=value + "\n")
@@ -127,21 +132,30 @@ def kvrun(tracker):
     return run
 
 
-def test_the_example_logs_metrics_with_a_handle_and_never_sees_the_password(tracker, kvrun):
-    audit = os.path.join(tracker["work"], "audit.jsonl")
+EXAMPLES = {
+    "rust": [os.path.join(GUEST_BUILD, "kvrun-example-train.wasm")],
+    "python": [os.path.join(ROOT, "examples", "train-py", "train.py")],
+}
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
+def test_the_example_logs_metrics_with_a_handle_and_never_sees_the_password(tracker, kvrun, example):
+    """The Rust example component and the Python example script (`examples/train-py/train.py`,
+    in kvrun's Python runtime) each log their metrics with the handle of `mlflow-password`."""
+    audit = os.path.join(tracker["work"], f"audit-{example}.jsonl")
     uri = tracker["uri"]
     done = kvrun(
-        "run", os.path.join(GUEST_BUILD, "kvrun-example-train.wasm"),
+        "run", *EXAMPLES[example],
         "--secret", "db-password",
         "--dir", os.path.join(ROOT, "examples", "data") + "::/data:ro",
         "--use-secret", f"mlflow-password={uri}/api/2.0/mlflow",
         "--env", f"MLFLOW_TRACKING_URI={uri}",
         "--env", "MLFLOW_TRACKING_USERNAME=trainer",
-        "--env", "MLFLOW_EXPERIMENT_NAME=kvrun-compat",
+        "--env", f"MLFLOW_EXPERIMENT_NAME=kvrun-compat-{example}",
         "--audit", audit,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "train: logged 3 metrics to MLflow run " in done.stdout, done.stdout
+    assert "logged 3 metrics to MLflow run " in done.stdout, done.stdout
     run_id = done.stdout.split("MLflow run ")[1].split()[0]
 
     read_back = subprocess.run(
@@ -158,6 +172,7 @@ def test_the_example_logs_metrics_with_a_handle_and_never_sees_the_password(trac
     assert read_back.returncode == 0, read_back.stderr[-3000:]
     seen = json.loads(read_back.stdout.strip().splitlines()[-1])
     assert set(seen["metrics"]) == {"slope", "intercept", "mse"}, seen
+    assert abs(seen["metrics"]["slope"] - 2.5021) < 1e-3 and abs(seen["metrics"]["intercept"] - 0.9823) < 1e-3, seen
     assert seen["status"] == "FINISHED"
 
     records = [json.loads(line) for line in open(audit)]
@@ -188,3 +203,31 @@ def test_what_the_tracker_answers_reaches_the_run_without_the_password(tracker, 
     )
     assert "HttpRequestDenied" in elsewhere.stdout, elsewhere.stdout
     assert '"outcome":"refused: ' in elsewhere.stderr, elsewhere.stderr
+
+
+ASKS = """
+import sys, kvrun
+handle = kvrun.get_secret_handle("mlflow-password")
+for url in sys.argv[1:]:
+    try:
+        answer = kvrun.http.get(url, auth=("trainer", handle))
+        # Reversed, so that output masking alone could not hide what the script saw.
+        print("status", answer.status, answer.text[::-1])
+    except kvrun.http.RequestRefused as e:
+        print("refused:", e.reason)
+"""
+
+
+def test_what_the_tracker_answers_reaches_a_python_script_without_the_password(tracker, kvrun):
+    script = os.path.join(tracker["work"], "asks.py")
+    with open(script, "w") as f:
+        f.write(ASKS)
+    uri = tracker["uri"]
+    done = kvrun(
+        "run", script, "--use-secret", f"mlflow-password={uri}/api/2.0/mlflow",
+        "--", f"{uri}/api/2.0/mlflow/users/get?username=trainer", f"{uri}/ajax-api/2.0/mlflow/users/get?username=trainer",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "status 200" in done.stdout or "status 403" in done.stdout, done.stdout
+    assert "refused: the handle of \"mlflow-password\" may go only where it is bound" in done.stdout, done.stdout
+    assert PASSWORD not in done.stdout + done.stderr and PASSWORD[::-1] not in done.stdout

@@ -359,3 +359,136 @@ def test_componentize_py_missing_is_a_clear_error_only_before_the_runtime_is_bui
     assert ran.returncode != 0
     assert "KVRUN_COMPONENTIZE_PY=/nonexistent/componentize-py is not a file" in ran.stderr
     assert "pip install componentize-py" in ran.stderr
+
+
+# Handles and `kvrun.http` in a Python script: the value goes to the bound service only,
+# what it echoes comes back masked, and every refusal names the host's reason.
+
+TOKEN = "tok-En-9f3b7c21-value"
+HANDLES = textwrap.dedent('''
+    import sys
+    import kvrun
+    from azureml.core import Run
+
+    mode, url = sys.argv[1], sys.argv[2]
+
+    def show(answer):
+        # Reversed, so that the run's output masking cannot hide what the script saw.
+        print("status:", answer.status, "saw-reversed:", answer.text[::-1])
+
+    try:
+        if mode == "basic":
+            handle = kvrun.get_secret_handle("api-token")
+            assert handle == Run.get_context().get_secret_handle("api-token")
+            print("handle:", handle.startswith("kvrun-handle-"))
+            show(kvrun.http.get(url + "/v1/echo", auth=("trainer", handle)))
+        elif mode == "bearer":
+            show(kvrun.http.post(url + "/v1/echo", json={"n": 1},
+                                 headers={"Authorization": "Bearer " + kvrun.get_secret_handle("api-token")}))
+        elif mode == "query":
+            kvrun.http.get(url + "/v1/echo", params={"key": kvrun.get_secret_handle("api-token")})
+        elif mode == "read":
+            print(kvrun.get_secret("api-token"))
+        elif mode == "plain":
+            show(kvrun.http.get(url + "/open", params={"q": "x y"}))
+    except kvrun.http.RequestRefused as e:
+        print("refused:", e.reason)
+    except kvrun.SecretError as e:
+        print("secret refused:", e.kind, e)
+''')
+
+
+@pytest.fixture(scope="module")
+def echo_servers():
+    """Two loopback HTTP servers that answer with what they were sent (its basic-auth password
+    decoded) as JSON, and record every request."""
+    import base64
+    from contextlib import ExitStack
+
+    from local_vault import json_service  # bindings/python/tests, on the path by conftest.py
+
+    def recorder(seen):
+        def answer(path, headers, body):
+            authorization = headers.get("authorization", "")
+            password = ""
+            if authorization.startswith("Basic "):
+                password = base64.b64decode(authorization[6:]).decode().partition(":")[2]
+            request = {"path": path, "authorization": authorization, "body": body.decode(errors="replace")}
+            seen.append(request)
+            return {**request, "password": password}
+        return answer
+
+    bound_seen, other_seen = [], []
+    with ExitStack() as stack:
+        bound = stack.enter_context(json_service(recorder(bound_seen)))
+        other = stack.enter_context(json_service(recorder(other_seen)))
+        yield {"bound": bound, "bound_seen": bound_seen, "other": other, "other_seen": other_seen}
+
+
+def run_handles(scripts, echo_servers, mode, target="bound", extra=()):
+    script = os.path.join(scripts["job"], "handles.py")
+    with open(script, "w") as f:
+        f.write(HANDLES)
+    return scripts["kvrun"]("run", script, "--use-secret", f"api-token={echo_servers['bound']}/v1",
+                            "--allow-http", echo_servers["other"], *extra, "--", mode, echo_servers[target])
+
+
+@pytest.fixture(scope="module")
+def api_token(scripts):
+    assert scripts["kvrun"]("secret", "set", "api-token", stdin=TOKEN).returncode == 0
+
+
+def test_a_scripts_handle_is_the_basic_auth_password_and_the_echo_comes_back_masked(scripts, echo_servers, api_token):
+    before = len(echo_servers["bound_seen"])
+    ran = run_handles(scripts, echo_servers, "basic")
+    assert ran.returncode == 0, ran.stderr
+    assert "handle: True" in ran.stdout
+    assert "status: 200" in ran.stdout
+    sent = echo_servers["bound_seen"][before]
+    import base64
+    assert base64.b64decode(sent["authorization"][6:]).decode() == f"trainer:{TOKEN}", "the service got the value"
+    assert TOKEN[::-1] not in ran.stdout and TOKEN not in ran.stdout + ran.stderr, ran.stdout
+    assert '"***" :"drowssap"' in ran.stdout, "the echoed password reached the script masked"
+    assert base64.b64encode(f"trainer:{TOKEN}".encode()).decode()[::-1] not in ran.stdout, "and the echoed header"
+    assert '"name":"api-token"' in ran.stderr and '"outcome":"substituted"' in ran.stderr
+    assert '"outcome":"echo-masked"' in ran.stderr
+
+
+def test_a_bearer_handle_in_a_header_reaches_the_bound_service(scripts, echo_servers, api_token):
+    before = len(echo_servers["bound_seen"])
+    ran = run_handles(scripts, echo_servers, "bearer")
+    assert ran.returncode == 0, ran.stderr
+    assert echo_servers["bound_seen"][before]["authorization"] == f"Bearer {TOKEN}"
+    assert echo_servers["bound_seen"][before]["body"] == '{"n": 1}'
+    assert TOKEN[::-1] not in ran.stdout and TOKEN not in ran.stdout + ran.stderr
+
+
+def test_a_handle_to_an_unbound_origin_or_in_the_query_is_refused_with_the_hosts_reason(scripts, echo_servers, api_token):
+    before = (len(echo_servers["bound_seen"]), len(echo_servers["other_seen"]))
+    ran = run_handles(scripts, echo_servers, "basic", target="other")
+    assert ran.returncode == 0, ran.stderr
+    assert "refused: the handle of \"api-token\" may go only where it is bound" in ran.stdout, ran.stdout
+    ran = run_handles(scripts, echo_servers, "query")
+    assert ran.returncode == 0, ran.stderr
+    assert "refused: the handle of \"api-token\" is in the query" in ran.stdout, ran.stdout
+    assert (len(echo_servers["bound_seen"]), len(echo_servers["other_seen"])) == before, "nothing was sent"
+    assert '"outcome":"refused: ' in ran.stderr
+
+
+def test_a_use_only_secret_cannot_be_read(scripts, echo_servers, api_token):
+    ran = run_handles(scripts, echo_servers, "read")
+    assert ran.returncode == 0, ran.stderr
+    assert "secret refused: denied" in ran.stdout, ran.stdout
+    assert TOKEN not in ran.stdout + ran.stderr
+
+
+def test_allowed_origins_are_reachable_with_plain_requests_and_others_are_refused_by_policy(scripts, echo_servers):
+    before = len(echo_servers["other_seen"])
+    ran = run_handles(scripts, echo_servers, "plain", target="other")
+    assert ran.returncode == 0, ran.stderr
+    assert "status: 200" in ran.stdout and "y+x=q?nepo/" in ran.stdout, ran.stdout
+    assert echo_servers["other_seen"][before]["path"] == "/open?q=x+y"
+    script = os.path.join(scripts["job"], "handles.py")
+    ran = scripts["kvrun"]("run", script, "--", "plain", "http://127.0.0.1:9")
+    assert ran.returncode == 0, ran.stderr
+    assert "refused: " in ran.stdout and "http://127.0.0.1:9" in ran.stdout, ran.stdout

@@ -6,6 +6,7 @@ Scripts written for the original SDK keep working where they use the run's secre
     run = Run.get_context()
     password = run.get_secret(name="db-password")
     values = run.get_secrets(secrets=["db-password", "api-token"])
+    handle = run.get_secret_handle(name="mlflow-password")   # kvrun's: use it, never read it
 
 Everything else of the SDK raises :class:`NotAvailableInSandbox`.
 """
@@ -24,12 +25,13 @@ class NotAvailableInSandbox(NotImplementedError):
 def _unavailable(what: str) -> NotAvailableInSandbox:
     return NotAvailableInSandbox(
         f"{what} is not available in the kvrun sandbox: a script run by `kvrun run` can read the "
-        "secrets its run was granted (Run.get_context().get_secret / get_secrets) and nothing else of azureml"
+        "secrets its run was granted (Run.get_context().get_secret / get_secrets / get_secret_handle) and nothing else of azureml"
     )
 
 
 class Run:
-    """The current run. Only :meth:`get_secret` and :meth:`get_secrets` are available."""
+    """The current run. Only :meth:`get_secret`, :meth:`get_secrets` and kvrun's
+    :meth:`get_secret_handle` are available."""
 
     _context: Optional["Run"] = None
 
@@ -47,6 +49,12 @@ class Run:
     def get_secrets(self, secrets: List[str]) -> Dict[str, Optional[str]]:
         """The values of ``secrets`` (a name that does not exist gives ``None``)."""
         return kvrun.get_secrets(secrets)
+
+    def get_secret_handle(self, name: str) -> str:
+        """A handle for the secret ``name`` that the run may use in requests but never read
+        (see :func:`kvrun.get_secret_handle`); not in the original SDK, whose runs read every
+        secret they use."""
+        return kvrun.get_secret_handle(name)
 
     def __getattr__(self, name: str):
         raise _unavailable(f"Run.{name}")
