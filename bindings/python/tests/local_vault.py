@@ -56,6 +56,9 @@ def json_service(answer):
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: without TCP_NODELAY the second waits for the
+        # client's delayed ACK, 40 ms per answer.
+        disable_nagle_algorithm = True
 
         def _answer(self):
             length = int(self.headers.get("content-length") or 0)
