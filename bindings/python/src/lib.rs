@@ -6,12 +6,14 @@
 //! host's allow-list and credential hooks, training components run in the sandbox with
 //! only their granted secrets, masked output and an audit log.
 //!
-//! Every call releases the GIL while it waits (`blocking::wait`), so Python threads run
-//! calls and sandbox runs concurrently. The extension returns plain Python values (dicts,
+//! Every call releases the GIL while it waits, so Python threads run calls and sandbox runs
+//! concurrently: a keyvault call runs on its own thread with that thread's client
+//! ([`clients`]), a sandbox run on the shared runtime ([`blocking`]). The extension returns plain Python values (dicts,
 //! lists, `str`); the Python layer turns them into the documented classes. Errors are the
 //! exception classes of [`errors`], which the Python layer re-exports.
 
 mod blocking;
+mod clients;
 mod convert;
 mod errors;
 mod sandbox;

@@ -6,6 +6,7 @@
 //! once, each in its own component instance.
 
 use crate::blocking;
+use crate::clients::Clients;
 use crate::convert;
 use crate::errors::{to_py, IntoPyResult};
 use kvrun::vault_choice::{AuthChoice, VaultChoiceOptions, VaultConnection, VaultSource};
@@ -23,8 +24,9 @@ type Entry = (
     Option<Vec<(String, String)>>,
 );
 
-/// Clients (component instances) a `Vault` keeps for concurrent calls.
-const CLIENTS: usize = 8;
+/// Clients (component instances, one per calling thread) a `Vault` keeps, and calls it
+/// runs at once.
+const CLIENTS: usize = 16;
 
 /// What a `Vault` and the sandboxes made from it share.
 pub struct Shared {
@@ -33,39 +35,25 @@ pub struct Shared {
     pub options: ClientOptions,
     /// `None` once closed; holds the embedded vault, if any.
     connection: Mutex<Option<VaultConnection>>,
-    idle: Mutex<Vec<Client>>,
-    permits: tokio::sync::Semaphore,
+    clients: Clients,
     /// Where the vault came from, for `repr`.
     pub source: String,
 }
 
 impl Shared {
-    /// Runs `f` with a client from the pool (a new one when none is idle).
-    async fn with_client<T>(
+    /// Runs `f` with the calling thread's client, on that thread, with the GIL released
+    /// ([`Clients`]).
+    fn call<T: Send>(
         &self,
-        f: impl AsyncFnOnce(&mut Client) -> kvrun::Result<T>,
+        py: Python<'_>,
+        f: impl AsyncFnOnce(&mut Client) -> kvrun::Result<T> + Send,
     ) -> kvrun::Result<T> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| Error::Config("this Keyvault is closed".into()))?;
-        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut client = match pooled {
-            Some(client) => client,
-            None => Client::new(&self.runtime, self.options.clone()).await?,
-        };
-        let outcome = f(&mut client).await;
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(client);
-        outcome
+        self.clients.call(py, &self.runtime, &self.options, f)
     }
 
     /// Whether [`Vault::close`] has run.
     pub fn is_closed(&self) -> bool {
-        self.permits.is_closed()
+        self.clients.is_closed()
     }
 }
 
@@ -127,8 +115,7 @@ impl Vault {
                 runtime,
                 options,
                 connection: Mutex::new(Some(connection)),
-                idle: Mutex::new(Vec::new()),
-                permits: tokio::sync::Semaphore::new(CLIENTS),
+                clients: Clients::new(CLIENTS),
                 source,
             }),
         })
@@ -162,18 +149,13 @@ impl Vault {
 
     /// Stops the embedded vault, if any; later calls fail with `ConfigError`.
     fn close(&self, py: Python<'_>) {
-        self.shared.permits.close();
+        self.shared.clients.close();
         let connection = self
             .shared
             .connection
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        self.shared
-            .idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
         if let Some(connection) = connection {
             blocking::wait(py, connection.close());
         }
@@ -190,12 +172,10 @@ impl Vault {
     ) -> PyResult<Bound<'py, PyDict>> {
         let value = SecretString::new(value);
         let options = convert::set_options(content_type, tags);
-        let props = blocking::wait(
-            py,
-            self.shared
-                .with_client(async |c| c.set_secret(&name, &value, &options).await),
-        )
-        .py()?;
+        let props = self
+            .shared
+            .call(py, async |c| c.set_secret(&name, &value, &options).await)
+            .py()?;
         convert::properties(py, &props)
     }
 
@@ -213,12 +193,10 @@ impl Vault {
                 options: convert::set_options(content_type, tags),
             })
             .collect();
-        let outcomes = blocking::wait(
-            py,
-            self.shared
-                .with_client(async |c| c.set_secrets(&secrets).await),
-        )
-        .py()?;
+        let outcomes = self
+            .shared
+            .call(py, async |c| c.set_secrets(&secrets).await)
+            .py()?;
         let list = PyList::empty(py);
         for outcome in outcomes {
             match outcome {
@@ -237,25 +215,69 @@ impl Vault {
         name: String,
         version: Option<String>,
     ) -> PyResult<(String, Bound<'py, PyDict>)> {
-        let secret = blocking::wait(
-            py,
-            self.shared
-                .with_client(async |c| c.get_secret(&name, version.as_deref()).await),
-        )
-        .py()?;
+        let secret = self
+            .shared
+            .call(py, async |c| c.get_secret(&name, version.as_deref()).await)
+            .py()?;
         Ok((
             secret.value.expose().to_string(),
             convert::properties(py, &secret.properties)?,
         ))
     }
 
+    /// The value of the latest version, or of `version`, without its properties (what
+    /// `Keyvault.get_secret` returns).
+    #[pyo3(signature = (name, version=None))]
+    fn get_secret_value(
+        &self,
+        py: Python<'_>,
+        name: String,
+        version: Option<String>,
+    ) -> PyResult<String> {
+        let secret = self
+            .shared
+            .call(py, async |c| c.get_secret(&name, version.as_deref()).await)
+            .py()?;
+        Ok(secret.value.expose().to_string())
+    }
+
+    /// For the package's benchmark: `calls` warm `get_secret(names[0])` (or, with `batch`,
+    /// `get_secrets(names)`) by this thread's client, each timed in Rust with no Python
+    /// between them (seconds), to set beside the same calls made from Python in the same run.
+    fn _time_native_calls(
+        &self,
+        py: Python<'_>,
+        names: Vec<String>,
+        calls: usize,
+        batch: bool,
+    ) -> PyResult<Vec<f64>> {
+        let first = names
+            .first()
+            .cloned()
+            .ok_or_else(|| Error::InvalidArgument("no names to time".into()))
+            .py()?;
+        self.shared
+            .call(py, async |c| {
+                let mut times = Vec::with_capacity(calls);
+                for _ in 0..calls {
+                    let started = std::time::Instant::now();
+                    if batch {
+                        c.get_secrets(&names).await?;
+                    } else {
+                        c.get_secret(&first, None).await?;
+                    }
+                    times.push(started.elapsed().as_secs_f64());
+                }
+                Ok(times)
+            })
+            .py()
+    }
+
     fn get_secrets(&self, py: Python<'_>, names: Vec<String>) -> PyResult<Vec<Option<String>>> {
-        let values = blocking::wait(
-            py,
-            self.shared
-                .with_client(async |c| c.get_secrets(&names).await),
-        )
-        .py()?;
+        let values = self
+            .shared
+            .call(py, async |c| c.get_secrets(&names).await)
+            .py()?;
         Ok(values
             .into_iter()
             .map(|v| v.map(|v| v.expose().to_string()))
@@ -263,11 +285,10 @@ impl Vault {
     }
 
     fn list_secrets<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let list = blocking::wait(
-            py,
-            self.shared.with_client(async |c| c.list_secrets().await),
-        )
-        .py()?;
+        let list = self
+            .shared
+            .call(py, async |c| c.list_secrets().await)
+            .py()?;
         convert::properties_list(py, &list)
     }
 
@@ -276,22 +297,18 @@ impl Vault {
         py: Python<'py>,
         name: String,
     ) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let list = blocking::wait(
-            py,
-            self.shared
-                .with_client(async |c| c.list_secret_versions(&name).await),
-        )
-        .py()?;
+        let list = self
+            .shared
+            .call(py, async |c| c.list_secret_versions(&name).await)
+            .py()?;
         convert::properties_list(py, &list)
     }
 
     fn delete_secret<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyDict>> {
-        let deleted = blocking::wait(
-            py,
-            self.shared
-                .with_client(async |c| c.delete_secret(&name).await),
-        )
-        .py()?;
+        let deleted = self
+            .shared
+            .call(py, async |c| c.delete_secret(&name).await)
+            .py()?;
         convert::deleted(py, &deleted)
     }
 
@@ -309,14 +326,13 @@ impl Vault {
         expires: Option<i64>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let update = convert::update(enabled, content_type, tags, not_before, expires);
-        let props = blocking::wait(
-            py,
-            self.shared.with_client(async |c| {
+        let props = self
+            .shared
+            .call(py, async |c| {
                 c.update_secret_properties(&name, version.as_deref(), &update)
                     .await
-            }),
-        )
-        .py()?;
+            })
+            .py()?;
         convert::properties(py, &props)
     }
 
@@ -325,22 +341,18 @@ impl Vault {
         py: Python<'py>,
         name: String,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let deleted = blocking::wait(
-            py,
-            self.shared
-                .with_client(async |c| c.get_deleted_secret(&name).await),
-        )
-        .py()?;
+        let deleted = self
+            .shared
+            .call(py, async |c| c.get_deleted_secret(&name).await)
+            .py()?;
         convert::deleted(py, &deleted)
     }
 
     fn list_deleted_secrets<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let list = blocking::wait(
-            py,
-            self.shared
-                .with_client(async |c| c.list_deleted_secrets().await),
-        )
-        .py()?;
+        let list = self
+            .shared
+            .call(py, async |c| c.list_deleted_secrets().await)
+            .py()?;
         list.iter().map(|d| convert::deleted(py, d)).collect()
     }
 
@@ -349,40 +361,30 @@ impl Vault {
         py: Python<'py>,
         name: String,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let props = blocking::wait(
-            py,
-            self.shared
-                .with_client(async |c| c.recover_deleted_secret(&name).await),
-        )
-        .py()?;
+        let props = self
+            .shared
+            .call(py, async |c| c.recover_deleted_secret(&name).await)
+            .py()?;
         convert::properties(py, &props)
     }
 
     fn purge_deleted_secret(&self, py: Python<'_>, name: String) -> PyResult<()> {
-        blocking::wait(
-            py,
-            self.shared
-                .with_client(async |c| c.purge_deleted_secret(&name).await),
-        )
-        .py()
+        self.shared
+            .call(py, async |c| c.purge_deleted_secret(&name).await)
+            .py()
     }
 
     fn backup_secret(&self, py: Python<'_>, name: String) -> PyResult<String> {
-        blocking::wait(
-            py,
-            self.shared
-                .with_client(async |c| c.backup_secret(&name).await),
-        )
-        .py()
+        self.shared
+            .call(py, async |c| c.backup_secret(&name).await)
+            .py()
     }
 
     fn restore_secret<'py>(&self, py: Python<'py>, backup: String) -> PyResult<Bound<'py, PyDict>> {
-        let props = blocking::wait(
-            py,
-            self.shared
-                .with_client(async |c| c.restore_secret(&backup).await),
-        )
-        .py()?;
+        let props = self
+            .shared
+            .call(py, async |c| c.restore_secret(&backup).await)
+            .py()?;
         convert::properties(py, &props)
     }
 }

@@ -138,3 +138,28 @@ def test_help_reads_well():
     doc = kvrun.Keyvault.__doc__
     assert "embedded local vault" in doc and "KvrunError" in doc
     assert kvrun.Keyvault.get_secret.__doc__
+
+
+def test_more_threads_than_clients_each_get_served_and_close_ends_them(kv):
+    """Each calling thread has a client of its own (at most 16 exist): 40 threads, more than
+    that, all get their values while clients change hands; after close, every call says so."""
+    import concurrent.futures
+    import threading
+
+    name = unique("threads", kv)
+    kv.set_secret(name, "from-any-thread")
+    barrier = threading.Barrier(40)
+
+    def one(_):
+        barrier.wait()
+        return [kv.get_secret(name) for _ in range(3)]
+
+    with concurrent.futures.ThreadPoolExecutor(40) as pool:
+        results = list(pool.map(one, range(40)))
+    assert results == [["from-any-thread"] * 3] * 40
+    assert kv.get_secrets([name]) == {name: "from-any-thread"}
+    kv.close()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        for future in [pool.submit(kv.get_secret, name) for _ in range(4)]:
+            with pytest.raises(kvrun.ConfigError, match="closed"):
+                future.result()

@@ -140,8 +140,7 @@ class Keyvault:
 
     def get_secret(self, name: str, version: Optional[str] = None) -> str:
         """The value of the latest version of ``name``, or of ``version``."""
-        value, _ = self._vault.get_secret(name, version)
-        return value
+        return self._vault.get_secret_value(name, version)
 
     def get_secret_with_properties(self, name: str, version: Optional[str] = None) -> Secret:
         """The value and the properties of the latest version, or of ``version``."""
