@@ -85,7 +85,11 @@ impl Vault {
             ca_cert,
             token_file: None,
             token: token.map(SecretString::new),
-            data_dir: data_dir.or_else(|| std::env::var_os("KVRUN_DATA_DIR").map(PathBuf::from)),
+            data_dir: data_dir.or_else(|| {
+                std::env::var_os("KVRUN_DATA_DIR")
+                    .filter(|dir| !dir.is_empty())
+                    .map(PathBuf::from)
+            }),
             auth,
             management_endpoint: "https://management.azure.com".into(),
             start_dir: std::env::current_dir()

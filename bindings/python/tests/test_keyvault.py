@@ -163,3 +163,16 @@ def test_more_threads_than_clients_each_get_served_and_close_ends_them(kv):
         for future in [pool.submit(kv.get_secret, name) for _ in range(4)]:
             with pytest.raises(kvrun.ConfigError, match="closed"):
                 future.result()
+
+
+def test_an_empty_data_dir_variable_means_the_platform_directory(tmp_path, monkeypatch):
+    """`KVRUN_DATA_DIR=""` is unset, not the working directory."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("KVRUN_DATA_DIR", "")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    with kvrun.Keyvault() as kv:
+        kv.set_secret("where", "platform")
+    assert list(work.iterdir()) == []
+    assert (tmp_path / "data" / "kvrun" / "vault.db").is_file()
