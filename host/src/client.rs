@@ -100,8 +100,7 @@ impl ClientOptions {
             ca_pem: Some(vault.ca_pem().to_vec()),
             public_roots: false,
             connect_to: Some(crate::transport::ConnectRoute {
-                host: vault.public_url().host().to_string(),
-                port: vault.public_url().port(),
+                origin: vault.public_url().origin().clone(),
                 to: vault.addr(),
             }),
             ..TransportOptions::default()

@@ -47,35 +47,26 @@ pub struct TransportOptions {
     pub max_response_bytes: usize,
     /// Idle connections kept per host.
     pub max_idle_per_host: usize,
-    /// Connect to this address for requests to this host and port (as curl's `--connect-to`),
-    /// TLS still checking the URL's host name: how clients reach the embedded vault at its
+    /// Connect to this address for requests to this origin (as curl's `--connect-to`), TLS
+    /// still checking the URL's host name: how clients reach the embedded vault at its
     /// public URL while it listens on an ephemeral port.
     pub connect_to: Option<ConnectRoute>,
 }
 
-/// Where [`TransportOptions::connect_to`] sends the connections of one host and port.
+/// Where [`TransportOptions::connect_to`] sends the connections of one origin.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectRoute {
-    /// The URL's host, as its requests name it.
-    pub host: String,
-    /// The URL's port.
-    pub port: u16,
-    /// Where its connections go instead.
+    /// The origin whose connections go elsewhere.
+    pub origin: crate::policy::Origin,
+    /// Where they go instead.
     pub to: std::net::SocketAddr,
 }
 
 impl ConnectRoute {
-    /// The URL to connect to for `uri`: `uri` with this route's address if it names this
-    /// route's host and port, else `uri` itself.
+    /// The URL to connect to for `uri`: `uri` with this route's address if it is of this
+    /// route's origin (compared as the allow-list compares origins), else `uri` itself.
     fn apply(&self, uri: http::Uri) -> http::Uri {
-        let https = uri.scheme_str() == Some("https");
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let matches = uri.host().is_some_and(|h| {
-            h.trim_start_matches('[')
-                .trim_end_matches(']')
-                .eq_ignore_ascii_case(&self.host)
-        }) && port == self.port;
-        if !matches {
+        if crate::policy::Origin::from_uri(&uri).ok().as_ref() != Some(&self.origin) {
             return uri;
         }
         let mut parts = uri.clone().into_parts();

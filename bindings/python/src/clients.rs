@@ -87,8 +87,12 @@ impl Clients {
     /// Refuses every later call and drops the idle clients.
     pub fn close(&self) {
         self.permits.close();
-        let idle = std::mem::take(&mut self.state().idle);
-        self.state().live -= idle.len();
+        let idle = {
+            let mut state = self.state();
+            state.live -= state.idle.len();
+            std::mem::take(&mut state.idle)
+        };
+        drop(idle);
     }
 
     /// This thread's idle client, or room for a new one (dropping another thread's idle

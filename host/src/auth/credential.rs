@@ -151,8 +151,9 @@ impl Credential {
 
     /// Answers the `401` challenge of a vault on `host`: a header with a token for the
     /// challenge's tenant and scope if the challenge may be answered for this host, an
-    /// [`Error::Unauthenticated`] saying why if it may not, and `None` for a static token. `refused_token` says whether the request that got the challenge carried a
-    /// token (which is then fetched anew rather than taken from the cache).
+    /// [`Error::Unauthenticated`] saying why if it may not, and `None` for a static token.
+    /// `refused_token` says whether the request that got the challenge carried a token (which
+    /// is then fetched anew rather than taken from the cache).
     pub async fn answer(
         &self,
         host: &str,

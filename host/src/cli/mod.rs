@@ -191,3 +191,25 @@ pub(crate) async fn connect(global: &Global) -> Result<VaultConnection> {
     }
     Ok(connection)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_vault_option_names_a_global_argument() {
+        let command = Cli::command();
+        for id in VAULT_OPTIONS.iter().chain(&["data_dir"]) {
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_id() == *id)
+                .unwrap_or_else(|| panic!("{id} is not an argument"));
+            assert!(arg.is_global_set(), "{id} is a global option");
+            assert_eq!(
+                arg.get_long(),
+                Some(id.replace('_', "-").as_str()),
+                "the refusal names it as --{id}"
+            );
+        }
+    }
+}

@@ -9,98 +9,56 @@
 //! could not connect under that name.
 
 use crate::error::{Error, Result};
+use crate::policy::{Origin, Scheme};
 use rustls_pki_types::{CertificateDer, ServerName};
 
 /// The URL the embedded vault's ids name: the one `kvrun vault serve` serves the same data
 /// directory under by default, so that ids do not change from one command to the next.
 pub const EMBEDDED_URL: &str = "https://localhost:8443";
 
-/// A checked public URL: `https://HOST[:PORT]`, the port left out when it is 443.
+/// A checked public URL: an https [`Origin`], shown as `https://HOST[:PORT]` with the port
+/// left out when it is 443.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PublicUrl {
-    host: String,
-    port: u16,
-}
+pub struct PublicUrl(Origin);
 
 impl PublicUrl {
     /// `https://localhost:PORT`.
     pub fn localhost(port: u16) -> PublicUrl {
-        PublicUrl {
-            host: "localhost".into(),
-            port,
-        }
+        PublicUrl::parse(&format!("https://localhost:{port}")).expect("a localhost URL parses")
     }
 
-    /// Parses `https://HOST[:PORT][/]`; anything else (another scheme, a path, a query, user
-    /// information) is refused with what to give instead.
+    /// Parses `https://HOST[:PORT][/]` as the allow-list parses an origin; anything else
+    /// (another scheme, a path, a query, user information) is refused with what to give
+    /// instead.
     pub fn parse(text: &str) -> Result<PublicUrl> {
-        let bad = |why: &str| {
+        let bad = |why: String| {
             Error::Config(format!(
-                "the public URL {text:?} {why}; give https://HOST[:PORT], e.g. https://localhost:8443"
+                "the public URL {why}; give https://HOST[:PORT], e.g. https://localhost:8443"
             ))
         };
-        let rest = text
-            .strip_prefix("https://")
-            .ok_or_else(|| bad("is not an https URL"))?;
-        let authority = rest.strip_suffix('/').unwrap_or(rest);
-        if authority.contains(['/', '?', '#', '@']) {
-            return Err(bad("has more than a host and port"));
+        let origin = Origin::parse(text).map_err(|e| bad(e.to_string()))?;
+        if origin.scheme() != Scheme::Https {
+            return Err(bad(format!("{text:?} is not an https URL")));
         }
-        let (host, port) = match authority.strip_prefix('[') {
-            Some(bracketed) => {
-                let (inside, after) = bracketed
-                    .split_once(']')
-                    .ok_or_else(|| bad("has an unclosed ["))?;
-                let port = match after {
-                    "" => None,
-                    _ => Some(
-                        after
-                            .strip_prefix(':')
-                            .ok_or_else(|| bad("has no valid port"))?,
-                    ),
-                };
-                (&authority[..inside.len() + 2], port)
-            }
-            None => match authority.split_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (authority, None),
-            },
-        };
-        let port = match port {
-            None => 443,
-            Some(port) => port
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| bad("has no valid port"))?,
-        };
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        if bare.is_empty() || ServerName::try_from(bare).is_err() {
-            return Err(bad("has no valid host name"));
-        }
-        Ok(PublicUrl {
-            host: host.to_ascii_lowercase(),
-            port,
-        })
+        Ok(PublicUrl(origin))
+    }
+
+    /// The origin, as requests to it name it.
+    pub fn origin(&self) -> &Origin {
+        &self.0
     }
 
     /// `HOST[:PORT]`, as ids name it.
     pub fn authority(&self) -> String {
-        if self.port == 443 {
-            self.host.clone()
-        } else {
-            format!("{}:{}", self.host, self.port)
+        match self.0.port() {
+            443 => self.0.host().to_string(),
+            port => format!("{}:{port}", self.0.host()),
         }
     }
 
     /// The host, as TLS checks it (no brackets around an IPv6 address).
     pub fn host(&self) -> &str {
-        self.host.trim_start_matches('[').trim_end_matches(']')
-    }
-
-    /// The port.
-    pub fn port(&self) -> u16 {
-        self.port
+        self.0.host().trim_start_matches('[').trim_end_matches(']')
     }
 
     /// Refuses a URL whose host `certificate` (the vault's end-entity certificate) is not
