@@ -29,6 +29,8 @@ pub enum NetworkCause {
     FirstByteTimeout(Duration),
     /// The answer began, then stopped arriving.
     StalledBody(Duration),
+    /// The answer kept arriving, too slowly to be whole within the request's total time.
+    SlowAnswer(Duration),
     /// The answer was larger than the cap (refused at the headers when its length was given).
     ResponseTooLarge {
         /// The length the server announced, if it did.
@@ -59,6 +61,7 @@ impl NetworkCause {
             NetworkCause::TlsProtocol(_) => "tls-protocol",
             NetworkCause::FirstByteTimeout(_) => "first-byte-timeout",
             NetworkCause::StalledBody(_) => "stalled-body",
+            NetworkCause::SlowAnswer(_) => "slow-answer",
             NetworkCause::ResponseTooLarge { .. } => "response-too-large",
             NetworkCause::Redirect { .. } => "redirect",
             NetworkCause::ConnectionClosed => "connection-closed",
@@ -103,6 +106,11 @@ impl NetworkCause {
                 "{origin} stopped sending its answer midway (nothing for {})",
                 seconds(*d)
             ),
+            NetworkCause::SlowAnswer(d) => write!(
+                f,
+                "{origin} sent its answer too slowly: it was not whole after {}",
+                seconds(*d)
+            ),
             NetworkCause::ResponseTooLarge {
                 announced: Some(length),
                 cap,
@@ -135,7 +143,10 @@ impl NetworkCause {
             NetworkCause::TlsUntrusted(_) => "give the vault's CA with --ca-cert (the local vault's is DATA_DIR/ca.pem)",
             NetworkCause::TlsNameMismatch => "use the host name that the vault's certificate names",
             NetworkCause::TlsProtocol(_) => "check that the URL points at an HTTPS vault (TLS 1.2 or later) and not at a plain HTTP port",
-            NetworkCause::FirstByteTimeout(_) | NetworkCause::StalledBody(_) | NetworkCause::ConnectionClosed => {
+            NetworkCause::FirstByteTimeout(_)
+            | NetworkCause::StalledBody(_)
+            | NetworkCause::SlowAnswer(_)
+            | NetworkCause::ConnectionClosed => {
                 "the vault or something on the way is overloaded or broken; try again later"
             }
             NetworkCause::ResponseTooLarge { .. } | NetworkCause::Redirect { .. } => {

@@ -426,8 +426,10 @@ impl Transport {
                 slot,
                 cap: max,
                 between_bytes,
-                idle: Box::pin(tokio::time::sleep(between_bytes)),
-                total: Box::pin(tokio::time::sleep_until(deadline)),
+                total: self.options.total_timeout,
+                idle_deadline: tokio::time::Instant::now() + between_bytes,
+                deadline,
+                timer: None,
             }
             .boxed_unsync()
         }))
@@ -435,14 +437,23 @@ impl Transport {
 }
 
 /// A response body that fails with a read timeout when it goes silent for longer than
-/// `between_bytes`, or runs past the request's total deadline.
+/// `between_bytes`, or runs past the request's total deadline (a server that drips its
+/// answer a byte at a time).
 struct TimedBody {
     inner: WasiBody,
     slot: Option<CauseSlot>,
     cap: usize,
     between_bytes: Duration,
-    idle: std::pin::Pin<Box<tokio::time::Sleep>>,
-    total: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// The request's whole time, first byte to last.
+    total: Duration,
+    /// When the body fails if no frame comes first: the last frame's time plus
+    /// `between_bytes`.
+    idle_deadline: tokio::time::Instant,
+    /// When the request's whole time is up.
+    deadline: tokio::time::Instant,
+    /// A timer for the earlier of the two deadlines, made only when the body has to wait:
+    /// an answer already in hyper's buffer is read without touching the timer wheel.
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl http_body::Body for TimedBody {
@@ -455,17 +466,20 @@ impl http_body::Body for TimedBody {
     ) -> std::task::Poll<Option<std::result::Result<http_body::Frame<Bytes>, HttpError>>> {
         use std::future::Future;
         use std::task::Poll;
-        let stalled = |body: &Self| {
-            body.record(NetworkCause::StalledBody(body.between_bytes));
+        let timed_out = |body: &Self| {
+            body.record(match tokio::time::Instant::now() >= body.deadline {
+                true => NetworkCause::SlowAnswer(body.total),
+                false => NetworkCause::StalledBody(body.between_bytes),
+            });
             Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)))
         };
-        if self.total.as_mut().poll(cx).is_ready() {
-            return stalled(&self);
+        let now = tokio::time::Instant::now();
+        if now >= self.deadline {
+            return timed_out(&self);
         }
         match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                let next = tokio::time::Instant::now() + self.between_bytes;
-                self.idle.as_mut().reset(next);
+                self.idle_deadline = now + self.between_bytes;
                 match &frame {
                     Some(Err(HttpError::HttpResponseBodySize(_))) => {
                         self.record(NetworkCause::ResponseTooLarge {
@@ -480,8 +494,22 @@ impl http_body::Body for TimedBody {
                 }
                 Poll::Ready(frame)
             }
-            Poll::Pending if self.idle.as_mut().poll(cx).is_ready() => stalled(&self),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                let wake_at = self.deadline.min(self.idle_deadline);
+                let timer = match &mut self.timer {
+                    Some(timer) => {
+                        if timer.deadline() != wake_at {
+                            timer.as_mut().reset(wake_at);
+                        }
+                        timer
+                    }
+                    empty => empty.insert(Box::pin(tokio::time::sleep_until(wake_at))),
+                };
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => timed_out(&self),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 

@@ -86,6 +86,42 @@ async fn a_stall_before_the_first_byte_or_mid_body_times_out() {
 }
 
 #[tokio::test]
+async fn an_answer_dripped_a_byte_at_a_time_runs_out_of_total_time() {
+    // Each byte comes well within the between-bytes limit, so only the request's total time
+    // can end it.
+    let server = RawServer::scripted(|_, _| {
+        let mut steps = vec![Step::Write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n"
+                .to_vec(),
+        )];
+        for byte in br#"{"value":"s3cret-dripped"#.iter().cycle().take(300) {
+            steps.push(Step::Write(vec![*byte]));
+            steps.push(Step::Sleep(Duration::from_millis(50)));
+        }
+        steps
+    })
+    .await;
+    let mut options = server.options("token");
+    options.transport.between_bytes_timeout = Duration::from_millis(300);
+    options.transport.total_timeout = Duration::from_millis(1200);
+    let mut client = Client::new(common::runtime(), options).await.unwrap();
+    let start = Instant::now();
+    let err = client.get_secret("x", None).await.unwrap_err();
+    assert_eq!(err.kind(), "slow-answer", "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("sent its answer too slowly: it was not whole after 1.2 s"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("s3cret"));
+    assert!(
+        start.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_ten_megabyte_answer_is_refused() {
     let server = RawServer::scripted(|_, _| {
         let body = format!(r#"{{"value":"{}"}}"#, "x".repeat(10 * 1024 * 1024));
