@@ -11,7 +11,19 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 from local_vault import ROOT, json_service, kvrun_binary, served_vault as _served_vault  # noqa: E402
 
 __all__ = ["ROOT", "concurrent_rounds", "json_service", "kvrun_binary", "memory_kib", "percentile",
-           "print_concurrent", "served_vault"]
+           "print_concurrent", "require_release_package", "served_vault"]
+
+
+def require_release_package():
+    """Exits with a message when the installed kvrun package is a debug build: its figures
+    would say nothing of the package users install."""
+    from kvrun import _kvrun
+
+    if _kvrun.BUILD_PROFILE != "release":
+        sys.exit(f"the installed kvrun package ({os.path.dirname(_kvrun.__file__)}) is a "
+                 f"{_kvrun.BUILD_PROFILE} build, as tests/compat/run makes it; install the release "
+                 "build to measure: pip install ./bindings/python (or KVRUN_WHEEL_PROFILE=release "
+                 "tests/compat/run)")
 
 
 def served_vault():

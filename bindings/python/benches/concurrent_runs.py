@@ -15,7 +15,7 @@ import os
 import tempfile
 
 import kvrun
-from common import ROOT, concurrent_rounds, print_concurrent
+from common import ROOT, concurrent_rounds, print_concurrent, require_release_package
 
 HOSTILE = os.path.join(ROOT, "target", "guest-build", "wasm32-wasip2", "guest-release", "kvrun-hostile-training.wasm")
 
@@ -25,6 +25,7 @@ def main():
     parser.add_argument("--runs", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    require_release_package()
     with tempfile.TemporaryDirectory() as data_dir, kvrun.Keyvault(data_dir=data_dir) as kv:
         kv.set_secret("db-password", "bench-value")
         sandbox = kvrun.Sandbox(kv, max_runs=args.runs, max_memory=64 << 20)

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from common import percentile, served_vault
+from common import percentile, require_release_package, served_vault
 
 SDK_CLIENT = """
 import time
@@ -131,6 +131,7 @@ def main():
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--batches", type=int, default=200)
     args = parser.parse_args()
+    require_release_package()
     os.environ.setdefault("KVRUN_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "kvrun"))
     with served_vault() as vault:
         import kvrun

@@ -28,7 +28,7 @@ import tempfile
 import time
 
 import kvrun
-from common import ROOT, concurrent_rounds, kvrun_binary, print_concurrent
+from common import ROOT, concurrent_rounds, kvrun_binary, print_concurrent, require_release_package
 
 TRAIN_PY = os.path.join(ROOT, "examples", "train-py", "train.py")
 DATA = os.path.join(ROOT, "examples", "data")
@@ -117,6 +117,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
+    require_release_package()
     binary = kvrun_binary(prefer_release=True)
     print(f"kvrun: {binary}")
     with tempfile.TemporaryDirectory(prefix="kvrun-script-bench-") as work:

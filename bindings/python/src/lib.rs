@@ -29,5 +29,15 @@ fn _kvrun(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sandbox::Sandbox>()?;
     m.add_class::<sandbox::Component>()?;
     errors::register(m)?;
+    // `"release"` or `"debug"`: the benches refuse to measure a debug build (the one
+    // `tests/compat/run` tests unless told otherwise).
+    m.add(
+        "BUILD_PROFILE",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+    )?;
     Ok(())
 }
