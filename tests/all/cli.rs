@@ -811,3 +811,38 @@ fn an_empty_cache_variable_means_the_platform_cache() {
     );
     assert!(home.path().join("cache/kvrun").is_dir());
 }
+
+/// An empty variable behind an option means unset, for every option: `KVRUN_DATA_DIR=` is the
+/// platform's data directory (clap refused it as an empty `--data-dir`), `KVRUN_AUTH=` the
+/// automatic choice, `KVRUN_API_VERSION=` the default version.
+#[test]
+fn empty_option_variables_mean_unset() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let with_empty = |args: &[&str]| {
+        let mut command = kvrun_with(home.path(), args);
+        command
+            .current_dir(work.path())
+            .env("KVRUN_DATA_DIR", "")
+            .env("KVRUN_AUTH", "")
+            .env("KVRUN_API_VERSION", "")
+            .env("XDG_DATA_HOME", &data);
+        command
+    };
+    ok(&run(
+        with_empty(&["secret", "set", "db-password"]),
+        "hunter2\n",
+    ));
+    let got = ok(&run(with_empty(&["secret", "get", "db-password"]), ""));
+    assert!(got.contains("hunter2"), "{got}");
+    assert!(
+        data.join("kvrun").is_dir(),
+        "the vault is in the platform data directory"
+    );
+    assert_eq!(
+        std::fs::read_dir(work.path()).unwrap().count(),
+        0,
+        "nothing in the working directory"
+    );
+}

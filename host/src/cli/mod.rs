@@ -22,6 +22,7 @@ use std::process::ExitCode;
 
 /// Parses the arguments, runs the command, and maps a failure to one line and a status.
 pub fn main() -> ExitCode {
+    forget_empty_option_variables(&Cli::command());
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let default_log = match cli.command {
@@ -60,6 +61,21 @@ pub fn main() -> ExitCode {
             eprintln!("{}", shown.text);
             ExitCode::from(shown.status)
         }
+    }
+}
+
+/// Unsets every option's environment variable that is set but empty (`KVRUN_DATA_DIR=`), in
+/// this process, before clap reads them: an empty variable means unset, as the library
+/// treats `KVRUN_CACHE_DIR` and `KVRUN_DATA_DIR`, where clap would refuse an empty
+/// `--data-dir` or `--auth` in the user's name. Runs first in `main`, before any thread.
+fn forget_empty_option_variables(command: &clap::Command) {
+    for name in command.get_arguments().filter_map(|arg| arg.get_env()) {
+        if std::env::var_os(name).is_some_and(|value| value.is_empty()) {
+            std::env::remove_var(name);
+        }
+    }
+    for subcommand in command.get_subcommands() {
+        forget_empty_option_variables(subcommand);
     }
 }
 
