@@ -23,6 +23,8 @@ use std::process::ExitCode;
 /// Parses the arguments, runs the command, and maps a failure to one line and a status.
 pub fn main() -> ExitCode {
     forget_empty_option_variables(&Cli::command());
+    // Built anew: clap reads an option's variable when the command is built, not when it
+    // parses, so the command that parses must come after the empty ones are gone.
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let default_log = match cli.command {
