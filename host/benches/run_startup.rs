@@ -52,6 +52,7 @@ async fn one_run(setup: Setup<'_>, args: &[&str]) -> Instant {
         stdout: Box::new(first.clone()),
         stderr: Box::new(std::io::sink()),
         audit: Arc::new(AuditLog::to_writer(Box::new(std::io::sink()), "bench")),
+        output_files: Default::default(),
     };
     match setup {
         Setup::Fresh(runtime, vault) => {

@@ -47,6 +47,7 @@ async fn fleet(sandbox: &Sandbox) -> Outcome {
             stdout: Box::new(first.clone()),
             stderr: Box::new(std::io::sink()),
             audit: Arc::new(AuditLog::to_writer(Box::new(std::io::sink()), "bench")),
+            output_files: Default::default(),
         };
         let component = &component;
         async move {

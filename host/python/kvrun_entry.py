@@ -18,6 +18,7 @@ import gc
 import importlib
 import importlib.abc
 import importlib.machinery
+import io
 import os
 import pkgutil
 import sys
@@ -186,10 +187,44 @@ def _mounted_search_path() -> list:
     return found
 
 
+class _WholeWrites(io.RawIOBase):
+    """A descriptor that writes everything it is given. The runtime's own `sys.stdout` is a
+    `TextIOWrapper` over an unbuffered `FileIO`, which drops the rest of a short write: the
+    host's stream takes at most a few KiB at a time, so a longer `print` came out cut."""
+
+    def __init__(self, fd: int):
+        super().__init__()
+        self._fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            written = os.write(self._fd, view[done:])
+            if written <= 0:
+                raise OSError(f"could not write to descriptor {self._fd}")
+            done += written
+        return done
+
+
+def _whole_writes(stream, fd: int):
+    """`stream` again, over a descriptor that writes everything it is given."""
+    return io.TextIOWrapper(_WholeWrites(fd), encoding=stream.encoding, errors=stream.errors,
+                            newline="\n", write_through=True)
+
+
 class Run(exports.Run):
     """Runs the script named by `argv[0]` as `__main__`."""
 
     def run(self) -> None:
+        sys.stdout = sys.__stdout__ = _whole_writes(sys.stdout, 1)
+        sys.stderr = sys.__stderr__ = _whole_writes(sys.stderr, 2)
         status = _run_script(sys.argv[0], _mounted_search_path())
         sys.stdout.flush()
         sys.stderr.flush()

@@ -33,6 +33,7 @@ pub const INVALID_NAME_SHOWN: usize = 32;
 pub struct AuditLog {
     run_id: String,
     sink: Mutex<Box<dyn Write + Send>>,
+    file: Option<crate::kept_files::KeptFile>,
 }
 
 impl AuditLog {
@@ -40,7 +41,11 @@ impl AuditLog {
     /// nobody else can write, made 0600 ([`crate::private_files::open_append`]).
     pub fn to_file(path: &Path, run_id: &str) -> Result<AuditLog> {
         let file = crate::private_files::open_append(path, "the audit file")?;
-        Ok(AuditLog::to_writer(Box::new(file), run_id))
+        let kept = crate::kept_files::KeptFile::at(path, "the run's audit file (--audit)");
+        Ok(AuditLog {
+            file: kept,
+            ..AuditLog::to_writer(Box::new(file), run_id)
+        })
     }
 
     /// Writes to standard error.
@@ -53,7 +58,13 @@ impl AuditLog {
         AuditLog {
             run_id: run_id.to_string(),
             sink: Mutex::new(sink),
+            file: None,
         }
+    }
+
+    /// The file the records go to, when they go to a file: a run never sees or mounts it.
+    pub fn file(&self) -> Option<&crate::kept_files::KeptFile> {
+        self.file.as_ref()
     }
 
     /// The run's id.

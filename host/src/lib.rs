@@ -33,6 +33,7 @@ pub mod component_cache;
 pub mod encoded_forms;
 mod error;
 pub mod handles;
+pub mod kept_files;
 pub mod masking;
 pub mod network;
 pub mod policy;

@@ -319,18 +319,25 @@ impl WasiHttpHooks for OutboundHooks {
     }
 }
 
-/// The content coding of an answer that is not `identity`, if it has one: a registered name
-/// (`gzip`, `br`, ...), else `None` inside. The header's own text is never repeated: a
-/// service that was sent a value may echo it there.
+/// The content or transfer coding of an answer that is neither `identity` nor `chunked`
+/// (which hyper has already undone), if it has one: a registered name (`gzip`, `br`, ...),
+/// else `None` inside. `Transfer-Encoding: gzip, chunked` counts as much as
+/// `Content-Encoding: gzip`: the body the run gets is compressed either way. The header's own
+/// text is never repeated: a service that was sent a value may echo it there.
 fn compressed<B>(response: &http::Response<B>) -> Option<Option<&'static str>> {
     const KNOWN: [&str; 6] = ["gzip", "x-gzip", "deflate", "br", "compress", "zstd"];
-    response
-        .headers()
+    let headers = response.headers();
+    headers
         .get_all(http::header::CONTENT_ENCODING)
         .iter()
+        .chain(headers.get_all(http::header::TRANSFER_ENCODING))
         .flat_map(|v| v.as_bytes().split(|&b| b == b','))
         .map(|c| c.trim_ascii())
-        .find(|c| !c.is_empty() && !c.eq_ignore_ascii_case(b"identity"))
+        .find(|c| {
+            !c.is_empty()
+                && !c.eq_ignore_ascii_case(b"identity")
+                && !c.eq_ignore_ascii_case(b"chunked")
+        })
         .map(|c| {
             KNOWN
                 .into_iter()

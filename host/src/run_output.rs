@@ -91,6 +91,12 @@ impl MaskedOutput {
         self.lock().masker.add(value);
     }
 
+    /// Writes one line of kvrun's own to the sink, outside the run's output budget.
+    pub fn note(&self, line: &str) {
+        let mut state = self.lock();
+        let _ = writeln!(state.sink, "{line}");
+    }
+
     /// Releases what is held back, masked, and flushes the sink.
     pub fn finish(&self) {
         let mut state = self.lock();

@@ -467,6 +467,51 @@ fn run_refuses_a_dir_that_shows_kvruns_own_directories_or_takes_a_script_mount()
     }
 }
 
+/// A run must never rewrite its own records: a writable `--dir` that holds the `--audit` file
+/// or the file kvrun's stdout goes to is refused; read-only, it is mounted (the run starts).
+#[test]
+fn a_writable_dir_holding_the_audit_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&run(secret(&data, &["set", "db-password"]), "pa55\n"));
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let audit = logs.join("audit.jsonl");
+    let log = logs.join("train.log");
+    for (mode, refused) in [("", true), (":ro", false)] {
+        let mut command = example_run(&data);
+        command.arg("--audit").arg(&audit);
+        command
+            .arg("--dir")
+            .arg(format!("{}::/logs{mode}", logs.display()));
+        let out = run(command, "");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if refused {
+            assert_eq!(out.status.code(), Some(4), "{stderr}");
+            assert!(
+                stderr.contains("it holds the run's audit file (--audit)")
+                    && stderr.contains("must never rewrite it"),
+                "{stderr}"
+            );
+        } else {
+            assert_eq!(out.status.code(), Some(0), "{stderr}");
+        }
+    }
+    let mut command = example_run(&data);
+    command
+        .arg("--dir")
+        .arg(format!("{}::/logs", logs.display()));
+    command.stdout(std::fs::File::create(&log).unwrap());
+    let out = command.stderr(Stdio::piped()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("kvrun's redirected stdout"), "{stderr}");
+    assert!(
+        !std::fs::read_to_string(&log).unwrap().contains("fitted"),
+        "the run did not start"
+    );
+}
+
 #[test]
 fn run_masks_the_granted_secret_and_keeps_the_components_status() {
     let dir = tempfile::tempdir().unwrap();

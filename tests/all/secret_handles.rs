@@ -58,6 +58,21 @@ async fn encoding_server() -> RawServer {
             // The value echoed as the content coding: the refusal must not carry it.
             let token = auth.trim_start_matches("Bearer ").replace(' ', "-");
             (vec![format!("Content-Encoding: x-{token}")], b"{}".to_vec())
+        } else if line.contains("/te-gzip") {
+            // Compressed as a transfer coding under chunked: hyper undoes the chunks only.
+            use std::io::Write as _;
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(format!("{{\"auth\":{auth:?}}}").as_bytes())
+                .unwrap();
+            let gz = gz.finish().unwrap();
+            let mut chunked = format!("{:x}\r\n", gz.len()).into_bytes();
+            chunked.extend_from_slice(&gz);
+            chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+            let mut reply =
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n"
+                    .to_vec();
+            reply.extend_from_slice(&chunked);
+            return vec![Step::Write(reply)];
         } else if line.contains("/gzip") {
             use std::io::Write as _;
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -437,6 +452,7 @@ async fn one_runs_handle_does_not_work_in_another_running_at_the_same_time() {
             Box::new(std::io::sink()),
             "a",
         )),
+        output_files: Default::default(),
     };
     let holding = s.sandbox.run(
         &s.component,
@@ -718,6 +734,26 @@ async fn echoes_in_other_encodings_are_masked_or_refused() {
             .as_str()
             .is_some_and(|o| o.starts_with("refused: the answer came compressed (gzip)"))),
         "{records:?}"
+    );
+    let ran = s
+        .use_token(
+            &format!("{}/v1/te-gzip", s.bound.url()),
+            "bearer-gzip",
+            &binding,
+            &[],
+        )
+        .await;
+    assert!(
+        !ran.output().contains("use: status 200"),
+        "transfer-coded gzip: {}",
+        ran.output()
+    );
+    assert!(
+        use_records(&ran).iter().any(|r| r["outcome"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("refused: the answer came compressed (gzip)"))),
+        "{:?}",
+        use_records(&ran)
     );
     let ran = s
         .use_token(

@@ -85,6 +85,7 @@ pub fn discarded_io() -> kvrun::sandbox::RunIo {
             Box::new(std::io::sink()),
             "discarded",
         )),
+        output_files: Default::default(),
     }
 }
 
@@ -105,6 +106,7 @@ impl RunCapture {
                 Box::new(self.audit.clone()),
                 "test-run",
             )),
+            output_files: Default::default(),
         }
     }
 

@@ -177,6 +177,7 @@ impl Sandbox {
             stdout: Box::new(PySink::new(stdout)),
             stderr: Box::new(PySink::new(stderr)),
             audit: Arc::new(AuditLog::to_writer(Box::new(audit.clone()), &run_id)),
+            output_files: Default::default(),
         };
         let sandbox = &self.sandbox;
         let exit = match script {

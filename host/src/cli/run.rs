@@ -60,11 +60,15 @@ pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
         stdout: Box::new(std::io::stdout()),
         stderr: Box::new(std::io::stderr()),
         audit: std::sync::Arc::new(audit),
+        output_files: output_files(),
     };
     let outcome = async {
         let mut sandbox = Sandbox::new(&runtime, connection.options.clone())?;
         if let Some(dir) = &global.data_dir {
             sandbox = sandbox.with_private_dir(dir.clone());
+        }
+        if let Some(file) = &global.token_file {
+            sandbox = sandbox.with_kept_file(file, "the token file (--token-file)");
         }
         if let Some(pem) = http_ca {
             sandbox = sandbox.with_outbound_ca(pem)?;
@@ -90,6 +94,21 @@ pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
         eprintln!("kvrun: {message}");
     }
     Ok(ExitCode::from(exit.status()))
+}
+
+/// kvrun's stdout and stderr, when they are files (`kvrun run ... > train.log`): a run never
+/// sees them through a view, nor gets a writable `--dir` that holds them.
+fn output_files() -> kvrun::sandbox::KeptFiles {
+    let mut files = kvrun::sandbox::KeptFiles::default();
+    files.add(kvrun::sandbox::KeptFile::open_as(
+        1,
+        "kvrun's redirected stdout",
+    ));
+    files.add(kvrun::sandbox::KeptFile::open_as(
+        2,
+        "kvrun's redirected stderr",
+    ));
+    files
 }
 
 /// `kvrun compile`: compiles a component, or builds and compiles kvrun's Python runtime

@@ -19,7 +19,9 @@
 //!   encoded, another run's, or headed anywhere its binding does not cover refuses the
 //!   request with nothing sent ([`rewrite`]); a bound one is replaced by the value.
 //! - **The way back** ([`echo`]): the answer to a request that carried values is masked for
-//!   those values before the run sees it. The values are added to the run's output masks too.
+//!   those values before the run sees it. They are not added to the run's output masks: a
+//!   run can print a value it never held only by guessing it, and masking the guess would
+//!   confirm it.
 //! - **Audit**: every substitution and every refusal is a `use-secret` record
 //!   ([`crate::audit::AuditLog::record_use`]), within the run's audit budget.
 //!

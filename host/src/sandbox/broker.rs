@@ -9,7 +9,11 @@
 //! A name bound with `--use-secret` ([`RunHandles`]) gets a handle from `get-secret-handle`:
 //! the broker reads the value through store B, keeps it on the host and hands the run only
 //! the placeholder; `get-secret` of a name that is bound but not granted with `--secret` is
-//! refused.
+//! refused. A use-only value is *not* added to the output masks: the run never holds it, so
+//! it can print it only by guessing, and masking the guess would confirm it (the review
+//! recovered a value by printing candidates and reading back which became `***`). A
+//! use-only value that is short or guessable ([`guessable`]) gets one warning line on the
+//! run's stderr, since a service that echoes what it is sent still lets a run test guesses.
 
 use super::read_cache::{ReadCache, Source};
 use super::{training, RunState};
@@ -82,14 +86,15 @@ impl SecretBroker {
             self.audit("get-secret", &name, false, outcome)?;
             return Ok(Err(error));
         }
-        Ok(self
-            .fetch("get-secret", &name)
-            .await?
-            .map(|value| value.expose().to_string()))
+        Ok(self.fetch("get-secret", &name).await?.map(|value| {
+            self.remember(&value);
+            value.expose().to_string()
+        }))
     }
 
-    /// Reads a granted `name` through store B (or the sandbox's read cache), audits the access
-    /// as `operation`, and masks the value in the run's output.
+    /// Reads a granted `name` through store B (or the sandbox's read cache) and audits the
+    /// access as `operation`; the caller masks the value in the run's output if the run may
+    /// read it.
     async fn fetch(&mut self, operation: &str, name: &str) -> Served<SecretString> {
         let (outcome, source) = match self.cache.clone() {
             Some(cache) => {
@@ -103,13 +108,7 @@ impl SecretBroker {
             _ => outcome_label(&outcome),
         };
         self.audit(operation, name, true, label)?;
-        Ok(match outcome {
-            Ok(value) => {
-                self.remember(&value);
-                Ok(value)
-            }
-            Err(e) => Err(e.into()),
-        })
+        Ok(outcome.map_err(Into::into))
     }
 
     /// Reads a batch: at most [`MAX_BATCH_NAMES`] names; each distinct name (Key Vault names
@@ -203,7 +202,8 @@ impl SecretBroker {
     }
 
     /// Issues the handle of a bound name: the value is read through store B and stays on the
-    /// host (masked in the run's output too); the run gets the placeholder.
+    /// host (not masked in the run's output, see the module docs); the run gets the
+    /// placeholder.
     async fn get_secret_handle(&mut self, name: String) -> Served<String> {
         let Some(handles) = self.handles.clone().filter(|h| h.is_bound(&name)) else {
             self.audit("get-secret-handle", &name, false, "denied: not bound")?;
@@ -216,11 +216,28 @@ impl SecretBroker {
             self.audit("get-secret-handle", &name, true, "ok")?;
             return Ok(Ok(handle));
         }
-        Ok(self
-            .fetch("get-secret-handle", &name)
-            .await?
-            .map(|value| handles.issue(&name, value)))
+        Ok(self.fetch("get-secret-handle", &name).await?.map(|value| {
+            if guessable(value.expose()) {
+                self.outputs[1].note(&format!(
+                    "kvrun: warning: the use-only secret {name:?} is short or guessable (fewer than {MIN_USE_ONLY_CHARS} characters, or fewer than {MIN_USE_ONLY_DISTINCT} distinct ones): a bound service that echoes what it is sent lets a run test guesses of it; use a generated token"
+                ));
+            }
+            handles.issue(&name, value)
+        }))
     }
+}
+
+/// The fewest characters a use-only value should have.
+pub const MIN_USE_ONLY_CHARS: usize = 16;
+
+/// The fewest distinct characters a use-only value should have.
+pub const MIN_USE_ONLY_DISTINCT: usize = 8;
+
+/// Whether a use-only value is short or guessable: fewer than [`MIN_USE_ONLY_CHARS`]
+/// characters, or fewer than [`MIN_USE_ONLY_DISTINCT`] distinct ones.
+pub(super) fn guessable(value: &str) -> bool {
+    let distinct: std::collections::HashSet<char> = value.chars().collect();
+    value.chars().count() < MIN_USE_ONLY_CHARS || distinct.len() < MIN_USE_ONLY_DISTINCT
 }
 
 pub(super) fn not_granted(name: &str) -> WitError {
@@ -267,5 +284,19 @@ impl training::kvrun::secrets::run::Host for RunState {
 
     async fn get_secret_handle(&mut self, name: String) -> Served<String> {
         self.broker.get_secret_handle(name).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::guessable;
+
+    #[test]
+    fn short_or_repetitive_use_only_values_are_guessable() {
+        assert!(guessable("hunter2"));
+        assert!(guessable("correcthorse"));
+        assert!(guessable("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab"));
+        assert!(!guessable("k7Q2-x9vLpR4mZ8tW"));
+        assert!(!guessable("3f9a1c07be52d48e6a1f"));
     }
 }

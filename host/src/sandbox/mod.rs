@@ -35,6 +35,7 @@ use crate::client::{Client, ClientOptions};
 use crate::error::{Error, Result};
 pub use crate::handles::DEFAULT_MAX_ECHOES;
 use crate::handles::{EchoLimitReached, RunHandles, UseBinding};
+pub use crate::kept_files::{KeptFile, KeptFiles};
 use crate::network::OutboundHooks;
 use crate::policy::{AllowList, SecretGrant};
 use crate::python::{Script, ScriptMounts, ViewRules, RESERVED_GUEST_DIRS};
@@ -160,6 +161,10 @@ pub struct RunIo {
     pub stderr: Box<dyn std::io::Write + Send>,
     /// The audit log.
     pub audit: Arc<AuditLog>,
+    /// The files stdout and stderr go to, when they are files (`kvrun run > train.log`):
+    /// no view of the run shows them and no writable `--dir` may hold them
+    /// ([`KeptFile::open_as`]). The audit log's own file is known to it.
+    pub output_files: KeptFiles,
 }
 
 /// How a run ended.
@@ -223,7 +228,7 @@ impl RunExit {
 }
 
 use broker::SecretBroker;
-pub use broker::{DEFAULT_MAX_AUDIT, MAX_BATCH_NAMES};
+pub use broker::{DEFAULT_MAX_AUDIT, MAX_BATCH_NAMES, MIN_USE_ONLY_CHARS, MIN_USE_ONLY_DISTINCT};
 
 /// The directory a run's script views are made in.
 enum ViewsDir {
@@ -333,6 +338,7 @@ pub struct Sandbox {
     read_cache: Option<Arc<read_cache::ReadCache>>,
     vault_requests: Arc<std::sync::atomic::AtomicU64>,
     private_dirs: Vec<PathBuf>,
+    credential_files: KeptFiles,
 }
 
 impl Sandbox {
@@ -364,7 +370,15 @@ impl Sandbox {
                 .chain(crate::RuntimeOptions::default_cache_dir())
                 .chain(crate::vault::LocalVaultOptions::default_data_dir().ok())
                 .collect(),
+            credential_files: credential_files_of_environment(),
         })
+    }
+
+    /// Also keeps the file at `path` (a credential kvrun reads, such as `--token-file`) out of
+    /// every run: no view shows it, through any link, and no writable `--dir` holds it.
+    pub fn with_kept_file(mut self, path: &std::path::Path, what: &str) -> Sandbox {
+        self.credential_files.add(KeptFile::at(path, what));
+        self
     }
 
     /// Also keeps `dir` (kvrun's data directory when it is not the default one) out of every
@@ -432,14 +446,28 @@ impl Sandbox {
         mut options: RunOptions,
         mut io: RunIo,
     ) -> Result<RunExit> {
+        let kept = self.run_kept_files(&io);
+        self.check_dirs(&options.dirs, &kept)?;
         let parent = self.views_dir()?;
-        let rules = ViewRules::excluding(self.private_dirs.iter().cloned());
+        let mut rules = ViewRules::excluding(self.private_dirs.iter().cloned());
+        let views = parent.path().canonicalize().ok();
+        for dir in &rules.excluded {
+            rules
+                .kept
+                .add_dir(dir, views.as_deref(), "one of kvrun's own files");
+        }
+        rules.kept.extend(&kept);
+        rules.mounted = options
+            .dirs
+            .iter()
+            .filter(|dir| !dir.read_only)
+            .filter_map(|dir| Some((dir.host.canonicalize().ok()?, dir.guest.clone())))
+            .collect();
         let mounts = ScriptMounts::new(script, parent.path(), &rules)?;
         for note in mounts.notes() {
             writeln!(io.stderr, "kvrun: {note}")
                 .map_err(|e| Error::io("writing the run's stderr", e))?;
         }
-        self.check_dirs(&options.dirs)?;
         for (view, guest) in &mounts.views {
             options.dirs.push(DirGrant {
                 host: view.path().to_path_buf(),
@@ -464,9 +492,19 @@ impl Sandbox {
             .map_err(|e| Error::io("creating a directory for the script's views", e))
     }
 
+    /// The files no run may see or rewrite besides kvrun's directories: the credential
+    /// files, the run's output files and its audit file.
+    fn run_kept_files(&self, io: &RunIo) -> KeptFiles {
+        let mut kept = self.credential_files.clone();
+        kept.extend(&io.output_files);
+        kept.add(io.audit.file().cloned());
+        kept
+    }
+
     /// Refuses a `--dir` that would show kvrun's own directories or take a script's mount
-    /// point.
-    fn check_dirs(&self, dirs: &[DirGrant]) -> Result<()> {
+    /// point, and a writable one that holds a file in `kept` (a run must never rewrite its
+    /// own records or a credential).
+    fn check_dirs(&self, dirs: &[DirGrant], kept: &KeptFiles) -> Result<()> {
         let private: Vec<PathBuf> = self
             .private_dirs
             .iter()
@@ -485,6 +523,13 @@ impl Sandbox {
                     "--dir {}: it is or holds kvrun's own directory {}, which a run never sees; mount a directory of its own",
                     dir.host.display(),
                     own.display()
+                )));
+            }
+            if let Some(file) = kept.held_by(&host).filter(|_| !dir.read_only) {
+                return Err(Error::Config(format!(
+                    "--dir {}: it holds {}, which kvrun writes or reads credentials from during the run, and a run must never rewrite it; mount another directory, or this one read-only (:ro)",
+                    crate::kept_files::shown(&dir.host),
+                    file.describe()
                 )));
             }
             let guest = dir.guest.trim_end_matches('/');
@@ -510,7 +555,7 @@ impl Sandbox {
         options: RunOptions,
         io: RunIo,
     ) -> Result<RunExit> {
-        self.check_dirs(&options.dirs)?;
+        self.check_dirs(&options.dirs, &self.run_kept_files(&io))?;
         self.run_program(component, "main.wasm", options, io).await
     }
 
@@ -646,6 +691,27 @@ impl Sandbox {
             .fetch_add(vault_stats.sent(), std::sync::atomic::Ordering::Relaxed);
         Ok(exit)
     }
+}
+
+/// The credential files the environment names (`AZURE_FEDERATED_TOKEN_FILE`,
+/// `AZURE_CLIENT_CERTIFICATE_PATH`).
+fn credential_files_of_environment() -> KeptFiles {
+    let mut kept = KeptFiles::default();
+    for (variable, what) in [
+        (
+            "AZURE_FEDERATED_TOKEN_FILE",
+            "the federated token file (AZURE_FEDERATED_TOKEN_FILE)",
+        ),
+        (
+            "AZURE_CLIENT_CERTIFICATE_PATH",
+            "the client certificate (AZURE_CLIENT_CERTIFICATE_PATH)",
+        ),
+    ] {
+        if let Some(path) = std::env::var_os(variable).filter(|p| !p.is_empty()) {
+            kept.add(KeptFile::at(std::path::Path::new(&path), what));
+        }
+    }
+    kept
 }
 
 /// What the run's result means, given which limits were hit; an exceeded output budget, then

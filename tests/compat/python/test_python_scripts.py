@@ -187,6 +187,112 @@ def test_kvrun_data_and_cache_directories_in_the_tree_are_left_out_with_a_line(s
         assert f"kvrun: left out {own}: kvrun's own directory {own} is never visible to a run" in ran.stderr
 
 
+REACH = textwrap.dedent('''
+    import os
+    import sys
+
+    if sys.argv[1] == "plant":
+        os.symlink("../data/vault.db", "/out/notes.txt")
+        print("planted; the view holds", sorted(os.listdir(".")))
+    else:
+        for name in ("committed-link.txt", "hard-link.db", "out/notes.txt"):
+            try:
+                with open(name, "rb") as f:
+                    print(name, "read", f.read().decode(errors="replace"))
+            except OSError as e:
+                print(name, "not there:", type(e).__name__)
+''')
+
+
+def test_no_link_in_the_tree_shows_kvruns_files_and_a_writable_mount_is_not_in_the_view(scripts):
+    """The review's reproduction: with kvrun's data directory inside the script's tree, a link
+    committed in the tree (`committed-link.txt -> data/token`) and one that a first run wrote
+    into a writable `--dir` inside the tree (`out/notes.txt -> ../data/vault.db`) let a later
+    run granted nothing read the vault's token and an ungranted value; so did a hard link."""
+    work = scripts["dir"]
+    out = os.path.join(work, "out")
+    os.makedirs(out, exist_ok=True)
+    for name, target in (("committed-link.txt", "data/token"),):
+        if not os.path.lexists(os.path.join(work, name)):
+            os.symlink(target, os.path.join(work, name))
+    if not os.path.exists(os.path.join(work, "hard-link.db")):
+        os.link(os.path.join(work, "data", "vault.db"), os.path.join(work, "hard-link.db"))
+    path = os.path.join(work, "reach.py")
+    with open(path, "w") as f:
+        f.write(REACH)
+    planted = scripts["kvrun"]("run", path, "--dir", f"{out}::/out", "--", "plant")
+    assert planted.returncode == 0, planted.stderr
+    assert "planted" in planted.stdout and "'out'" not in planted.stdout, planted.stdout
+    assert f"kvrun: left out {out}: the run has it writable at /out" in planted.stderr, planted.stderr
+    assert os.path.islink(os.path.join(out, "notes.txt"))
+    ran = scripts["kvrun"]("run", path, "--", "read")
+    assert ran.returncode == 0, ran.stderr
+    for name in ("committed-link.txt", "hard-link.db", "out/notes.txt"):
+        assert f"{name} not there: FileNotFoundError" in ran.stdout, ran.stdout
+    assert "not-for-this-run" not in ran.stdout + ran.stderr
+    assert "kvrun: left out /" in ran.stderr and "hard-link.db: it is one of kvrun's own files" in ran.stderr, ran.stderr
+
+
+GUESS = textwrap.dedent('''
+    import sys
+    import kvrun
+
+    kvrun.get_secret_handle("api-token")
+    for candidate in sys.argv[1:]:
+        print(f"cand={candidate};")
+    print("x" * 4096)
+    sys.stdout.flush()
+    try:
+        with open("train.log") as f:
+            print("read back", len(f.read()))
+    except OSError as e:
+        print("train.log not there:", type(e).__name__)
+''')
+
+
+def test_printing_guesses_of_a_use_only_value_tells_the_run_nothing(scripts, echo_servers, api_token):
+    """The review's reproduction: `kvrun run guess.py --use-secret ... > train.log` from the
+    script's directory; the script printed candidates and read the log back through its view to
+    see which became `***`. Now the log is not in the view, and a use-only value is not masked in
+    output at all, so the log says nothing about which guess was right."""
+    job = os.path.join(scripts["dir"], "guessing")
+    os.makedirs(job, exist_ok=True)
+    path = os.path.join(job, "guess.py")
+    with open(path, "w") as f:
+        f.write(GUESS)
+    log = os.path.join(job, "train.log")
+    with open(log, "w") as out:
+        ran = subprocess.run(
+            [KVRUN, "run", path, "--use-secret", f"api-token={echo_servers['bound']}/v1",
+             "--", "wrong-guess-1", TOKEN, "wrong-guess-2"],
+            stdout=out, stderr=subprocess.PIPE, text=True, timeout=600, cwd=job,
+            env={**os.environ, "KVRUN_DATA_DIR": os.path.join(scripts["dir"], "data"),
+                 "KVRUN_CACHE_DIR": scripts["cache"], "KVRUN_COMPONENTIZE_PY": COMPONENTIZE_PY,
+                 **{k: "" for k in ("KVRUN_VAULT_URL", "KVRUN_ACCESS_TOKEN", "KVRUN_AUTH", "KVRUN_LOG")}})
+    assert ran.returncode == 0, ran.stderr
+    with open(log) as f:
+        printed = f.read()
+    assert "train.log not there: FileNotFoundError" in printed, printed
+    assert f"cand={TOKEN};" in printed and "cand=wrong-guess-1;" in printed, "no guess is singled out"
+    assert "***" not in printed
+    assert f"left out {log}: it is kvrun's redirected stdout" in ran.stderr, ran.stderr
+
+
+def test_a_print_of_a_mebibyte_comes_out_whole(scripts):
+    """The review's reproduction: the runtime's stdout dropped the rest of a short write, so a
+    `print` over 8 KiB came out cut (and a value past the cut printed its first characters)."""
+    path = os.path.join(scripts["job"], "long_print.py")
+    with open(path, "w") as f:
+        f.write("import sys, kvrun\n"
+                "print('a' * (1 << 20))\n"
+                "print('x' * 8170 + ' password=' + kvrun.get_secret('db-password') + ' end', file=sys.stderr)\n")
+    ran = scripts["kvrun"]("run", path, "--secret", "db-password")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == "a" * (1 << 20) + "\n"
+    assert "x" * 8170 + " password=*** end" in ran.stderr
+    assert VALUE[:4] not in ran.stderr
+
+
 def test_a_native_extension_fails_the_run_with_one_line(scripts):
     os.makedirs(os.path.join(scripts["dir"], "native"), exist_ok=True)
     path = os.path.join(scripts["dir"], "native", "uses_numpy.py")
