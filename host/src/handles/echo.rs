@@ -16,7 +16,7 @@
 use crate::masking::Masker;
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use std::pin::Pin;
@@ -58,19 +58,38 @@ fn call_once(report: &mut Option<EchoReport>) {
     }
 }
 
-/// Masks every value of `headers`, each on its own (`masker` holds nothing back between
-/// them: each value is finished); whether anything was masked.
+/// Masks every name and value of `headers`, each on its own (`masker` holds nothing back
+/// between them: each is finished); whether anything was masked. A service may echo what it
+/// was sent as a header's name as well as its value.
 fn mask_headers(masker: &mut Masker, headers: &mut HeaderMap) -> bool {
     let before = masker.masks();
-    for value in headers.values_mut() {
-        let mut out = Vec::new();
-        masker.write(value.as_bytes(), &mut out);
-        masker.finish_whole(&mut out);
-        if out != value.as_bytes() {
-            *value = HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static("***"));
+    let mut current = None;
+    for (name, value) in std::mem::take(headers) {
+        if let Some(name) = name {
+            let masked = masked(masker, name.as_str().as_bytes());
+            current = Some(match masked {
+                Some(out) => HeaderName::from_bytes(&out)
+                    .unwrap_or(HeaderName::from_static("x-kvrun-masked")),
+                None => name,
+            });
+        }
+        let value = match masked(masker, value.as_bytes()) {
+            Some(out) => HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static("***")),
+            None => value,
+        };
+        if let Some(name) = &current {
+            headers.append(name.clone(), value);
         }
     }
     masker.masks() > before
+}
+
+/// `text` masked whole, if masking changed it.
+fn masked(masker: &mut Masker, text: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    masker.write(text, &mut out);
+    masker.finish_whole(&mut out);
+    (out != text).then_some(out)
 }
 
 /// A response body passed through a masker.
@@ -207,6 +226,7 @@ mod tests {
     async fn echoed_values_are_masked_in_headers_and_a_split_body() {
         let response = http::Response::builder()
             .header("x-echo", "Bearer hunter2-value")
+            .header("x-seen-hunter2-value", "1")
             .header("content-length", "40")
             .header("x-other", "fine")
             .body(body_of(&[
@@ -220,6 +240,7 @@ mod tests {
         let (report, reported) = counter();
         let masked = mask_response(response, masker, report);
         assert_eq!(masked.headers()["x-echo"], "Bearer ***");
+        assert_eq!(masked.headers()["x-seen-***"], "1");
         assert_eq!(masked.headers()["x-other"], "fine");
         assert!(masked.headers().get("content-length").is_none());
         let body = masked.into_body().collect().await.unwrap().to_bytes();

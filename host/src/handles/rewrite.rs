@@ -50,6 +50,7 @@ pub struct Substituted {
 enum Place {
     Path,
     Query,
+    HeaderName,
     Header,
     Body,
 }
@@ -60,7 +61,7 @@ impl Place {
             Place::Header => true,
             Place::Query => binding.in_query(),
             Place::Body => binding.in_body(),
-            Place::Path => false,
+            Place::Path | Place::HeaderName => false,
         }
     }
 
@@ -68,6 +69,7 @@ impl Place {
         match self {
             Place::Path => "the URL path (handles are never substituted there)",
             Place::Query => "the query string (allow it with ,query on --use-secret)",
+            Place::HeaderName => "a header name (handles are substituted in header values only)",
             Place::Header => "a header",
             Place::Body => "the body (allow it with ,body on --use-secret)",
         }
@@ -159,6 +161,9 @@ pub fn substitute(
             });
             parts.uri = with_query(&parts.uri, &query)?;
         }
+    }
+    for name in parts.headers.keys() {
+        checker.check(name.as_str().as_bytes(), Place::HeaderName)?;
     }
     let mut authorization_carries_handle = false;
     for (name, value) in parts.headers.iter_mut() {
@@ -486,6 +491,10 @@ mod tests {
             .send(get(uri).header("x-a", new_handle()), "")
             .unwrap_err();
         assert!(other.reason.contains("not one of this run's"));
+        let named = c
+            .send(get(uri).header(format!("x-{}", c.h()).as_str(), "1"), "")
+            .unwrap_err();
+        assert!(named.reason.contains("a header name"), "{}", named.reason);
         let bare = c
             .send(get(uri).header("authorization", "Bearer mine"), "")
             .unwrap_err();

@@ -511,18 +511,20 @@ impl Sandbox {
             .filter_map(|d| d.canonicalize().ok())
             .collect();
         for dir in dirs {
-            let host = dir
-                .host
-                .canonicalize()
-                .map_err(|e| Error::Config(format!("--dir {}: {e}", dir.host.display())))?;
+            let host = dir.host.canonicalize().map_err(|e| {
+                Error::Config(format!(
+                    "--dir {}: {e}",
+                    crate::kept_files::shown(&dir.host)
+                ))
+            })?;
             if let Some(own) = private
                 .iter()
                 .find(|own| host.starts_with(own) || own.starts_with(&host))
             {
                 return Err(Error::Config(format!(
                     "--dir {}: it is or holds kvrun's own directory {}, which a run never sees; mount a directory of its own",
-                    dir.host.display(),
-                    own.display()
+                    crate::kept_files::shown(&dir.host),
+                    crate::kept_files::shown(own)
                 )));
             }
             if let Some(file) = kept.held_by(&host).filter(|_| !dir.read_only) {
@@ -539,7 +541,7 @@ impl Sandbox {
             {
                 return Err(Error::Config(format!(
                     "--dir {}::{}: {} is where kvrun mounts a script's files; choose another guest path",
-                    dir.host.display(),
+                    crate::kept_files::shown(&dir.host),
                     dir.guest,
                     dir.guest
                 )));
@@ -622,7 +624,12 @@ impl Sandbox {
                 FsPerms::ReadWrite
             };
             wasi.preopened_dir(&dir.host, &dir.guest, perms)
-                .map_err(|e| Error::Config(format!("--dir {}: {e:#}", dir.host.display())))?;
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "--dir {}: {e:#}",
+                        crate::kept_files::shown(&dir.host)
+                    ))
+                })?;
         }
         let echo_watch = handles.clone();
         let echo_limit = handles.clone();
