@@ -1,29 +1,46 @@
-//! Throughput of output and answer masking: `cargo bench -p kvrun --bench masking`.
+//! Cost of masking: `cargo bench -p kvrun --bench masking`.
 //!
-//! 64 MiB of log-like text (JSON lines, URLs, hex and base64 noise) with one value in it every
-//! 64 KiB in a random escape, masked in 4 KiB writes, in one run, best of five:
+//! 64 MiB of log-like text (JSON lines, URLs, hex and base64 noise), one run, best of three:
 //!
-//! - the fixed forms alone: one Aho-Corasick automaton over every fixed encoded form, the
-//!   matcher masking used before mixture patterns (its search only, no output);
-//! - [`kvrun::masking::Masker`] as it is now: the same automaton plus the value's mixture
-//!   patterns, holding back and writing the masked output.
+//! - **one short value** in it every 400 lines in a random escape (JSON, HTML, percent, hex),
+//!   masked in 4 KiB writes;
+//! - **50 values of 1,024 characters** granted (a run's stdout and stderr share one
+//!   [`MaskValues`]), one of them printed every 400 lines, whole, percent-encoded, as MIME
+//!   base64 or as colon-separated hex, masked in 64 KiB writes;
+//! - **reading 50 values** of 1,024 characters against 50 of 24 characters: the time from the
+//!   first value added to the last write masked for all of them (each value added, then a
+//!   line written to both streams, as a run that prints after each read), and the peak
+//!   resident memory it added (measured first, before the texts are made); and 1,000 values
+//!   in one batch, as one `get-secrets` call adds them.
 
-use aho_corasick::{AhoCorasick, MatchKind};
-use kvrun::masking::Masker;
+use base64::Engine as _;
+use kvrun::masking::{MaskValues, Masker};
 use std::time::{Duration, Instant};
 
-const VALUE: &str = "S3cr3t&Pa<ss>+\"q'/~ x";
+const SHORT: &str = "S3cr3t&Pa<ss>+\"q'/~ x";
 const TOTAL: usize = 64 << 20;
-const WRITE: usize = 4096;
 
-fn text() -> Vec<u8> {
-    let escapes = [
-        VALUE.to_string(),
-        "S3cr3t\\u0026Pa\\u003css\\u003e+\\\"q'/~ x".to_string(),
-        "S3cr3t&amp;Pa&lt;ss&gt;+&#34;q&#39;/~ x".to_string(),
-        "S3cr3t%26Pa%3Css%3E%2B%22q'%2F~%20x".to_string(),
-        hex::encode(VALUE),
-    ];
+/// A value of `chars` characters, different for each `seed`, with the characters escapes
+/// change.
+fn value(seed: u64, chars: usize) -> String {
+    const ALPHABET: &[u8] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789&<>\"'+/~ -";
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..chars)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ALPHABET[(state % ALPHABET.len() as u64) as usize] as char
+        })
+        .collect()
+}
+
+fn percent(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+fn log(printed: &[String]) -> Vec<u8> {
     let mut out = Vec::with_capacity(TOTAL + 4096);
     let mut n = 0u64;
     while out.len() < TOTAL {
@@ -36,14 +53,14 @@ fn text() -> Vec<u8> {
         );
         out.extend_from_slice(line.as_bytes());
         if n.is_multiple_of(400) {
-            out.extend_from_slice(escapes[(n / 400) as usize % escapes.len()].as_bytes());
+            out.extend_from_slice(printed[(n / 400) as usize % printed.len()].as_bytes());
             out.push(b'\n');
         }
     }
     out
 }
 
-fn best_of(runs: usize, mut f: impl FnMut() -> usize) -> (Duration, usize) {
+fn best_of(runs: usize, mut f: impl FnMut() -> u64) -> (Duration, u64) {
     let mut best = Duration::MAX;
     let mut found = 0;
     for _ in 0..runs {
@@ -54,37 +71,131 @@ fn best_of(runs: usize, mut f: impl FnMut() -> usize) -> (Duration, usize) {
     (best, found)
 }
 
-fn main() {
-    let text = text();
-    let forms = kvrun::encoded_forms::forms(VALUE.as_bytes());
-    let automaton = AhoCorasick::builder()
-        .match_kind(MatchKind::Standard)
-        .build(&forms)
-        .unwrap();
-    let (fixed, fixed_found) = best_of(5, || {
-        text.chunks(WRITE)
-            .map(|chunk| automaton.find_overlapping_iter(chunk).count())
-            .sum()
-    });
-    let (masker, masks) = best_of(5, || {
-        let mut masker = Masker::new();
-        masker.add(VALUE.as_bytes());
-        let mut out = Vec::with_capacity(WRITE * 2);
-        for chunk in text.chunks(WRITE) {
-            out.clear();
-            masker.write(chunk, &mut out);
+fn mask(text: &[u8], write: usize, values: &[String]) -> u64 {
+    let shared = MaskValues::new();
+    for v in values {
+        shared.add(v.as_bytes());
+    }
+    let mut masker = Masker::of(&shared);
+    let mut out = Vec::with_capacity(write * 2);
+    for chunk in text.chunks(write) {
+        out.clear();
+        masker.write(chunk, &mut out);
+    }
+    masker.finish(&mut out);
+    masker.masks()
+}
+
+/// Peak resident memory of this process so far, in KiB (`VmHWM`).
+fn peak_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Adds `values` one by one to a run's shared values, writing a line to each stream after
+/// each; the time it took and the growth of the peak resident memory (MiB).
+fn reading(values: &[String]) -> (Duration, f64) {
+    let before = peak_kib();
+    let started = Instant::now();
+    let shared = MaskValues::new();
+    let mut streams = [Masker::of(&shared), Masker::of(&shared)];
+    let mut out = Vec::new();
+    for v in values {
+        shared.add(v.as_bytes());
+        for stream in &mut streams {
+            stream.write(b"read one more value\n", &mut out);
         }
-        masker.finish(&mut out);
-        masker.masks() as usize
-    });
-    let mib = text.len() as f64 / (1 << 20) as f64;
-    println!("masking {mib:.0} MiB in {WRITE}-byte writes, one value, best of 5");
+    }
+    let elapsed = started.elapsed();
+    (elapsed, (peak_kib().saturating_sub(before)) as f64 / 1024.0)
+}
+
+/// Adds `values` in one batch (a `get-secrets` call) and writes a line: the time and the
+/// growth of the peak resident memory (MiB).
+fn reading_batch(values: &[String]) -> (Duration, f64) {
+    let before = peak_kib();
+    let started = Instant::now();
+    let shared = MaskValues::new();
+    let mut masker = Masker::of(&shared);
+    shared.add_all(values.iter().map(|v| v.as_bytes()));
+    masker.write(b"read them all\n", &mut Vec::new());
+    (
+        started.elapsed(),
+        (peak_kib().saturating_sub(before)) as f64 / 1024.0,
+    )
+}
+
+fn main() {
+    // First, before the large texts raise the peak.
+    let long: Vec<String> = (0..50).map(|i| value(i + 1, 1024)).collect();
+    let short: Vec<String> = (0..50).map(|i| value(i + 100, 24)).collect();
+    let (short_time, short_mib) = reading(&short);
+    let (long_time, long_mib) = reading(&long);
+    println!("| reading 50 values (two streams) | time | peak memory added |");
+    println!("|---|---|---|");
     println!(
-        "| fixed forms only (Aho-Corasick search, as before) | {:.0} MiB/s | {fixed_found} matches |",
-        mib / fixed.as_secs_f64()
+        "| of 24 characters | {:.1} ms | {short_mib:.1} MiB |",
+        short_time.as_secs_f64() * 1e3
     );
     println!(
-        "| Masker now (fixed forms + mixture patterns, masked output) | {:.0} MiB/s | {masks} masks |",
-        mib / masker.as_secs_f64()
+        "| of 1,024 characters | {:.1} ms | {long_mib:.1} MiB |",
+        long_time.as_secs_f64() * 1e3
+    );
+    let batch: Vec<String> = (0..1000).map(|i| value(i + 1000, 24)).collect();
+    let (batch_time, batch_mib) = reading_batch(&batch);
+    println!(
+        "| 1,000 of 24 characters in one batch | {:.1} ms | {batch_mib:.1} MiB |",
+        batch_time.as_secs_f64() * 1e3
+    );
+    println!();
+    let mib = TOTAL as f64 / (1 << 20) as f64;
+    println!("masking {mib:.0} MiB of log lines, best of 3");
+    println!("| case | writes | throughput | masks |");
+    println!("|---|---|---|---|");
+    let short_text = log(&[
+        SHORT.to_string(),
+        "S3cr3t\\u0026Pa\\u003css\\u003e+\\\"q'/~ x".to_string(),
+        "S3cr3t&amp;Pa&lt;ss&gt;+&#34;q&#39;/~ x".to_string(),
+        "S3cr3t%26Pa%3Css%3E%2B%22q'%2F~%20x".to_string(),
+        hex::encode(SHORT),
+    ]);
+    let (took, masks) = best_of(3, || mask(&short_text, 4096, &[SHORT.to_string()]));
+    println!(
+        "| one value of {} characters | 4 KiB | {:.0} MiB/s | {masks} |",
+        SHORT.len(),
+        mib / took.as_secs_f64()
+    );
+    let printed: Vec<String> = long
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match i % 4 {
+            0 => v.clone(),
+            1 => percent(v),
+            2 => base64::engine::general_purpose::STANDARD
+                .encode(v)
+                .as_bytes()
+                .chunks(76)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            _ => hex::encode(v)
+                .as_bytes()
+                .chunks(2)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect::<Vec<_>>()
+                .join(":"),
+        })
+        .collect();
+    let long_text = log(&printed);
+    let (took, masks) = best_of(3, || mask(&long_text, 64 << 10, &long));
+    println!(
+        "| 50 values of 1,024 characters | 64 KiB | {:.0} MiB/s | {masks} |",
+        mib / took.as_secs_f64()
     );
 }

@@ -3,30 +3,21 @@
 //! As GitHub Actions does for its masks, a value is also looked for in the encodings that
 //! code commonly applies before printing or sending it. Pure logic, no I/O.
 //!
-//! | form | `pä"ss` becomes |
-//! |---|---|
-//! | literal | `pä"ss` |
-//! | JSON string (`\"`, `\\`, `\n`; and with `\uXXXX` for every non-ASCII character) | `pä\"ss`, `p\u00e4\"ss` |
-//! | percent-encoded (upper- and lower-case hex, and `+` for space as in forms) | `p%C3%A4%22ss`, `p%c3%a4%22ss` |
-//! | XML/HTML-escaped | `pä&quot;ss` |
-//! | base64, standard and URL-safe, at each of the three byte alignments | the characters that depend on the value alone |
-//! | hex, lower and upper case | `70c3a4227373`, `70C3A4227373` |
-//! | each line of a multi-line value, at least [`MIN_LINE`] bytes long, and its forms | |
+//! A value's forms ([`ValueForms`]) are sorted by the view of the output they are looked for
+//! in (`crate::masking` makes the views):
 //!
-//! | UTF-16, little- and big-endian | `p\0ä\0"\0...` |
+//! | view of the output | forms looked for | what that covers, for `pä"s s` |
+//! |---|---|---|
+//! | as written | the value; UTF-16, little- and big-endian | `pä"s s`, `p\0ä\0"\0...` |
+//! | decoded: percent-escapes (either case), JSON escapes (`\"`, `\/`, `\uXXXX` in either case with surrogate pairs, `\n`, ...) and HTML/XML entities (named, decimal, hex) read as the characters they stand for, `+` as a space | the value with `+` as a space; the value read the same way, when it holds something that looks like an escape | **any mixture** of the escapes, character by character: `p%C3%A4\"s+s`, `p&#228;&quot;s%20s`, `p\u00E4"s s`, whatever characters the encoder keeps |
+//! | hex digits with up to two of `:`, `-`, space, CR, LF between them taken out, any letter case | the value's hex | `70C3a4-22-73...`, `bytes.hex(':')`, hex wrapped over lines |
+//! | line breaks (up to two CR/LF) taken out | the base64 characters that depend on the value alone, standard and URL-safe, at each of the three byte alignments; a multi-line value without its line breaks, and the base64 lines of a PEM block joined | base64 in one piece or wrapped as MIME (76) and PEM (64) wrap it |
 //!
-//! Forms shorter than [`MIN_FORM`] bytes are left out (a short base64 core would mask
-//! common text); other transformations (reversal, compression, encryption, a value split
-//! between stdout and stderr) are out of reach.
-//!
-//! Besides these fixed forms, [`patterns`] gives regular expressions for the encodings that
-//! code applies character by character, in **any mixture**: each character of the value may
-//! appear literally, JSON-escaped (`\"`, `\/`, `\uXXXX` in either case, as Go writes
-//! `\u0026`), percent-encoded (each UTF-8 byte, either case, `+` for a space; so
-//! `urllib.parse.quote` keeping `/` and `encodeURIComponent` keeping `!'()*` are covered), or
-//! as an HTML/XML entity (`&amp;`, `&#39;`, `&#x27;`, ...); and the value's hex in either or
-//! mixed case, with or without a `:`, `-` or space between bytes (`bytes.hex(':')`); and its
-//! base64 cores with line breaks anywhere in them, as MIME and PEM wrap base64.
+//! Each line of a multi-line value (at least [`MIN_LINE`] bytes) has the same forms as the
+//! value, whatever the value's length. Encoded forms shorter than [`MIN_FORM`] bytes are left
+//! out (a short base64 core would mask common text). Other transformations (reversal,
+//! compression, encryption, a value split between stdout and stderr, two escapes applied in
+//! turn) are out of reach.
 
 use base64::Engine as _;
 
@@ -36,143 +27,156 @@ pub const MIN_LINE: usize = 4;
 /// The shortest encoded form that is masked (the literal value is masked at any length).
 pub const MIN_FORM: usize = 4;
 
-/// Every form of `value` to mask, the literal value first, without duplicates.
-pub fn forms(value: &[u8]) -> Vec<Vec<u8>> {
-    let mut out: Vec<Vec<u8>> = vec![value.to_vec()];
-    let mut push = |form: Vec<u8>| {
-        if form.len() >= MIN_FORM && !out.contains(&form) {
-            out.push(form);
+/// The most output bytes one byte of a decoded form can take (`&#x00003c;`, an entity with
+/// leading zeros), and so the factor of a value's length that masking holds back.
+pub const LONGEST_ESCAPE: usize = 10;
+
+/// Every form of one value, by the view of the output it is looked for in (see the module
+/// docs). The literal value comes first in `written`.
+#[derive(Clone, Debug, Default)]
+pub struct ValueForms {
+    /// Looked for in the output as written.
+    pub written: Vec<Vec<u8>>,
+    /// Looked for in the output with its escapes decoded.
+    pub decoded: Vec<Vec<u8>>,
+    /// Looked for (in any letter case) in the output with separators between hex digits out.
+    pub hex: Vec<Vec<u8>>,
+    /// Looked for in the output with its line breaks out.
+    pub unwrapped: Vec<Vec<u8>>,
+}
+
+impl Drop for ValueForms {
+    fn drop(&mut self) {
+        for list in [
+            &mut self.written,
+            &mut self.decoded,
+            &mut self.hex,
+            &mut self.unwrapped,
+        ] {
+            for form in list.iter_mut() {
+                zeroize::Zeroize::zeroize(form);
+            }
         }
-    };
-    let mut sources: Vec<&[u8]> = vec![value];
-    let lines: Vec<&[u8]> = value
-        .split(|&b| b == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-        .filter(|line| line.len() >= MIN_LINE && line.len() < value.len())
-        .collect();
-    for line in &lines {
-        push(line.to_vec());
     }
-    sources.extend(lines);
-    for source in sources {
-        if let Ok(text) = std::str::from_utf8(source) {
-            push(json_escaped(text, false));
-            push(json_escaped(text, true));
-            push(xml_escaped(text));
+}
+
+impl ValueForms {
+    /// The forms of `value` and of each of its lines (at least [`MIN_LINE`] bytes), one
+    /// entry per source, the value's first; none for an empty value. Masking takes the
+    /// shortest occurrence of one source that begins at one place (see `crate::masking`), so
+    /// a line and the whole value are sources of their own.
+    pub fn of(value: &[u8]) -> Vec<ValueForms> {
+        if value.is_empty() {
+            return Vec::new();
         }
-        let percent = percent_encoded(source);
-        push(percent.to_ascii_lowercase_hex());
-        push(percent.0);
-        push(
-            form_urlencoded::byte_serialize(source)
-                .collect::<String>()
-                .into_bytes(),
-        );
-        push(hex::encode(source).into_bytes());
-        push(hex::encode_upper(source).into_bytes());
-        if let Ok(text) = std::str::from_utf8(source) {
-            push(text.encode_utf16().flat_map(u16::to_le_bytes).collect());
-            push(text.encode_utf16().flat_map(u16::to_be_bytes).collect());
+        let lines: Vec<&[u8]> = value
+            .split(|&b| b == b'\n')
+            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+            .filter(|line| line.len() >= MIN_LINE && line.len() < value.len())
+            .collect();
+        let mut all: Vec<ValueForms> = std::iter::once(value)
+            .chain(lines.iter().copied())
+            .map(|source| {
+                let mut forms = ValueForms::default();
+                forms.add_source(source);
+                forms
+            })
+            .collect();
+        if !lines.is_empty() {
+            let whole = &mut all[0];
+            let joined: Vec<u8> = value
+                .iter()
+                .copied()
+                .filter(|b| !b"\r\n".contains(b))
+                .collect();
+            push(&mut whole.unwrapped, joined);
+            let body: Vec<u8> = value
+                .split(|&b| b == b'\n')
+                .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+                .filter(|line| line.iter().all(|&b| is_base64(b)))
+                .flat_map(|line| line.iter().copied())
+                .collect();
+            push(&mut whole.unwrapped, body);
         }
+        all
+    }
+
+    /// Adds the forms of `source` (the value, or one of its lines).
+    fn add_source(&mut self, source: &[u8]) {
+        push_any(&mut self.written, source.to_vec());
+        let spaced: Vec<u8> = source
+            .iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect();
+        push_any(&mut self.decoded, spaced);
+        push_any(&mut self.decoded, crate::masking::decoded(source));
+        if let Ok(text) = std::str::from_utf8(source) {
+            push(
+                &mut self.written,
+                text.encode_utf16().flat_map(u16::to_le_bytes).collect(),
+            );
+            push(
+                &mut self.written,
+                text.encode_utf16().flat_map(u16::to_be_bytes).collect(),
+            );
+        }
+        push(&mut self.hex, hex::encode(source).into_bytes());
         for engine in [
             &base64::engine::general_purpose::STANDARD_NO_PAD,
             &base64::engine::general_purpose::URL_SAFE_NO_PAD,
         ] {
             for offset in 0..3 {
-                push(base64_core(engine, source, offset));
+                push(&mut self.unwrapped, base64_core(engine, source, offset));
             }
         }
     }
-    out
+
+    /// The most output bytes one occurrence of these forms can span, escapes and
+    /// separators included.
+    pub fn longest_span(&self) -> usize {
+        let longest = |list: &[Vec<u8>], factor: usize| {
+            list.iter().map(|f| f.len() * factor).max().unwrap_or(0)
+        };
+        longest(&self.written, 1)
+            .max(longest(&self.decoded, LONGEST_ESCAPE))
+            .max(longest(&self.hex, 3))
+            .max(longest(&self.unwrapped, 3))
+    }
 }
 
-/// The longest value (in characters) that gets mixture [`patterns`]; a longer one is masked
-/// in its fixed forms only (a pattern grows with the value, and secrets are short).
-pub const MAX_PATTERN_CHARS: usize = 1024;
-
-/// The longest way a character is written in a mixture pattern, in bytes (a four-byte UTF-8
-/// character percent-encoded, or an entity with leading zeros).
-const LONGEST_ESCAPE: usize = 16;
-
-/// Regular expressions (for `regex::bytes`) that match `value` in any mixture of the
-/// character escapes, and its hex in any case with optional separators (see the module
-/// docs), with the most bytes a match can span; none for a value that is not UTF-8, is
-/// longer than [`MAX_PATTERN_CHARS`], or too short for its escapes to mean something.
-pub fn patterns(value: &[u8]) -> Option<(Vec<String>, usize)> {
-    let text = std::str::from_utf8(value).ok()?;
-    let chars = text.chars().count();
-    if chars > MAX_PATTERN_CHARS || value.len() < MIN_FORM {
-        return None;
+/// Adds `form` unless it is too short to mean something or already there.
+fn push(list: &mut Vec<Vec<u8>>, form: Vec<u8>) {
+    if form.len() >= MIN_FORM {
+        push_any(list, form);
     }
-    let escapes: String = text.chars().map(char_alternatives).collect();
-    let hex: Vec<String> = value.iter().map(|b| format!("(?i:{b:02x})")).collect();
-    let hex = hex.join(r"[:\- ]?");
-    // Base64 as MIME (76) and PEM (64) wrap it: a line break may fall between any two
-    // characters of a core.
-    let mut cores = Vec::new();
-    for engine in [
-        &base64::engine::general_purpose::STANDARD_NO_PAD,
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-    ] {
-        for offset in 0..3 {
-            let core = base64_core(engine, value, offset);
-            if core.len() >= MIN_FORM {
-                let chars: Vec<String> = core
-                    .iter()
-                    .map(|&b| regex::escape(&(b as char).to_string()))
-                    .collect();
-                cores.push(chars.join("(?:\\r?\\n)?"));
-            }
-        }
-    }
-    let mut found = vec![format!("(?-u){escapes}"), format!("(?-u){hex}")];
-    if !cores.is_empty() {
-        found.push(format!("(?-u){}", cores.join("|")));
-    }
-    Some((found, (chars * LONGEST_ESCAPE).max(value.len() * 3)))
 }
 
-/// The ways one character may be written, as a regex group.
-fn char_alternatives(c: char) -> String {
-    let mut utf8 = [0u8; 4];
-    let bytes = c.encode_utf8(&mut utf8).as_bytes();
-    // Escapes first, the literal last: the regex takes the first way that matches, and an
-    // escape may begin with the literal character (`&` of `&amp;`, `%` of `%25`).
-    let mut ways: Vec<String> = vec![bytes.iter().map(|b| format!("%(?i:{b:02x})")).collect()];
-    if c == ' ' {
-        ways.push("\\+".into());
+/// Adds `form` (of any length) unless it is empty or already there.
+fn push_any(list: &mut Vec<Vec<u8>>, mut form: Vec<u8>) {
+    if form.is_empty() || list.contains(&form) {
+        zeroize::Zeroize::zeroize(&mut form);
+    } else {
+        list.push(form);
     }
-    let mut units = [0u16; 2];
-    ways.push(
-        c.encode_utf16(&mut units)
-            .iter()
-            .map(|u| format!("\\\\u(?i:{u:04x})"))
-            .collect(),
-    );
-    match c {
-        '"' | '\\' | '/' => ways.push(format!("\\\\\\x{:02x}", c as u32)),
-        '\n' => ways.push("\\\\n".into()),
-        '\r' => ways.push("\\\\r".into()),
-        '\t' => ways.push("\\\\t".into()),
-        _ => {}
-    }
-    let named = match c {
-        '&' => Some("amp"),
-        '<' => Some("lt"),
-        '>' => Some("gt"),
-        '"' => Some("quot"),
-        '\'' => Some("apos"),
-        _ => None,
-    };
-    if let Some(name) = named {
-        ways.push(format!("&{name};"));
-    }
-    if !c.is_ascii_alphanumeric() {
-        ways.push(format!("&#0{{0,4}}{};", c as u32));
-        ways.push(format!("&#[xX]0{{0,4}}(?i:{:x});", c as u32));
-    }
-    ways.push(bytes.iter().map(|b| format!("\\x{b:02x}")).collect());
-    format!("(?:{})", ways.join("|"))
+}
+
+fn is_base64(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_')
+}
+
+/// The JSON, percent and XML encodings of `value` that code commonly prints whole, for tests
+/// and benchmarks: each is found in the decoded view.
+pub fn common_encodings(value: &str) -> Vec<Vec<u8>> {
+    vec![
+        json_escaped(value, false),
+        json_escaped(value, true),
+        xml_escaped(value),
+        percent_encoded(value.as_bytes()).to_ascii_lowercase_hex(),
+        percent_encoded(value.as_bytes()).0,
+        form_urlencoded::byte_serialize(value.as_bytes())
+            .collect::<String>()
+            .into_bytes(),
+    ]
 }
 
 /// `text` as inside a JSON string; with `ascii`, every non-ASCII character as `\uXXXX`
@@ -274,7 +278,7 @@ mod tests {
     #[test]
     fn every_base64_alignment_is_found_inside_a_larger_encoding() {
         let value = b"s3cr3t-v@lue/with+bits";
-        let forms = forms(value);
+        let forms = &ValueForms::of(value)[0];
         for engine in [
             &base64::engine::general_purpose::STANDARD,
             &base64::engine::general_purpose::URL_SAFE,
@@ -286,7 +290,7 @@ mod tests {
                     data.extend_from_slice(after.as_bytes());
                     let encoded = engine.encode(&data).into_bytes();
                     assert!(
-                        forms.iter().skip(1).any(|f| contains(&encoded, f)),
+                        forms.unwrapped.iter().any(|f| contains(&encoded, f)),
                         "{before:?}+value+{after:?} -> {}",
                         String::from_utf8_lossy(&encoded)
                     );
@@ -296,26 +300,40 @@ mod tests {
     }
 
     #[test]
-    fn text_encodings_and_lines_are_forms() {
-        let value = "pä\"ss\\wörd\nsecond-line&<x>";
-        let forms = forms(value.as_bytes());
-        let has = |form: &str| forms.iter().any(|f| f == form.as_bytes());
-        let json = serde_json::to_string(value).unwrap();
-        assert!(has(&json[1..json.len() - 1]));
-        assert!(has(r#"p\u00e4\"ss\\w\u00f6rd\nsecond-line&<x>"#));
-        assert!(has("p%C3%A4%22ss%5Cw%C3%B6rd%0Asecond-line%26%3Cx%3E"));
-        assert!(has("p%c3%a4%22ss%5cw%c3%b6rd%0asecond-line%26%3cx%3e"));
-        assert!(has(&hex::encode(value)));
-        assert!(has(&hex::encode_upper(value)));
-        assert!(has("second-line&<x>"));
-        assert!(has("second-line&amp;&lt;x&gt;"));
-        assert!(has("pä\"ss\\wörd"));
-        assert_eq!(forms[0], value.as_bytes());
+    fn lines_have_the_forms_of_a_value_and_a_pem_body_is_joined() {
+        let value = "-----BEGIN KEY-----\nMIIBaa+/\nQQ=\n-----END KEY-----";
+        let all = ValueForms::of(value.as_bytes());
+        let has = |list: &[Vec<u8>], form: &str| list.iter().any(|f| f == form.as_bytes());
+        assert_eq!(all[0].written[0], value.as_bytes());
+        assert!(has(&all[0].unwrapped, "MIIBaa+/QQ="));
+        assert!(has(&all[0].unwrapped, &value.replace('\n', "")));
+        let line = all.iter().find(|f| f.written[0] == b"MIIBaa+/").unwrap();
+        assert!(has(&line.decoded, "MIIBaa /"));
+        assert!(has(&line.hex, &hex::encode("MIIBaa+/")));
+        assert_eq!(
+            all.len(),
+            4,
+            "the value and its lines but QQ= ({MIN_LINE} bytes at least)"
+        );
+    }
+
+    #[test]
+    fn a_value_holding_something_like_an_escape_is_also_looked_for_as_read() {
+        let forms = &ValueForms::of(b"50%41 off&amp;")[0];
+        let has = |form: &str| forms.decoded.iter().any(|f| f == form.as_bytes());
+        assert!(has("50%41 off&amp;") && has("50A off&"));
+        assert!(ValueForms::of(b"a+b c")[0].decoded == [b"a b c".to_vec()]);
     }
 
     #[test]
     fn short_values_keep_only_forms_long_enough_to_mean_something() {
-        assert!(forms(b"ab").iter().skip(1).all(|f| f.len() >= MIN_FORM));
-        assert_eq!(forms(b"ab")[0], b"ab");
+        let forms = &ValueForms::of(b"ab")[0];
+        assert_eq!(forms.written[0], b"ab");
+        let encoded = forms.written[1..]
+            .iter()
+            .chain(&forms.hex)
+            .chain(&forms.unwrapped);
+        assert!(encoded.clone().count() > 0 && encoded.clone().all(|f| f.len() >= MIN_FORM));
+        assert!(ValueForms::of(b"").is_empty());
     }
 }

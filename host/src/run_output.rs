@@ -1,12 +1,13 @@
 //! A run's stdout and stderr: masked and bounded.
 //!
-//! Each stream passes through its own [`Masker`]; every secret value the run reads is added
-//! to both before the value reaches the run, so no write can show it. Both streams share one
+//! Each stream passes through its own [`Masker`] of the run's one [`MaskValues`]: every
+//! secret value the run may read is added there (once, for both streams) before the value
+//! reaches the run, so no write can show it. Both streams share one
 //! [`OutputBudget`]: past it, writes fail, the rest is dropped, and the run is stopped with
 //! the output limit as the reason. [`MaskedOutput::finish`] releases what the masker holds
 //! back (masked) when the run ends, however it ends.
 
-use crate::masking::Masker;
+use crate::masking::{MaskValues, Masker};
 use std::io::Write;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -71,11 +72,15 @@ pub struct MaskedOutput {
 }
 
 impl MaskedOutput {
-    /// Writes to `sink` through a masker, within `budget`.
-    pub fn new(sink: Box<dyn Write + Send>, budget: Arc<OutputBudget>) -> MaskedOutput {
+    /// Writes to `sink` through a masker of `values`, within `budget`.
+    pub fn new(
+        sink: Box<dyn Write + Send>,
+        values: &MaskValues,
+        budget: Arc<OutputBudget>,
+    ) -> MaskedOutput {
         MaskedOutput {
             state: Arc::new(Mutex::new(StreamState {
-                masker: Masker::new(),
+                masker: Masker::of(values),
                 sink,
                 budget,
             })),
@@ -84,11 +89,6 @@ impl MaskedOutput {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, StreamState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Masks `value` from now on.
-    pub fn add_secret(&self, value: &[u8]) {
-        self.lock().masker.add(value);
     }
 
     /// Writes one line of kvrun's own to the sink, outside the run's output budget.

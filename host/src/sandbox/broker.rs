@@ -22,6 +22,7 @@ use crate::bindings::kvrun::secrets::types::Error as WitError;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::handles::RunHandles;
+use crate::masking::MaskValues;
 use crate::policy::SecretGrant;
 use crate::run_output::MaskedOutput;
 use crate::secret::SecretString;
@@ -46,14 +47,15 @@ pub(super) struct SecretBroker {
     /// The sandbox's shared read cache, when it has one.
     pub(super) cache: Option<Arc<ReadCache>>,
     pub(super) audit: Arc<RunAudit>,
-    pub(super) outputs: [MaskedOutput; 2],
+    /// The values the run's stdout and stderr are masked for.
+    pub(super) masks: MaskValues,
+    /// The run's stderr, for kvrun's own warnings.
+    pub(super) stderr: MaskedOutput,
 }
 
 impl SecretBroker {
     fn remember(&self, value: &SecretString) {
-        for output in &self.outputs {
-            output.add_secret(value.expose().as_bytes());
-        }
+        self.masks.add(value.expose().as_bytes());
     }
 
     /// Writes one audit record; past the budget the run stops (the trap says why).
@@ -194,7 +196,8 @@ impl SecretBroker {
             self.audit("get-secrets", name, true, label)?;
             values.push(value);
         }
-        values.iter().flatten().for_each(|v| self.remember(v));
+        self.masks
+            .add_all(values.iter().flatten().map(|v| v.expose().as_bytes()));
         Ok(Ok(slot
             .into_iter()
             .map(|i| values[i].as_ref().map(|v| v.expose().to_string()))
@@ -218,7 +221,7 @@ impl SecretBroker {
         }
         Ok(self.fetch("get-secret-handle", &name).await?.map(|value| {
             if guessable(value.expose()) {
-                self.outputs[1].note(&format!(
+                self.stderr.note(&format!(
                     "kvrun: warning: the use-only secret {name:?} is short or guessable (fewer than {MIN_USE_ONLY_CHARS} characters, or fewer than {MIN_USE_ONLY_DISTINCT} distinct ones): a bound service that echoes what it is sent lets a run test guesses of it; use a generated token"
                 ));
             }

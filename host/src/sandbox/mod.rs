@@ -612,8 +612,9 @@ impl Sandbox {
             Client::with_transport(&self.runtime, vault, self.vault_transport.clone()).await?;
         let vault_stats = vault_client.network_stats();
         let budget = OutputBudget::new(options.max_output);
-        let stdout = MaskedOutput::new(io.stdout, budget.clone());
-        let stderr = MaskedOutput::new(io.stderr, budget.clone());
+        let masks = crate::masking::MaskValues::new();
+        let stdout = MaskedOutput::new(io.stdout, &masks, budget.clone());
+        let stderr = MaskedOutput::new(io.stderr, &masks, budget.clone());
         let mut wasi = WasiCtxBuilder::new();
         wasi.arg(program).args(&options.args).envs(&options.env);
         wasi.stdout(stdout.clone()).stderr(stderr.clone());
@@ -652,7 +653,8 @@ impl Sandbox {
                 vault: vault_client,
                 cache: self.read_cache.clone(),
                 audit: audit.clone(),
-                outputs: [stdout.clone(), stderr.clone()],
+                masks,
+                stderr: stderr.clone(),
             },
         };
         let mut store = Store::new(self.runtime.engine(), state);

@@ -1,19 +1,34 @@
-//! Streaming masking of secret values in a run's output.
+//! Streaming masking of secret values in a run's output and in answers to its requests.
 //!
-//! A [`Masker`] replaces every occurrence of every registered value, and of its encoded forms
-//! ([`crate::encoded_forms`]: JSON-, URL- and XML-escaped in any mixture, base64, hex in any
-//! case and with separators, UTF-16, each line of a multi-line value), with `***`, also when a value is split across writes, and when occurrences of several values overlap (the union of
-//! the overlapping occurrences becomes one `***`). It holds back the last `longest - 1`
-//! bytes of the output seen so far, since they could be the start of a value; they are
-//! released as soon as later bytes show they are not, or masked and released by
-//! [`Masker::finish`]. Pure logic, no I/O: the caller writes what it is given.
+//! A [`Masker`] replaces every occurrence of every value it knows, and of its encoded forms
+//! ([`crate::encoded_forms`]: in any mixture of percent, JSON and HTML/XML escapes, hex in any
+//! case with separators, base64 also wrapped over lines, UTF-16, each line of a multi-line
+//! value, at any length), with `***`, also when a value is split across writes, and when
+//! occurrences overlap (the union of overlapping occurrences becomes one `***`). One
+//! [`matcher::Matcher`] finds them all: an automaton per view of the output (`views.rs`) over
+//! the forms of every value, built once when a value is added and shared by every masker of
+//! the same [`MaskValues`] (a run's stdout and stderr). Pure logic, no I/O: the caller writes
+//! what it is given.
+//!
+//! A masker holds back the last bytes of the output seen so far that could begin an
+//! occurrence: one less than the most bytes an occurrence can span, which is
+//! [`crate::encoded_forms::LONGEST_ESCAPE`] (10) bytes per byte of the longest value, or
+//! three per byte of its hex or base64 (for a 1,024-byte value: 10 KiB). They are released as
+//! soon as later bytes show they are not an occurrence, or masked and released at the end.
 //!
 //! Two ends: [`Masker::finish`] also masks a trailing *beginning* of a value (a run's own
 //! output cut off while printing a value it was granted); [`Masker::finish_whole`] masks whole
 //! forms only. Answers to a run's requests use the second: masking a beginning there would
 //! tell a run whether a guess it sent (and the service echoed) begins a value it may not read.
 
-use aho_corasick::{AhoCorasick, MatchKind};
+mod matcher;
+mod views;
+
+pub use views::decoded;
+
+use crate::encoded_forms::ValueForms;
+use matcher::Matcher;
+use std::sync::{Arc, Mutex};
 
 /// What replaces a value.
 pub const MASK: &[u8] = b"***";
@@ -21,63 +36,117 @@ pub const MASK: &[u8] = b"***";
 /// The shortest beginning of a value that [`Masker::finish`] masks at the end of output.
 pub const MIN_TRAILING_PREFIX: usize = 3;
 
-/// The masking state of one output stream. Cloning keeps the values and their automaton
-/// (cheap: building them is what costs) and the state of the stream so far.
+/// The values some maskers mask, shared: a value added here is masked by all of them from
+/// their next write on, and their one matcher is rebuilt once for it.
+#[derive(Clone, Default)]
+pub struct MaskValues {
+    shared: Arc<Mutex<Known>>,
+}
+
+#[derive(Default)]
+struct Known {
+    forms: Vec<ValueForms>,
+    matcher: Arc<Matcher>,
+}
+
+impl MaskValues {
+    /// No values yet.
+    pub fn new() -> MaskValues {
+        MaskValues::default()
+    }
+
+    /// Adds `value` with its encoded forms (an empty or known value changes nothing).
+    pub fn add(&self, value: &[u8]) {
+        self.add_all([value]);
+    }
+
+    /// Adds `values` with their encoded forms, building the matcher once for all of them.
+    pub fn add_all<'a>(&self, values: impl IntoIterator<Item = &'a [u8]>) {
+        let mut known = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let before = known.forms.len();
+        for value in values {
+            if !value.is_empty() && !known.forms.iter().any(|f| f.written[0] == value) {
+                known.forms.extend(ValueForms::of(value));
+            }
+        }
+        if known.forms.len() > before {
+            known.matcher = Arc::new(Matcher::build(&known.forms));
+        }
+    }
+
+    /// The matcher for the values added so far.
+    fn matcher(&self) -> Arc<Matcher> {
+        self.shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .matcher
+            .clone()
+    }
+
+    /// The length of the longest end of `output` that begins a value's literal form (value,
+    /// line or UTF-16), at least [`MIN_TRAILING_PREFIX`] bytes or the whole form but one.
+    fn trailing_prefix_len(&self, output: &[u8]) -> usize {
+        let known = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let mut longest = 0;
+        for form in known.forms.iter().flat_map(|f| &f.written) {
+            let shortest = MIN_TRAILING_PREFIX.min(form.len().saturating_sub(1)).max(1);
+            let from = output.len().saturating_sub(form.len().saturating_sub(1));
+            if let Some(tail) = (from..output.len())
+                .map(|start| &output[start..])
+                .find(|tail| tail.len() >= shortest && form.starts_with(tail))
+            {
+                longest = longest.max(tail.len());
+            }
+        }
+        longest
+    }
+}
+
+/// The masking state of one output stream. Clones share their [`MaskValues`] and copy the
+/// state of the stream so far.
 #[derive(Clone, Default)]
 pub struct Masker {
-    values: Vec<zeroize::Zeroizing<Vec<u8>>>,
-    automaton: Option<AhoCorasick>,
-    patterns: Vec<regex::bytes::Regex>,
-    longest: usize,
+    values: MaskValues,
     pending: Vec<u8>,
     masked_prefix: usize,
     masks: u64,
 }
 
+impl Drop for Masker {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.pending);
+    }
+}
+
 impl Masker {
-    /// A masker with no values yet.
+    /// A masker with values of its own, none yet.
     pub fn new() -> Masker {
         Masker::default()
     }
 
-    /// Adds a value to mask from now on, with its encoded forms (empty values are ignored).
+    /// A masker of the shared `values`.
+    pub fn of(values: &MaskValues) -> Masker {
+        Masker {
+            values: values.clone(),
+            pending: Vec::new(),
+            masked_prefix: 0,
+            masks: 0,
+        }
+    }
+
+    /// Adds a value to mask from now on, with its encoded forms (empty values are ignored),
+    /// for every masker that shares this one's values.
     pub fn add(&mut self, value: &[u8]) {
-        if value.is_empty() || self.values.iter().any(|v| v.as_slice() == value) {
-            return;
-        }
-        for form in crate::encoded_forms::forms(value) {
-            if !self.values.iter().any(|v| v.as_slice() == form.as_slice()) {
-                self.longest = self.longest.max(form.len());
-                self.values.push(zeroize::Zeroizing::new(form));
-            }
-        }
-        if let Some((patterns, longest)) = crate::encoded_forms::patterns(value) {
-            for pattern in patterns {
-                let pattern = zeroize::Zeroizing::new(pattern);
-                match regex::bytes::RegexBuilder::new(&pattern)
-                    .size_limit(64 << 20)
-                    .build()
-                {
-                    Ok(regex) => self.patterns.push(regex),
-                    Err(_) => tracing::warn!("a secret's mixed encodings are masked in their fixed forms only (its pattern is too large)"),
-                }
-            }
-            self.longest = self.longest.max(longest);
-        }
-        self.automaton = Some(
-            AhoCorasick::builder()
-                .match_kind(MatchKind::Standard)
-                .build(self.values.iter().map(|v| v.as_slice()))
-                .expect("byte patterns always build"),
-        );
+        self.values.add(value);
     }
 
     /// Feeds output; appends what is safe to show to `out`.
     pub fn write(&mut self, input: &[u8], out: &mut Vec<u8>) {
         self.pending.extend_from_slice(input);
-        let hold = self.longest.saturating_sub(1);
+        let matcher = self.values.matcher();
+        let hold = matcher.longest().saturating_sub(1);
         let safe_end = self.pending.len().saturating_sub(hold);
-        self.release(safe_end, out);
+        self.release(&matcher, safe_end, out);
     }
 
     /// Flushes everything held back, masked. A run that stops in the middle of printing a
@@ -85,7 +154,7 @@ impl Masker {
     /// value (at least [`MIN_TRAILING_PREFIX`] bytes, or the whole value minus one byte) is
     /// masked too.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        let cut = self.trailing_prefix_len();
+        let cut = self.values.trailing_prefix_len(&self.pending);
         self.end(cut, out);
     }
 
@@ -103,7 +172,8 @@ impl Masker {
     /// Releases everything but the last `cut` bytes, then masks those.
     fn end(&mut self, cut: usize, out: &mut Vec<u8>) {
         let end = self.pending.len() - cut;
-        self.release(end, out);
+        let matcher = self.values.matcher();
+        self.release(&matcher, end, out);
         if cut > 0 && self.masked_prefix < cut {
             out.extend_from_slice(MASK);
             self.masks += 1;
@@ -113,41 +183,14 @@ impl Masker {
         self.masked_prefix = 0;
     }
 
-    /// The length of the longest end of the held-back output that begins a value.
-    fn trailing_prefix_len(&self) -> usize {
-        self.values
-            .iter()
-            .flat_map(|v| {
-                let shortest = MIN_TRAILING_PREFIX.min(v.len().saturating_sub(1)).max(1);
-                (shortest..v.len()).filter(|&k| self.pending.ends_with(&v[..k]))
-            })
-            .max()
-            .unwrap_or(0)
-    }
-
     /// Emits `pending[..safe_end]` masked; keeps the rest, remembering how much of it is
     /// already covered by an emitted mask.
-    fn release(&mut self, safe_end: usize, out: &mut Vec<u8>) {
+    fn release(&mut self, matcher: &Matcher, safe_end: usize, out: &mut Vec<u8>) {
         let mut intervals: Vec<(usize, usize)> = Vec::new();
         if self.masked_prefix > 0 {
             intervals.push((0, self.masked_prefix));
         }
-        if let Some(automaton) = &self.automaton {
-            intervals.extend(
-                automaton
-                    .find_overlapping_iter(self.pending.as_slice())
-                    .filter(|m| m.start() < safe_end)
-                    .map(|m| (m.start(), m.end())),
-            );
-        }
-        for pattern in &self.patterns {
-            intervals.extend(
-                pattern
-                    .find_iter(&self.pending)
-                    .filter(|m| m.start() < safe_end && !m.is_empty())
-                    .map(|m| (m.start(), m.end())),
-            );
-        }
+        intervals.extend(matcher.find(&self.pending, safe_end));
         intervals.sort_unstable();
         let mut cursor = 0;
         let mut covered_until = self.masked_prefix;
@@ -215,7 +258,12 @@ mod tests {
             let chunks: Vec<&str> = bytes.iter().map(String::as_str).collect();
             let shown = run(&[value], &chunks);
             assert!(shown.contains("***"), "{text} -> {shown}");
-            for form in crate::encoded_forms::forms(value.as_bytes()) {
+            let all = crate::encoded_forms::ValueForms::of(value.as_bytes());
+            let common = crate::encoded_forms::common_encodings(value);
+            let every = all
+                .iter()
+                .flat_map(|f| f.written.iter().chain(&f.hex).chain(&f.unwrapped));
+            for form in every.chain(&common) {
                 let form = String::from_utf8_lossy(&form).to_string();
                 assert!(!shown.contains(&form), "{form} in {shown}");
             }
@@ -458,5 +506,132 @@ mod tests {
             .collect::<Vec<_>>()
             .join(":");
         assert_eq!(mask_in_chunks(value, &colons, &[]), "***");
+    }
+
+    /// Whether `shown` still holds 12 bytes in a row of `encoded` (outside a mask).
+    fn leaks(shown: &str, encoded: &str) -> bool {
+        shown
+            .as_bytes()
+            .windows(12)
+            .filter(|w| !w.contains(&b'*'))
+            .any(|w| encoded.as_bytes().windows(12).any(|e| e == w))
+    }
+
+    /// A PEM-like value: a header, `lines` base64 lines of 64, a footer.
+    fn pem(body: &[u8], lines: usize) -> String {
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(body);
+        let wrapped: Vec<&str> = encoded
+            .as_bytes()
+            .chunks(64)
+            .take(lines)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            wrapped.join("\n")
+        )
+    }
+
+    /// The review's reproduction: a 2048-bit PEM key (over 1,024 characters) printed as
+    /// `urllib.parse.quote(pem)`, `base64.encodebytes(pem)`, `pem.encode().hex(":")` and
+    /// PHP-style JSON showed most of its body lines in clear.
+    #[test]
+    fn a_long_pem_key_is_masked_in_every_form() {
+        use base64::Engine as _;
+        let body: Vec<u8> = (0..1216u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let value = pem(&body, 26);
+        assert!(value.len() > 1024);
+        let mime: Vec<String> = base64::engine::general_purpose::STANDARD
+            .encode(&value)
+            .as_bytes()
+            .chunks(76)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        let printed = [
+            percent_encoding::utf8_percent_encode(&value, percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+                .replace("%2F", "/"),
+            mime.join("\n") + "\n",
+            hex::encode(&value)
+                .as_bytes()
+                .chunks(2)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect::<Vec<_>>()
+                .join(":"),
+            serde_json::to_string(&value).unwrap().replace('/', "\\/"),
+            value.lines().nth(3).unwrap().to_string(),
+            value.lines().skip(1).take(25).collect::<String>(),
+        ];
+        for text in printed {
+            let shown = mask_in_chunks(&value, &format!("before {text} after"), &[4097, 9000]);
+            assert!(
+                shown.starts_with("before ") && shown.ends_with(" after"),
+                "{shown}"
+            );
+            assert!(!leaks(&shown, &text), "{text}\n -> {shown}");
+        }
+    }
+
+    /// An answer masks whole forms only, whatever text follows: an echo of a value that ends
+    /// with `&`, followed by `amp;`, comes back as an echo of any other value does.
+    #[test]
+    fn whole_forms_never_depend_on_the_text_after_them() {
+        let echo = |value: &str| {
+            let mut masker = Masker::new();
+            masker.add(value.as_bytes());
+            let mut out = Vec::new();
+            masker.write(format!("id={value}amp;").as_bytes(), &mut out);
+            masker.finish_whole(&mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(echo("Hunter2-xyz&"), "id=***amp;");
+        assert_eq!(echo("Hunter2-xyzQ"), "id=***amp;");
+    }
+
+    #[test]
+    fn the_held_back_output_is_bounded_by_the_longest_value() {
+        let values = MaskValues::new();
+        values.add(&[b'k'; 1024]);
+        let mut masker = Masker::of(&values);
+        let mut out = Vec::new();
+        masker.write(&vec![b'.'; 64 << 10], &mut out);
+        let held = (64 << 10) - out.len();
+        assert!(held < 10 * 1024, "{held} bytes held");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(24))]
+
+        /// Long multi-line values in their escaped, hex and wrapped base64 forms are masked
+        /// whole, also written in pieces split at any byte.
+        #[test]
+        fn long_multi_line_values_are_masked_split_anywhere(
+            body in proptest::collection::vec(proptest::num::u8::ANY, 800..1600),
+            way in 0u8..4,
+            cuts in proptest::collection::vec(0usize..20_000, 0..12),
+        ) {
+            use base64::Engine as _;
+            let value = pem(&body, 40);
+            let text = match way {
+                0 => percent_encoding::utf8_percent_encode(&value, percent_encoding::NON_ALPHANUMERIC).to_string(),
+                1 => base64::engine::general_purpose::STANDARD
+                    .encode(&value)
+                    .as_bytes()
+                    .chunks(76)
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect::<Vec<_>>()
+                    .join("\r\n"),
+                2 => hex::encode_upper(&value)
+                    .as_bytes()
+                    .chunks(2)
+                    .map(|c| std::str::from_utf8(c).unwrap())
+                    .collect::<Vec<_>>()
+                    .join("-"),
+                _ => serde_json::to_string(&value).unwrap(),
+            };
+            let shown = mask_in_chunks(&value, &format!("<{text}>"), &cuts);
+            proptest::prop_assert!(!leaks(&shown, &text), "{} -> {}", text, shown);
+        }
     }
 }
