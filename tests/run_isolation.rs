@@ -115,6 +115,37 @@ async fn files_are_only_what_was_given_and_read_only_stays_read_only() {
     );
 }
 
+/// The review's reproduction: a run opened files on its view until the host's limit, and its
+/// next granted `get_secret` failed with "connection refused". Now its opens past
+/// `max_open_files` fail (EDQUOT), it goes on, and its secret still comes.
+#[tokio::test]
+async fn a_run_holds_at_most_its_open_files_and_the_host_keeps_its_own() {
+    let t = TestVault::with_secrets(&[("db-password", "pa55-word-1")]).await;
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("train.csv"), "x,y\n1,2\n").unwrap();
+    let grant = DirGrant {
+        host: data.path().to_path_buf(),
+        guest: "/data".into(),
+        read_only: true,
+    };
+    let mut options = run_options(
+        &["open-files", "/data/train.csv", "100000", "db-password"],
+        &["db-password"],
+    );
+    options.dirs = vec![grant];
+    options.max_open_files = 40;
+    let ran = run_training(HOSTILE_TRAINING_WASM, t.options(), options).await;
+    assert_eq!(ran.exit, RunExit::Code(0), "{}", ran.output());
+    // The preopened directory is the run's own and not counted: 40 files besides it.
+    assert!(ran.stdout.contains("opened 40\n"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("(errno Some(19))"),
+        "EDQUOT in wasi-libc: {}",
+        ran.stdout
+    );
+    assert!(ran.stdout.contains("db-password: ok"), "{}", ran.stdout);
+}
+
 #[tokio::test]
 async fn limits_stop_the_run_with_a_distinct_status_and_the_host_stays_healthy() {
     let t = TestVault::start().await;

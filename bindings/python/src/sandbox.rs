@@ -112,7 +112,7 @@ impl Sandbox {
     /// (the Python runtime) with `python_path` and `site_packages` visible; returns a dict
     /// with `status`, `exit_code`, `stop_reason`, `message`, `run_id` and `audit` (the audit
     /// log's JSON lines).
-    #[pyo3(signature = (component, stdout, stderr, secrets, args, env, dirs, allow_http, use_secrets, max_memory=None, timeout=None, max_output=None, max_audit=None, script=None, python_path=Vec::new(), site_packages=None, max_echoes=None))]
+    #[pyo3(signature = (component, stdout, stderr, secrets, args, env, dirs, allow_http, use_secrets, max_memory=None, timeout=None, max_output=None, max_audit=None, script=None, python_path=Vec::new(), site_packages=None, max_echoes=None, max_open_files=None))]
     #[allow(clippy::too_many_arguments)]
     fn run<'py>(
         &self,
@@ -134,6 +134,7 @@ impl Sandbox {
         python_path: Vec<PathBuf>,
         site_packages: Option<PathBuf>,
         max_echoes: Option<u32>,
+        max_open_files: Option<usize>,
     ) -> PyResult<Bound<'py, PyDict>> {
         if self.vault.is_closed() {
             return Err(Error::Config(
@@ -166,6 +167,7 @@ impl Sandbox {
             max_output: max_output.unwrap_or(defaults.max_output),
             max_audit: max_audit.unwrap_or(defaults.max_audit),
             max_echoes: max_echoes.unwrap_or(defaults.max_echoes),
+            max_open_files: max_open_files.unwrap_or(defaults.max_open_files),
         };
         let run_id = {
             let mut bytes = [0u8; 8];

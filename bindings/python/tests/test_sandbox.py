@@ -269,6 +269,34 @@ def test_scripts_run_concurrently_from_threads(script_sandbox):
     assert all(status == 0 and "fitted y = 2.5021" in out for status, out in results), results
 
 
+def test_scripts_past_their_open_files_get_edquot_and_the_others_keep_their_connections(script_sandbox, tmp_path):
+    """The review's reproduction: a run opened files until the process's limit and the next
+    granted get_secret failed ("connection refused"); in a package whose runs share a process,
+    one run starved the others. Now each run's opens stop at max_open_files."""
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "hog.py").write_text(
+        "import errno, kvrun\n"
+        "held = []\n"
+        "try:\n    while True:\n        held.append(open('hog.py'))\n"
+        "except OSError as e:\n    print('opened', len(held), 'then', errno.errorcode.get(e.errno))\n"
+        "print('secret', len(kvrun.get_secret('db-password')) > 0)\n"
+    )
+
+    def one(_):
+        out = io.StringIO()
+        result = script_sandbox.run_script(job / "hog.py", secrets=["db-password"], max_open_files=64,
+                                           stdout=out, stderr=out)
+        return result.status, out.getvalue()
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(16)))
+    for status, out in results:
+        assert status == 0, out
+        assert "then EDQUOT" in out and "secret True" in out, out
+        assert int(out.split("opened ")[1].split()[0]) <= 64, out
+
+
 def test_run_script_takes_use_secrets_and_the_script_uses_its_handle(script_sandbox, tmp_path):
     server = http.server.HTTPServer(("127.0.0.1", 0), _Recorder)
     threading.Thread(target=server.serve_forever, daemon=True).start()

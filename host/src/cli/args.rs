@@ -156,6 +156,10 @@ pub(crate) struct RunArgs {
     /// each audited as `echo-masked`) before the run is stopped with status 119.
     #[arg(long, default_value_t = kvrun::sandbox::DEFAULT_MAX_ECHOES, value_name = "N")]
     pub(crate) max_echoes: u32,
+    /// How many files and directory listings the run may hold open at once; past it an open
+    /// fails with EDQUOT (the WASI error `quota`) and the run goes on.
+    #[arg(long, default_value_t = kvrun::sandbox::DEFAULT_MAX_OPEN_FILES, value_name = "N")]
+    pub(crate) max_open_files: usize,
     /// Append audit records (JSON lines) to this file instead of stderr.
     #[arg(long)]
     pub(crate) audit: Option<PathBuf>,

@@ -55,6 +55,7 @@ pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
         max_output: args.max_output,
         max_audit: args.max_audit,
         max_echoes: args.max_echoes,
+        max_open_files: args.max_open_files,
     };
     let io = RunIo {
         stdout: Box::new(std::io::stdout()),

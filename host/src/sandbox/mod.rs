@@ -28,6 +28,7 @@
 //! made anew for every run.
 
 mod broker;
+mod open_files;
 mod read_cache;
 
 use crate::audit::{AuditLimitReached, AuditLog, RunAudit};
@@ -42,6 +43,7 @@ use crate::python::{Script, ScriptMounts, ViewRules, RESERVED_GUEST_DIRS};
 use crate::run_output::{MaskedOutput, OutputBudget};
 use crate::runtime::Runtime;
 use crate::transport::{Transport, TransportOptions};
+pub use open_files::{ProcessBudget, DEFAULT_MAX_OPEN_FILES};
 use std::io::Write;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -133,6 +135,10 @@ pub struct RunOptions {
     /// How many answers to the run's requests may carry a bound secret back (masked) before
     /// the run is stopped ([`RunExit::EchoLimit`]; see [`DEFAULT_MAX_ECHOES`]).
     pub max_echoes: u32,
+    /// How many files and directory listings the run may hold open at once (see
+    /// [`DEFAULT_MAX_OPEN_FILES`]); past it, and past the process's budget for all runs, an
+    /// open fails with the WASI error `quota` and the run goes on.
+    pub max_open_files: usize,
 }
 
 impl Default for RunOptions {
@@ -149,6 +155,7 @@ impl Default for RunOptions {
             max_output: 64 << 20,
             max_audit: DEFAULT_MAX_AUDIT,
             max_echoes: DEFAULT_MAX_ECHOES,
+            max_open_files: DEFAULT_MAX_OPEN_FILES,
         }
     }
 }
@@ -284,6 +291,7 @@ struct RunState {
     hooks: OutboundHooks,
     limiter: RunLimiter,
     broker: SecretBroker,
+    open_files: open_files::OpenFiles,
 }
 
 impl WasiView for RunState {
@@ -339,6 +347,7 @@ pub struct Sandbox {
     vault_requests: Arc<std::sync::atomic::AtomicU64>,
     private_dirs: Vec<PathBuf>,
     credential_files: KeptFiles,
+    open_file_budget: Arc<ProcessBudget>,
 }
 
 impl Sandbox {
@@ -346,6 +355,7 @@ impl Sandbox {
     pub fn new(runtime: &Runtime, vault: ClientOptions) -> Result<Sandbox> {
         let mut linker = Linker::<RunState>::new(runtime.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        open_files::add_to_linker(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         training::kvrun::secrets::run::add_to_linker::<RunState, HasSelf<RunState>>(
             &mut linker,
@@ -371,6 +381,7 @@ impl Sandbox {
                 .chain(crate::vault::LocalVaultOptions::default_data_dir().ok())
                 .collect(),
             credential_files: credential_files_of_environment(),
+            open_file_budget: ProcessBudget::of_this_process(),
         })
     }
 
@@ -656,6 +667,10 @@ impl Sandbox {
                 masks,
                 stderr: stderr.clone(),
             },
+            open_files: open_files::OpenFiles::new(
+                options.max_open_files,
+                self.open_file_budget.clone(),
+            ),
         };
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|s| &mut s.limiter);

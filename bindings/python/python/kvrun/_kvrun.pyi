@@ -97,4 +97,5 @@ class Sandbox:
         python_path: List[str] = ...,
         site_packages: Optional[str] = None,
         max_echoes: Optional[int] = None,
+        max_open_files: Optional[int] = None,
     ) -> Dict[str, Any]: ...

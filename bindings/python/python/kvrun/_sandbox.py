@@ -133,7 +133,7 @@ def _dir(grant: Dir) -> str:
 
 _RUN_OPTIONS = {
     "secrets", "args", "env", "dirs", "allow_http", "use_secrets", "max_memory", "timeout",
-    "max_output", "max_audit", "max_echoes", "stdout", "stderr",
+    "max_output", "max_audit", "max_echoes", "max_open_files", "stdout", "stderr",
 }
 
 
@@ -207,6 +207,7 @@ class Sandbox:
         max_output: Optional[int] = None,
         max_audit: Optional[int] = None,
         max_echoes: Optional[int] = None,
+        max_open_files: Optional[int] = None,
         stdout: Output = None,
         stderr: Output = None,
     ) -> RunResult:
@@ -219,7 +220,10 @@ class Sandbox:
         host puts the value into its requests to that origin only; ``timeout``
         is in seconds (default one hour); ``max_memory``, ``max_output`` and ``max_audit``
         in bytes (defaults 512 MiB, 64 MiB, 4 MiB); ``max_echoes`` how many answers may carry a
-        ``use_secrets`` value back (masked) before the run is stopped (default 8). Output goes to this process's
+        ``use_secrets`` value back (masked) before the run is stopped (default 8);
+        ``max_open_files`` how many files and directory listings the run may hold open at once
+        (default 256; past it an open fails with ``OSError`` ``errno.EDQUOT`` and the run goes
+        on). Output goes to this process's
         ``sys.stdout``/``sys.stderr`` unless ``stdout``/``stderr`` name a callable taking
         ``bytes`` or a file. Raises :class:`KvrunError` only when the run could not start
         (a bad argument, no room in the pool); every way a started run ends is a
@@ -230,7 +234,8 @@ class Sandbox:
         return self._run(component._native, dict(
             secrets=secrets, args=args, env=env, dirs=dirs, allow_http=allow_http,
             use_secrets=use_secrets, max_memory=max_memory, timeout=timeout,
-            max_output=max_output, max_audit=max_audit, max_echoes=max_echoes, stdout=stdout, stderr=stderr))
+            max_output=max_output, max_audit=max_audit, max_echoes=max_echoes, max_open_files=max_open_files,
+            stdout=stdout, stderr=stderr))
 
     def run_script(
         self,
@@ -279,6 +284,7 @@ class Sandbox:
             options.get("max_output"),
             options.get("max_audit"),
             max_echoes=options.get("max_echoes"),
+            max_open_files=options.get("max_open_files"),
             **script,
         )
         return RunResult(
