@@ -264,7 +264,7 @@ mod tests {
                 .iter()
                 .flat_map(|f| f.written.iter().chain(&f.hex).chain(&f.unwrapped));
             for form in every.chain(&common) {
-                let form = String::from_utf8_lossy(&form).to_string();
+                let form = String::from_utf8_lossy(form).to_string();
                 assert!(!shown.contains(&form), "{form} in {shown}");
             }
         }

@@ -35,10 +35,12 @@ pub const DEFAULT_MAX_OPEN_FILES: usize = 256;
 /// The interface whose functions are wrapped, at the version the training world imports.
 const FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
 
-/// The open files of one run, within its own limit and the process's budget.
+/// The open files of one run, within its own limit and the process's budget: the resources
+/// (by their index in the run's table) that its opens made and it has not dropped yet. The
+/// directories kvrun preopens for it are not among them.
 pub(super) struct OpenFiles {
     limit: usize,
-    open: usize,
+    open: std::collections::HashSet<u32>,
     process: Arc<ProcessBudget>,
 }
 
@@ -47,24 +49,32 @@ impl OpenFiles {
     pub(super) fn new(limit: usize, process: Arc<ProcessBudget>) -> OpenFiles {
         OpenFiles {
             limit,
-            open: 0,
+            open: std::collections::HashSet::new(),
             process,
         }
     }
 
-    /// Takes one file from both budgets, if both have one left.
-    fn take(&mut self) -> bool {
-        if self.open >= self.limit || !self.process.take() {
-            return false;
-        }
-        self.open += 1;
-        true
+    /// Whether both budgets have a file left (taken from the process's until [`Self::opened`]
+    /// or [`Self::failed`] says what became of it).
+    fn reserve(&mut self) -> bool {
+        self.open.len() < self.limit && self.process.take()
     }
 
-    /// Gives one file back.
-    fn give_back(&mut self) {
-        if self.open > 0 {
-            self.open -= 1;
+    /// The reserved file is the resource `rep`.
+    fn opened(&mut self, rep: u32) {
+        if !self.open.insert(rep) {
+            self.process.give_back(1);
+        }
+    }
+
+    /// The reserved file was not opened.
+    fn failed(&mut self) {
+        self.process.give_back(1);
+    }
+
+    /// The resource `rep` was dropped: if an open made it, its file is given back.
+    fn dropped(&mut self, rep: u32) {
+        if self.open.remove(&rep) {
             self.process.give_back(1);
         }
     }
@@ -72,7 +82,7 @@ impl OpenFiles {
 
 impl Drop for OpenFiles {
     fn drop(&mut self) {
-        self.process.give_back(self.open);
+        self.process.give_back(self.open.len());
     }
 }
 
@@ -149,7 +159,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
         ResourceType::host::<Descriptor>(),
         |mut store, rep| {
             let state = store.data_mut();
-            state.open_files.give_back();
+            state.open_files.dropped(rep);
             HostDescriptor::drop(&mut state.filesystem(), Resource::new_own(rep))
         },
     )?;
@@ -158,7 +168,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
         ResourceType::host::<DirectoryEntryStream>(),
         |mut store, rep| {
             let state = store.data_mut();
-            state.open_files.give_back();
+            state.open_files.dropped(rep);
             HostDirectoryEntryStream::drop(&mut state.filesystem(), Resource::new_own(rep))
         },
     )?;
@@ -174,7 +184,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
         )| {
             Box::new(async move {
                 let state = store.data_mut();
-                if !state.open_files.take() {
+                if !state.open_files.reserve() {
                     return Ok((Err(ErrorCode::Quota),));
                 }
                 let mut view = state.filesystem();
@@ -188,7 +198,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
         |mut store, (fd,): (Resource<Descriptor>,)| {
             Box::new(async move {
                 let state = store.data_mut();
-                if !state.open_files.take() {
+                if !state.open_files.reserve() {
                     return Ok((Err(ErrorCode::Quota),));
                 }
                 let opened = state.filesystem().read_directory(fd).await;
@@ -200,16 +210,19 @@ pub(super) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
     Ok(())
 }
 
-/// The guest's answer to an open: the resource, or the error code (the file taken from the
-/// budgets given back).
-fn answer<T>(
+/// The guest's answer to an open: the resource (counted as open), or the error code (the
+/// reserved file given back).
+fn answer<T: 'static>(
     state: &mut RunState,
     opened: wasmtime_wasi::p2::FsResult<Resource<T>>,
 ) -> wasmtime::Result<(Result<Resource<T>, ErrorCode>,)> {
     match opened {
-        Ok(resource) => Ok((Ok(resource),)),
+        Ok(resource) => {
+            state.open_files.opened(resource.rep());
+            Ok((Ok(resource),))
+        }
         Err(e) => {
-            state.open_files.give_back();
+            state.open_files.failed();
             Ok((Err(state.filesystem().convert_error_code(e)?),))
         }
     }
@@ -224,17 +237,26 @@ mod tests {
         let process = Arc::new(ProcessBudget::new(5));
         let mut first = OpenFiles::new(3, process.clone());
         let mut second = OpenFiles::new(3, process.clone());
-        assert!((0..3).all(|_| first.take()));
-        assert!(!first.take(), "the run's own limit");
-        assert!(second.take() && second.take());
-        assert!(!second.take(), "the process's budget");
-        first.give_back();
-        assert!(second.take(), "a file given back is there to take");
+        let open = |files: &mut OpenFiles, rep: u32| {
+            let reserved = files.reserve();
+            if reserved {
+                files.opened(rep);
+            }
+            reserved
+        };
+        assert!((1..=3).all(|rep| open(&mut first, rep)));
+        assert!(!open(&mut first, 4), "the run's own limit");
+        assert!(open(&mut second, 1) && open(&mut second, 2));
+        assert!(!open(&mut second, 3), "the process's budget");
+        first.dropped(2);
+        first.dropped(99);
+        assert!(open(&mut second, 3), "a file given back is there to take");
+        assert!(!second.reserve(), "its own limit again");
         drop(second);
         assert_eq!(
             process.open.load(Ordering::SeqCst),
             2,
-            "a run's files return when it ends"
+            "a run's files return when it ends; dropping what no open made gives nothing back"
         );
     }
 
