@@ -60,16 +60,21 @@ fn call_once(report: &mut Option<EchoReport>) {
 
 /// Masks every name and value of `headers`, each on its own (`masker` holds nothing back
 /// between them: each is finished); whether anything was masked. A service may echo what it
-/// was sent as a header's name as well as its value.
+/// was sent as a header's name as well as its value; HTTP lower-cases names, so a name that
+/// holds a value (or a line of one) in any letter case is replaced whole.
 fn mask_headers(masker: &mut Masker, headers: &mut HeaderMap) -> bool {
     let before = masker.masks();
+    let mut folded = false;
     let mut current = None;
     for (name, value) in std::mem::take(headers) {
         if let Some(name) = name {
             let masked = masked(masker, name.as_str().as_bytes());
             current = Some(match masked {
-                Some(out) => HeaderName::from_bytes(&out)
-                    .unwrap_or(HeaderName::from_static("x-kvrun-masked")),
+                Some(out) => HeaderName::from_bytes(&out).unwrap_or(MASKED_NAME),
+                None if masker.holds_in_any_case(name.as_str().as_bytes()) => {
+                    folded = true;
+                    MASKED_NAME
+                }
                 None => name,
             });
         }
@@ -81,8 +86,11 @@ fn mask_headers(masker: &mut Masker, headers: &mut HeaderMap) -> bool {
             headers.append(name.clone(), value);
         }
     }
-    masker.masks() > before
+    folded || masker.masks() > before
 }
+
+/// What replaces a header name that held a value and cannot be a name once masked.
+const MASKED_NAME: HeaderName = HeaderName::from_static("x-kvrun-masked");
 
 /// `text` masked whole, if masking changed it.
 fn masked(masker: &mut Masker, text: &[u8]) -> Option<Vec<u8>> {
@@ -252,5 +260,23 @@ mod tests {
             1,
             "one report per answer"
         );
+    }
+
+    /// HTTP lower-cases header names: a value with capitals echoed in a name is caught too.
+    #[tokio::test]
+    async fn a_value_echoed_in_a_header_name_is_masked_in_any_case() {
+        let response = http::Response::builder()
+            .header("X-Seen-Hunter2-Value", "1")
+            .header("x-other", "fine")
+            .body(body_of(&["{}"]))
+            .unwrap();
+        let mut masker = Masker::new();
+        masker.add(b"Hunter2-Value");
+        let (report, reported) = counter();
+        let masked = mask_response(response, masker, report);
+        assert_eq!(masked.headers()["x-kvrun-masked"], "1");
+        assert_eq!(masked.headers()["x-other"], "fine");
+        assert_eq!(masked.headers().len(), 2);
+        assert_eq!(reported.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

@@ -11,7 +11,7 @@
 //! `amp;` after it, is masked as `***amp;` as any other value is; otherwise the longer
 //! occurrence (`&amp;` read as `&`) would tell a run what the value's last character is.
 
-use super::views::{decoded, decoded_view, joined, joined_view, View};
+use super::views::{decoded, decoded_view, joined, joined_view, View, SEPARATORS};
 use crate::encoded_forms::ValueForms;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
@@ -96,6 +96,24 @@ fn forms_for_view<'a>(
         .collect()
 }
 
+/// `forms` and, for each that begins or ends with a separator (a `-` of URL-safe base64, of
+/// a PEM line), the same without it: the joined view takes a separator out of the output
+/// when a joinable byte lies before (or after) it, which depends on the text around a form.
+fn with_edges_trimmed(forms: Vec<(usize, Vec<u8>)>) -> Vec<(usize, Vec<u8>)> {
+    let mut all = Vec::with_capacity(forms.len());
+    for (source, form) in forms {
+        let trimmed = form
+            .iter()
+            .position(|b| !SEPARATORS.contains(b))
+            .zip(form.iter().rposition(|b| !SEPARATORS.contains(b)))
+            .map(|(first, last)| form[first..=last].to_vec())
+            .filter(|t| t.len() != form.len() && t.len() >= crate::encoded_forms::MIN_FORM);
+        all.push((source, form));
+        all.extend(trimmed.map(|t| (source, t)));
+    }
+    all
+}
+
 #[derive(Default)]
 pub(crate) struct Matcher {
     written: Option<Search>,
@@ -127,11 +145,11 @@ impl Matcher {
                     ))
                     .collect(),
             ),
-            joined: Search::build(forms_for_view(
+            joined: Search::build(with_edges_trimmed(forms_for_view(
                 values,
                 |f| f.hex.iter().chain(&f.unwrapped).collect(),
                 joined,
-            )),
+            ))),
             longest: values
                 .iter()
                 .map(ValueForms::longest_span)

@@ -83,6 +83,22 @@ impl MaskValues {
             .clone()
     }
 
+    /// Whether `text` holds a value, or a line of one, of at least
+    /// [`crate::encoded_forms::MIN_FORM`] bytes in any letter case.
+    fn holds_in_any_case(&self, text: &[u8]) -> bool {
+        let known = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let long_enough = |literal: &&Vec<u8>| literal.len() >= crate::encoded_forms::MIN_FORM;
+        let mut literals = known
+            .forms
+            .iter()
+            .map(|f| &f.written[0])
+            .filter(long_enough);
+        literals.any(|literal| {
+            text.windows(literal.len())
+                .any(|w| w.eq_ignore_ascii_case(literal))
+        })
+    }
+
     /// The length of the longest end of `output` that begins a value's literal form (value,
     /// line or UTF-16), at least [`MIN_TRAILING_PREFIX`] bytes or the whole form but one.
     fn trailing_prefix_len(&self, output: &[u8]) -> usize {
@@ -162,6 +178,12 @@ impl Masker {
     /// docs).
     pub fn finish_whole(&mut self, out: &mut Vec<u8>) {
         self.end(0, out);
+    }
+
+    /// Whether `text` holds one of the values, or a line of one, in any letter case (for a
+    /// header name, which HTTP lower-cases; matched in no encoded form).
+    pub fn holds_in_any_case(&self, text: &[u8]) -> bool {
+        self.values.holds_in_any_case(text)
     }
 
     /// How many times a mask was written so far.
@@ -633,5 +655,25 @@ mod tests {
             let shown = mask_in_chunks(&value, &format!("<{text}>"), &cuts);
             proptest::prop_assert!(!leaks(&shown, &text), "{} -> {}", text, shown);
         }
+    }
+
+    /// A URL-safe base64 core that begins or ends with `-`, inside other base64: the joined
+    /// view takes that `-` out, and the form is found without it.
+    #[test]
+    fn url_safe_base64_with_a_dash_at_an_edge_is_masked() {
+        use base64::Engine as _;
+        let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        // 0xf8 at the start makes the first character of the value's own base64 a `-`.
+        let value = [0xf8u8, 0x3e, 0x10, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46];
+        let core = url_safe.encode(value);
+        assert!(core.starts_with('-'), "{core}");
+        let text = format!("token=QUJD{core}QUJD end");
+        let mut masker = Masker::new();
+        masker.add(&value);
+        let mut out = Vec::new();
+        masker.write(text.as_bytes(), &mut out);
+        masker.finish_whole(&mut out);
+        let shown = String::from_utf8(out).unwrap();
+        assert!(!shown.contains(&core[1..]), "{shown}");
     }
 }

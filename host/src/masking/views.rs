@@ -213,7 +213,7 @@ fn hex_value(digits: &[u8]) -> Option<u32> {
 }
 
 /// The bytes taken out between two joinable ones in [`joined_view`].
-const SEPARATORS: &[u8] = b":- \r\n";
+pub(super) const SEPARATORS: &[u8] = b":- \r\n";
 
 /// The view of `raw` with each run of one or two of `:`, `-`, space, CR and LF taken out where
 /// it lies between two bytes that can be hex or base64 (letters, digits, `+ / = - _`), and
