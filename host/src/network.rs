@@ -253,8 +253,15 @@ impl WasiHttpHooks for OutboundHooks {
                             let handles = handles.clone();
                             let origin = origin.clone();
                             let names = guarded.substituted.clone();
-                            let report: crate::handles::EchoReport =
-                                Box::new(move || handles.echoed(&names, &origin, guarded.method));
+                            let mut first = true;
+                            let report: crate::handles::EchoReport = Box::new(move |matched| {
+                                let echoed: Vec<String> = matched
+                                    .iter()
+                                    .filter_map(|&i| names.get(i).cloned())
+                                    .collect();
+                                let counts = std::mem::take(&mut first);
+                                handles.echoed(&echoed, &origin, guarded.method, counts);
+                            });
                             (masker, report, guarded.substituted, guarded.method)
                         });
                         (guarded.request, echo)

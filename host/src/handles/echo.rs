@@ -9,9 +9,10 @@
 //!
 //! Only whole forms of a value are masked ([`Masker::finish_whole`]), never a trailing
 //! beginning of one: masking beginnings made the answer an oracle (a run sent a guess in a
-//! header the service echoed and learnt from `***` whether the guess began the value). An
-//! answer that carried a form of a value is reported once ([`EchoReport`]), so that it is
-//! audited and a run whose answers keep carrying values is stopped.
+//! header the service echoed and learnt from `***` whether the guess began the value). Each
+//! value whose form an answer carried is reported once, as soon as it is masked
+//! ([`EchoReport`]), so that it is audited (a run that reads the masked part of a body and
+//! drops the rest is reported too) and a run whose answers keep carrying values is stopped.
 
 use crate::masking::Masker;
 use bytes::Bytes;
@@ -23,9 +24,32 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
-/// Called once when an answer is found to carry a form of a value (in its headers, or by the
-/// end of its body).
-pub type EchoReport = Box<dyn FnOnce() + Send>;
+/// Called when an answer is found to carry a form of values not reported yet for it (in its
+/// headers, or as its body streams), with their numbers in the order they were added to the
+/// masker; the first call of an answer is the one that counts it as an echo.
+pub type EchoReport = Box<dyn FnMut(&[usize]) + Send>;
+
+/// What has been reported of one answer.
+struct Reported {
+    report: EchoReport,
+    values: Vec<usize>,
+}
+
+impl Reported {
+    /// Reports the values `masker` has masked that were not reported yet.
+    fn check(&mut self, masker: &Masker) {
+        let new: Vec<usize> = masker
+            .matched()
+            .iter()
+            .copied()
+            .filter(|v| !self.values.contains(v))
+            .collect();
+        if !new.is_empty() {
+            self.values.extend(&new);
+            (self.report)(&new);
+        }
+    }
+}
 
 /// `response` with every value `masker` knows masked in its headers and body. `masker` is a
 /// fresh one, built for the values that went out ([`crate::masking::Masker::add`]); `report`
@@ -36,45 +60,36 @@ pub fn mask_response(
     report: EchoReport,
 ) -> http::Response<WasiBody> {
     let (mut parts, body) = response.into_parts();
-    let mut report = Some(report);
-    if mask_headers(&mut masker.clone(), &mut parts.headers) {
-        call_once(&mut report);
-    }
+    let mut reported = Reported {
+        report,
+        values: Vec::new(),
+    };
+    let mut header_masker = masker.clone();
+    mask_headers(&mut header_masker, &mut parts.headers);
+    reported.check(&header_masker);
     parts.headers.remove(CONTENT_LENGTH);
     let body = MaskedBody {
         inner: body,
         masker,
-        report,
+        reported,
         trailers: None,
         done: false,
     };
     http::Response::from_parts(parts, body.boxed_unsync())
 }
 
-/// Reports the echo, if it was not reported yet.
-fn call_once(report: &mut Option<EchoReport>) {
-    if let Some(report) = report.take() {
-        report();
-    }
-}
-
 /// Masks every name and value of `headers`, each on its own (`masker` holds nothing back
-/// between them: each is finished); whether anything was masked. A service may echo what it
-/// was sent as a header's name as well as its value; HTTP lower-cases names, so a name that
-/// holds a value (or a line of one) in any letter case is replaced whole.
-fn mask_headers(masker: &mut Masker, headers: &mut HeaderMap) -> bool {
-    let before = masker.masks();
-    let mut folded = false;
+/// between them: each is finished). A service may echo what it was sent as a header's name as
+/// well as its value; HTTP lower-cases names, so a name that holds a value (or a line of one)
+/// in any letter case is replaced whole.
+fn mask_headers(masker: &mut Masker, headers: &mut HeaderMap) {
     let mut current = None;
     for (name, value) in std::mem::take(headers) {
         if let Some(name) = name {
             let masked = masked(masker, name.as_str().as_bytes());
             current = Some(match masked {
                 Some(out) => HeaderName::from_bytes(&out).unwrap_or(MASKED_NAME),
-                None if masker.holds_in_any_case(name.as_str().as_bytes()) => {
-                    folded = true;
-                    MASKED_NAME
-                }
+                None if masker.masks_in_any_case(name.as_str().as_bytes()) => MASKED_NAME,
                 None => name,
             });
         }
@@ -86,7 +101,6 @@ fn mask_headers(masker: &mut Masker, headers: &mut HeaderMap) -> bool {
             headers.append(name.clone(), value);
         }
     }
-    folded || masker.masks() > before
 }
 
 /// What replaces a header name that held a value and cannot be a name once masked.
@@ -104,19 +118,17 @@ fn masked(masker: &mut Masker, text: &[u8]) -> Option<Vec<u8>> {
 struct MaskedBody {
     inner: WasiBody,
     masker: Masker,
-    report: Option<EchoReport>,
+    reported: Reported,
     trailers: Option<Frame<Bytes>>,
     done: bool,
 }
 
 impl MaskedBody {
-    /// Releases what the masker holds back, masked; reports an echo if the body had one.
+    /// Releases what the masker holds back, masked; reports what it masked.
     fn flush(&mut self) -> Option<Frame<Bytes>> {
         let mut out = Vec::new();
         self.masker.finish_whole(&mut out);
-        if self.masker.masks() > 0 {
-            call_once(&mut self.report);
-        }
+        self.reported.check(&self.masker);
         (!out.is_empty()).then(|| Frame::data(Bytes::from(out)))
     }
 }
@@ -139,6 +151,7 @@ impl Body for MaskedBody {
                     Ok(data) => {
                         let mut out = Vec::new();
                         this.masker.write(&data, &mut out);
+                        this.reported.check(&this.masker);
                         if !out.is_empty() {
                             return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
                         }
@@ -149,9 +162,8 @@ impl Body for MaskedBody {
                         // trailers.
                         let rest = this.flush();
                         this.trailers = trailers.into_trailers().ok().map(|mut t| {
-                            if mask_headers(&mut this.masker, &mut t) {
-                                call_once(&mut this.report);
-                            }
+                            mask_headers(&mut this.masker, &mut t);
+                            this.reported.check(&this.masker);
                             Frame::trailers(t)
                         });
                         if let Some(data) = rest {
@@ -208,7 +220,7 @@ mod tests {
     fn counter() -> (EchoReport, std::sync::Arc<std::sync::atomic::AtomicU32>) {
         let count = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
         let seen = count.clone();
-        let report: EchoReport = Box::new(move || {
+        let report: EchoReport = Box::new(move |_| {
             seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         });
         (report, count)
@@ -278,5 +290,39 @@ mod tests {
         assert_eq!(masked.headers()["x-other"], "fine");
         assert_eq!(masked.headers().len(), 2);
         assert_eq!(reported.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    /// Records every report's values.
+    fn recorder() -> (EchoReport, std::sync::Arc<std::sync::Mutex<Vec<Vec<usize>>>>) {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let report: EchoReport = Box::new(move |values| log.lock().unwrap().push(values.to_vec()));
+        (report, seen)
+    }
+
+    /// Of two values sent, only the one that came back is reported, once, as soon as it is
+    /// masked: a run that reads the first chunk of the body and drops the rest is reported.
+    #[tokio::test]
+    async fn only_the_values_that_came_back_are_reported_as_soon_as_they_are_masked() {
+        let response = http::Response::builder()
+            .body(body_of(&[
+                "first chunk: second-value-22 and more text than the masker holds back, \
+                 which is ten bytes for every byte of the longest value sent: one hundred \
+                 and fifty bytes here, so that this chunk is passed on before the next one",
+                "second chunk: second-value-22 again",
+                "third chunk: first-value-11",
+            ]))
+            .unwrap();
+        let mut masker = Masker::new();
+        masker.add(b"first-value-11");
+        masker.add(b"second-value-22");
+        let (report, seen) = recorder();
+        let masked = mask_response(response, masker, report);
+        let mut body = masked.into_body();
+        let frame = body.frame().await.unwrap().unwrap();
+        assert!(frame.data_ref().is_some());
+        assert_eq!(*seen.lock().unwrap(), [vec![1]], "reported before the body's end");
+        drop(body);
+        assert_eq!(*seen.lock().unwrap(), [vec![1]]);
     }
 }

@@ -115,7 +115,8 @@ pub struct Guarded {
     pub request: http::Request<WasiBody>,
     /// A masker for the values substituted into it; none when it carries none.
     pub echo_mask: Option<Masker>,
-    /// The names of the secrets substituted into it (for the echo's audit record).
+    /// The names of the secrets substituted into it, in the order their values were added to
+    /// `echo_mask` (for the echo's audit records).
     pub substituted: Vec<String>,
     /// The request's method, as audited.
     pub method: &'static str,
@@ -166,9 +167,10 @@ impl RunHandles {
         }
     }
 
-    /// Records that the answer to a request to `origin` carrying `names` carried a form of
-    /// one of their values back (it reached the run masked).
-    pub fn echoed(&self, names: &[String], origin: &Origin, method: &'static str) {
+    /// Records that the answer to a request to `origin` carried a form of the values of
+    /// `names` back (it reached the run masked); `counts` for the first such record of an
+    /// answer, which counts it as one echo towards the run's limit.
+    pub fn echoed(&self, names: &[String], origin: &Origin, method: &'static str, counts: bool) {
         let target = HandleTarget {
             origin,
             method,
@@ -177,8 +179,10 @@ impl RunHandles {
         for name in names {
             let _ = self.audit.record_use(Some(name), &target, "echo-masked");
         }
-        let seen = self.echoes.fetch_add(1, Ordering::SeqCst) + 1;
-        tracing::warn!(%origin, echoes = seen, "an answer carried a bound secret back (masked)");
+        if counts {
+            let seen = self.echoes.fetch_add(1, Ordering::SeqCst) + 1;
+            tracing::warn!(%origin, echoes = seen, "an answer carried a bound secret back (masked)");
+        }
     }
 
     /// The allow-list entries the bindings add to the run's outbound `wasi:http`.

@@ -120,6 +120,8 @@ pub(crate) struct Matcher {
     decoded: Option<Search>,
     joined: Option<Search>,
     longest: usize,
+    /// For each source, the values it stands for.
+    values_of: Vec<Vec<usize>>,
 }
 
 impl Matcher {
@@ -127,7 +129,7 @@ impl Matcher {
     /// base64 in the joined view; and, as written, the literal value when it holds a byte that
     /// can begin an escape (`%`, `\`, `&`), so that its shortest occurrence is found where
     /// the decoded view would read an escape made of its end and the text after it.
-    pub(crate) fn build(values: &[ValueForms]) -> Matcher {
+    pub(crate) fn build(values: &[ValueForms], values_of: Vec<Vec<usize>>) -> Matcher {
         let escapes = |f: &&Vec<u8>| f.iter().any(|b| matches!(b, b'%' | b'\\' | b'&'));
         Matcher {
             written: Search::build(forms_for_view(
@@ -155,6 +157,7 @@ impl Matcher {
                 .map(ValueForms::longest_span)
                 .max()
                 .unwrap_or(0),
+            values_of,
         }
     }
 
@@ -165,8 +168,8 @@ impl Matcher {
     }
 
     /// The output spans of the occurrences in `output` that begin before `before`, each the
-    /// shortest of its source's occurrences beginning there, sorted.
-    pub(crate) fn find(&self, output: &[u8], before: usize) -> Vec<(usize, usize)> {
+    /// shortest of its source's occurrences beginning there, with the values it is a form of.
+    pub(crate) fn find(&self, output: &[u8], before: usize) -> Vec<(usize, usize, &[usize])> {
         let mut found = Vec::new();
         if let Some(search) = &self.written {
             search.find(&View::of(output), &mut found);
@@ -180,8 +183,9 @@ impl Matcher {
         found.retain(|&(start, end, _)| start < before && end > start);
         found.sort_unstable_by_key(|&(start, end, source)| (source, start, end));
         found.dedup_by_key(|&mut (start, _, source)| (source, start));
-        let mut spans: Vec<(usize, usize)> = found.into_iter().map(|(s, e, _)| (s, e)).collect();
-        spans.sort_unstable();
-        spans
+        found
+            .into_iter()
+            .map(|(start, end, source)| (start, end, self.values_of[source].as_slice()))
+            .collect()
     }
 }

@@ -45,7 +45,13 @@ pub struct MaskValues {
 
 #[derive(Default)]
 struct Known {
+    /// The forms of every source (a value, or a line of one).
     forms: Vec<ValueForms>,
+    /// For each source, the values (numbered in the order they were added) it stands for: the
+    /// value that brought it, and any later value equal to it.
+    values_of: Vec<Vec<usize>>,
+    /// How many values were added.
+    added: usize,
     matcher: Arc<Matcher>,
 }
 
@@ -61,16 +67,28 @@ impl MaskValues {
     }
 
     /// Adds `values` with their encoded forms, building the matcher once for all of them.
+    /// Values are numbered in the order they are added, empty ones included, for
+    /// [`Masker::matched`].
     pub fn add_all<'a>(&self, values: impl IntoIterator<Item = &'a [u8]>) {
         let mut known = self.shared.lock().unwrap_or_else(|p| p.into_inner());
         let before = known.forms.len();
         for value in values {
-            if !value.is_empty() && !known.forms.iter().any(|f| f.written[0] == value) {
-                known.forms.extend(ValueForms::of(value));
+            let number = known.added;
+            known.added += 1;
+            if value.is_empty() {
+                continue;
+            }
+            match known.forms.iter().position(|f| f.written[0] == value) {
+                Some(source) => known.values_of[source].push(number),
+                None => {
+                    let forms = ValueForms::of(value);
+                    known.values_of.extend(forms.iter().map(|_| vec![number]));
+                    known.forms.extend(forms);
+                }
             }
         }
         if known.forms.len() > before {
-            known.matcher = Arc::new(Matcher::build(&known.forms));
+            known.matcher = Arc::new(Matcher::build(&known.forms, known.values_of.clone()));
         }
     }
 
@@ -83,20 +101,23 @@ impl MaskValues {
             .clone()
     }
 
-    /// Whether `text` holds a value, or a line of one, of at least
-    /// [`crate::encoded_forms::MIN_FORM`] bytes in any letter case.
-    fn holds_in_any_case(&self, text: &[u8]) -> bool {
+    /// The values whose literal or a line of it, of at least
+    /// [`crate::encoded_forms::MIN_FORM`] bytes, `text` holds in any letter case.
+    fn held_in_any_case(&self, text: &[u8]) -> Vec<usize> {
         let known = self.shared.lock().unwrap_or_else(|p| p.into_inner());
-        let long_enough = |literal: &&Vec<u8>| literal.len() >= crate::encoded_forms::MIN_FORM;
-        let mut literals = known
+        known
             .forms
             .iter()
-            .map(|f| &f.written[0])
-            .filter(long_enough);
-        literals.any(|literal| {
-            text.windows(literal.len())
-                .any(|w| w.eq_ignore_ascii_case(literal))
-        })
+            .zip(&known.values_of)
+            .filter(|(forms, _)| {
+                let literal = &forms.written[0];
+                literal.len() >= crate::encoded_forms::MIN_FORM
+                    && text
+                        .windows(literal.len())
+                        .any(|w| w.eq_ignore_ascii_case(literal))
+            })
+            .flat_map(|(_, values)| values.iter().copied())
+            .collect()
     }
 
     /// The length of the longest end of `output` that begins a value's literal form (value,
@@ -126,6 +147,7 @@ pub struct Masker {
     pending: Vec<u8>,
     masked_prefix: usize,
     masks: u64,
+    matched: Vec<usize>,
 }
 
 impl Drop for Masker {
@@ -147,6 +169,7 @@ impl Masker {
             pending: Vec::new(),
             masked_prefix: 0,
             masks: 0,
+            matched: Vec::new(),
         }
     }
 
@@ -181,14 +204,30 @@ impl Masker {
     }
 
     /// Whether `text` holds one of the values, or a line of one, in any letter case (for a
-    /// header name, which HTTP lower-cases; matched in no encoded form).
-    pub fn holds_in_any_case(&self, text: &[u8]) -> bool {
-        self.values.holds_in_any_case(text)
+    /// header name, which HTTP lower-cases; matched in no encoded form). If it does, the
+    /// caller replaces it whole: it counts as a mask, and its values as matched.
+    pub fn masks_in_any_case(&mut self, text: &[u8]) -> bool {
+        let values = self.values.held_in_any_case(text);
+        for value in &values {
+            if !self.matched.contains(value) {
+                self.matched.push(*value);
+            }
+        }
+        if !values.is_empty() {
+            self.masks += 1;
+        }
+        !values.is_empty()
     }
 
     /// How many times a mask was written so far.
     pub fn masks(&self) -> u64 {
         self.masks
+    }
+
+    /// The values (numbered in the order they were added to this masker's values) that an
+    /// occurrence masked so far was a form of, each once, in the order first masked.
+    pub fn matched(&self) -> &[usize] {
+        &self.matched
     }
 
     /// Releases everything but the last `cut` bytes, then masks those.
@@ -212,7 +251,14 @@ impl Masker {
         if self.masked_prefix > 0 {
             intervals.push((0, self.masked_prefix));
         }
-        intervals.extend(matcher.find(&self.pending, safe_end));
+        for (start, end, values) in matcher.find(&self.pending, safe_end) {
+            intervals.push((start, end));
+            for &value in values {
+                if !self.matched.contains(&value) {
+                    self.matched.push(value);
+                }
+            }
+        }
         intervals.sort_unstable();
         let mut cursor = 0;
         let mut covered_until = self.masked_prefix;
