@@ -58,6 +58,18 @@ async fn encoding_server() -> RawServer {
             // The value echoed as the content coding: the refusal must not carry it.
             let token = auth.trim_start_matches("Bearer ").replace(' ', "-");
             (vec![format!("Content-Encoding: x-{token}")], b"{}".to_vec())
+        } else if line.contains("/mime") {
+            // The value sent in a JSON body, echoed as `base64.encodebytes` writes it.
+            use base64::Engine as _;
+            let sent: serde_json::Value = serde_json::from_slice(&seen.body).unwrap_or_default();
+            let value = sent["password"].as_str().unwrap_or_default();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+            let lines: Vec<&str> = encoded
+                .as_bytes()
+                .chunks(76)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect();
+            (vec![], (lines.join("\n") + "\n").into_bytes())
         } else if line.contains("/te-gzip") {
             // Compressed as a transfer coding under chunked: hyper undoes the chunks only.
             use std::io::Write as _;
@@ -778,6 +790,46 @@ async fn echoes_in_other_encodings_are_masked_or_refused() {
             "the coding carried the value: {everything}"
         );
     }
+}
+
+/// The review's reproduction: a long value (a PEM key of over 1,024 characters) bound with
+/// `,body` and echoed by the service as MIME base64 reached the run whole, since values that
+/// long were masked in fixed forms only.
+#[tokio::test]
+async fn a_long_value_echoed_as_mime_base64_comes_back_masked() {
+    use base64::Engine as _;
+    let body: Vec<u8> = (0..1200u32).map(|i| (i * 7919 % 251) as u8).collect();
+    let lines: Vec<String> = base64::engine::general_purpose::STANDARD
+        .encode(&body)
+        .as_bytes()
+        .chunks(64)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    );
+    assert!(pem.len() > 1024);
+    let s = setup_with(&pem, true).await;
+    let binding = format!("api-token={}/v1,body", s.bound.url());
+    let ran = s
+        .use_token(&format!("{}/v1/mime", s.bound.url()), "body", &binding, &[])
+        .await;
+    let output = ran.output();
+    assert!(output.contains("use: status 200"), "{output}");
+    let shown = reversed(&output);
+    let echoed = base64::engine::general_purpose::STANDARD.encode(&pem);
+    for piece in echoed.as_bytes().chunks(24) {
+        let piece = std::str::from_utf8(piece).unwrap();
+        assert!(!shown.contains(piece), "{piece} came back in {shown}");
+    }
+    assert!(
+        use_records(&ran)
+            .iter()
+            .any(|r| r["outcome"] == "echo-masked"),
+        "{:?}",
+        use_records(&ran)
+    );
 }
 
 /// The reproduction of the path prefixes: servers that resolve `..;` (Tomcat, Spring) or

@@ -293,7 +293,10 @@ mod tests {
     }
 
     /// Records every report's values.
-    fn recorder() -> (EchoReport, std::sync::Arc<std::sync::Mutex<Vec<Vec<usize>>>>) {
+    fn recorder() -> (
+        EchoReport,
+        std::sync::Arc<std::sync::Mutex<Vec<Vec<usize>>>>,
+    ) {
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = seen.clone();
         let report: EchoReport = Box::new(move |values| log.lock().unwrap().push(values.to_vec()));
@@ -321,7 +324,11 @@ mod tests {
         let mut body = masked.into_body();
         let frame = body.frame().await.unwrap().unwrap();
         assert!(frame.data_ref().is_some());
-        assert_eq!(*seen.lock().unwrap(), [vec![1]], "reported before the body's end");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [vec![1]],
+            "reported before the body's end"
+        );
         drop(body);
         assert_eq!(*seen.lock().unwrap(), [vec![1]]);
     }
