@@ -61,7 +61,7 @@ impl MaskValues {
         MaskValues::default()
     }
 
-    /// Adds `value` with its encoded forms (an empty or known value changes nothing).
+    /// Adds `value` with its encoded forms (an empty or known value adds no forms).
     pub fn add(&self, value: &[u8]) {
         self.add_all([value]);
     }
@@ -71,13 +71,14 @@ impl MaskValues {
     /// [`Masker::matched`].
     pub fn add_all<'a>(&self, values: impl IntoIterator<Item = &'a [u8]>) {
         let mut known = self.shared.lock().unwrap_or_else(|p| p.into_inner());
-        let before = known.forms.len();
+        let mut changed = false;
         for value in values {
             let number = known.added;
             known.added += 1;
             if value.is_empty() {
                 continue;
             }
+            changed = true;
             match known.forms.iter().position(|f| f.written[0] == value) {
                 Some(source) => known.values_of[source].push(number),
                 None => {
@@ -87,7 +88,7 @@ impl MaskValues {
                 }
             }
         }
-        if known.forms.len() > before {
+        if changed {
             known.matcher = Arc::new(Matcher::build(&known.forms, known.values_of.clone()));
         }
     }
@@ -721,5 +722,28 @@ mod tests {
         masker.finish_whole(&mut out);
         let shown = String::from_utf8(out).unwrap();
         assert!(!shown.contains(&core[1..]), "{shown}");
+    }
+
+    /// Values are numbered as they were added, a value equal to an earlier one (or to a line
+    /// of one) included, so that each is known to have matched.
+    #[test]
+    fn a_masker_tells_which_values_it_matched() {
+        let mut masker = Masker::new();
+        for value in [
+            "alpha-value",
+            "",
+            "beta-value\ngamma-line",
+            "alpha-value",
+            "gamma-line",
+        ] {
+            masker.add(value.as_bytes());
+        }
+        let mut out = Vec::new();
+        masker.write(b"gamma-line then alpha-value", &mut out);
+        masker.finish_whole(&mut out);
+        assert_eq!(out, b"*** then ***");
+        let mut matched = masker.matched().to_vec();
+        matched.sort_unstable();
+        assert_eq!(matched, [0, 2, 3, 4]);
     }
 }
