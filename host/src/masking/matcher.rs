@@ -11,7 +11,7 @@
 //! `amp;` after it, is masked as `***amp;` as any other value is; otherwise the longer
 //! occurrence (`&amp;` read as `&`) would tell a run what the value's last character is.
 
-use super::views::{decoded, decoded_view, joined, joined_view, View, SEPARATORS};
+use super::views::{decoded, decoded_view, is_separator, joined, joined_view, View};
 use crate::encoded_forms::ValueForms;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
@@ -104,8 +104,8 @@ fn with_edges_trimmed(forms: Vec<(usize, Vec<u8>)>) -> Vec<(usize, Vec<u8>)> {
     for (source, form) in forms {
         let trimmed = form
             .iter()
-            .position(|b| !SEPARATORS.contains(b))
-            .zip(form.iter().rposition(|b| !SEPARATORS.contains(b)))
+            .position(|&b| !is_separator(b))
+            .zip(form.iter().rposition(|&b| !is_separator(b)))
             .map(|(first, last)| form[first..=last].to_vec())
             .filter(|t| t.len() != form.len() && t.len() >= crate::encoded_forms::MIN_FORM);
         all.push((source, form));

@@ -73,7 +73,7 @@ pub fn decoded(raw: &[u8]) -> Vec<u8> {
 /// its `+` as spaces too). The rest of the value tells them apart well enough; at worst
 /// `a b` is masked for a value `a+b`.
 pub(super) fn decoded_view(raw: &[u8]) -> View<'_> {
-    let special = |b: &u8| matches!(b, b'%' | b'\\' | b'&' | b'+');
+    let special = |b: &u8| is(SPECIAL, *b);
     let Some(first) = raw.iter().position(special) else {
         return View::of(raw);
     };
@@ -212,8 +212,43 @@ fn hex_value(digits: &[u8]) -> Option<u32> {
     })
 }
 
-/// The bytes taken out between two joinable ones in [`joined_view`].
-pub(super) const SEPARATORS: &[u8] = b":- \r\n";
+/// A byte that [`joined_view`] may take out between two joinable ones.
+const SEPARATOR: u8 = 1;
+/// A byte that can be hex or base64.
+const JOINS: u8 = 2;
+/// A byte that can begin an escape, or is `+` ([`decoded_view`]).
+const SPECIAL: u8 = 4;
+
+/// The classes of every byte, looked up once per byte of output.
+static CLASSES: [u8; 256] = {
+    let mut classes = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        if matches!(b, b':' | b'-' | b' ' | b'\r' | b'\n') {
+            classes[i] |= SEPARATOR;
+        }
+        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_') {
+            classes[i] |= JOINS;
+        }
+        if matches!(b, b'%' | b'\\' | b'&' | b'+') {
+            classes[i] |= SPECIAL;
+        }
+        i += 1;
+    }
+    classes
+};
+
+/// Whether `b` is of `class`.
+fn is(class: u8, b: u8) -> bool {
+    CLASSES[b as usize] & class != 0
+}
+
+/// Whether [`joined_view`] may take `b` out between two joinable bytes: `:`, `-`, space, CR
+/// or LF.
+pub(super) fn is_separator(b: u8) -> bool {
+    is(SEPARATOR, b)
+}
 
 /// The view of `raw` with each run of one or two of `:`, `-`, space, CR and LF taken out where
 /// it lies between two bytes that can be hex or base64 (letters, digits, `+ / = - _`), and
@@ -222,8 +257,8 @@ pub(super) const SEPARATORS: &[u8] = b":- \r\n";
 /// in this view as the view reads them too, so a `-` inside URL-safe base64 or a lower-case
 /// letter of base64 is no obstacle.
 pub(super) fn joined_view(raw: &[u8]) -> View<'_> {
-    let is_separator = |b: &u8| SEPARATORS.contains(b);
-    let joins = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_');
+    let is_separator = |b: &u8| is_separator(*b);
+    let joins = |b: u8| is(JOINS, b);
     let mut bytes = Vec::with_capacity(raw.len());
     let mut marks = Vec::new();
     let mut i = raw.iter().position(is_separator).unwrap_or(raw.len());
