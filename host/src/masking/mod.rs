@@ -328,7 +328,7 @@ mod tests {
             let shown = run(&[value], &chunks);
             assert!(shown.contains("***"), "{text} -> {shown}");
             let all = crate::encoded_forms::ValueForms::of(value.as_bytes());
-            let common = crate::encoded_forms::common_encodings(value);
+            let common = common_encodings(value);
             let every = all
                 .iter()
                 .flat_map(|f| f.written.iter().chain(&f.hex).chain(&f.unwrapped));
@@ -337,6 +337,92 @@ mod tests {
                 assert!(!shown.contains(&form), "{form} in {shown}");
             }
         }
+    }
+
+    /// The JSON, percent and XML encodings of `value` that code commonly prints whole: each is
+    /// found in the decoded view.
+    fn common_encodings(value: &str) -> Vec<Vec<u8>> {
+        vec![
+            json_escaped(value, false),
+            json_escaped(value, true),
+            xml_escaped(value),
+            percent_encoded(value.as_bytes()).to_ascii_lowercase_hex(),
+            percent_encoded(value.as_bytes()).0,
+            form_urlencoded::byte_serialize(value.as_bytes())
+                .collect::<String>()
+                .into_bytes(),
+        ]
+    }
+
+    /// `text` as inside a JSON string; with `ascii`, every non-ASCII character as `\uXXXX`
+    /// (UTF-16 surrogate pairs above the BMP), as Python's `json.dumps` writes it.
+    fn json_escaped(text: &str, ascii: bool) -> Vec<u8> {
+        let quoted = serde_json::to_string(text).expect("a string serialises");
+        let inner = &quoted[1..quoted.len() - 1];
+        if !ascii {
+            return inner.as_bytes().to_vec();
+        }
+        let mut out = String::with_capacity(inner.len());
+        for c in inner.chars() {
+            if c.is_ascii() {
+                out.push(c);
+            } else {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+        out.into_bytes()
+    }
+
+    fn xml_escaped(text: &str) -> Vec<u8> {
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '"' => out.push_str("&quot;"),
+                '\'' => out.push_str("&apos;"),
+                c => out.push(c),
+            }
+        }
+        out.into_bytes()
+    }
+
+    /// Percent-encoding of every byte but the unreserved ones (`A-Z a-z 0-9 - . _ ~`), as
+    /// `encodeURIComponent` and `urllib.parse.quote(safe="")` write it (upper-case hex).
+    struct PercentEncoded(Vec<u8>);
+
+    impl PercentEncoded {
+        /// The same with lower-case hex digits.
+        fn to_ascii_lowercase_hex(&self) -> Vec<u8> {
+            let mut out = self.0.clone();
+            let mut i = 0;
+            while i < out.len() {
+                if out[i] == b'%' {
+                    out[i + 1] = out[i + 1].to_ascii_lowercase();
+                    out[i + 2] = out[i + 2].to_ascii_lowercase();
+                    i += 3;
+                } else {
+                    i += 1;
+                }
+            }
+            out
+        }
+    }
+
+    fn percent_encoded(bytes: &[u8]) -> PercentEncoded {
+        let mut out = Vec::with_capacity(bytes.len() * 3);
+        for &b in bytes {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                out.push(b);
+            } else {
+                out.extend_from_slice(format!("%{b:02X}").as_bytes());
+            }
+        }
+        PercentEncoded(out)
     }
 
     fn percent(text: &str) -> String {
