@@ -11,7 +11,7 @@
 //! `amp;` after it, is masked as `***amp;` as any other value is; otherwise the longer
 //! occurrence (`&amp;` read as `&`) would tell a run what the value's last character is.
 
-use super::views::{decoded, decoded_view, is_separator, joined, joined_view, View};
+use super::views::{decoded, decoded_forms, decoded_view, is_separator, joined, joined_view, View};
 use crate::encoded_forms::ValueForms;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
@@ -125,7 +125,8 @@ pub(crate) struct Matcher {
 }
 
 impl Matcher {
-    /// The matcher for `values`: their decoded forms and UTF-16 in the decoded view; hex and
+    /// The matcher for `values`: their literals (as the view reads them) and UTF-16 in the
+    /// decoded view; hex and
     /// base64 in the joined view; and, as written, the literal value when it holds a byte that
     /// can begin an escape (`%`, `\`, `&`), so that its shortest occurrence is found where
     /// the decoded view would read an escape made of its end and the text after it.
@@ -138,13 +139,17 @@ impl Matcher {
                 <[u8]>::to_vec,
             )),
             decoded: Search::build(
-                forms_for_view(values, |f| f.decoded.iter().collect(), <[u8]>::to_vec)
-                    .into_iter()
-                    .chain(forms_for_view(
-                        values,
-                        |f| f.written.iter().skip(1).collect(),
-                        decoded,
-                    ))
+                values
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(source, f)| {
+                        let literal = decoded_forms(&f.written[0]);
+                        let utf16 = f.written[1..].iter().map(|form| decoded(form));
+                        literal
+                            .into_iter()
+                            .chain(utf16)
+                            .map(move |form| (source, form))
+                    })
                     .collect(),
             ),
             joined: Search::build(with_edges_trimmed(forms_for_view(

@@ -24,8 +24,6 @@
 mod matcher;
 mod views;
 
-pub use views::decoded;
-
 use crate::encoded_forms::ValueForms;
 use matcher::Matcher;
 use std::sync::{Arc, Mutex};

@@ -59,8 +59,21 @@ impl<'a> View<'a> {
 
 /// `raw` with its percent, JSON and HTML/XML escapes read as what they stand for, and `+`
 /// as a space (see [`decoded_view`]).
-pub fn decoded(raw: &[u8]) -> Vec<u8> {
+pub(super) fn decoded(raw: &[u8]) -> Vec<u8> {
     decoded_view(raw).bytes.into_owned()
+}
+
+/// What [`decoded_view`] shows of a value's literal, written as it is or in any mixture of
+/// escapes: the literal with `+` as a space, and, when it holds something that looks like an
+/// escape, the literal read as the view reads it.
+pub(super) fn decoded_forms(literal: &[u8]) -> Vec<Vec<u8>> {
+    let spaced: Vec<u8> = literal.iter().map(|&b| plus_as_space(b)).collect();
+    let read = decoded(literal);
+    if read == spaced {
+        vec![spaced]
+    } else {
+        vec![spaced, read]
+    }
 }
 
 /// The view of `raw` with its escapes decoded: `%XX` (either case) as that byte; `\uXXXX`
@@ -318,6 +331,15 @@ mod tests {
         assert_eq!(&view.bytes[..], b"aAb");
         assert_eq!(view.output_span(1, 2), (1, 4));
         assert_eq!(view.output_span(0, 3), (0, 5));
+    }
+
+    #[test]
+    fn a_value_holding_something_like_an_escape_is_also_looked_for_as_read() {
+        let forms = decoded_forms(b"50%41 off&amp;");
+        let has = |form: &str| forms.iter().any(|f| f == form.as_bytes());
+        assert!(has("50%41 off&amp;") && has("50A off&"));
+        assert!(decoded_forms(b"a+b c") == [b"a b c".to_vec()]);
+        assert!(decoded_forms(b"MIIBaa+/") == [b"MIIBaa /".to_vec()]);
     }
 
     #[test]
