@@ -88,9 +88,10 @@ impl KeptFiles {
     }
 
     /// Adds every regular file under `dir` (kvrun's data directory: the vault database, its
-    /// WAL, token, keys and backups), at most 10,000, leaving out the directory `skip` (the
-    /// script views, which hold the user's own files).
-    pub fn add_dir(&mut self, dir: &Path, skip: Option<&Path>, what: &str) {
+    /// WAL, token, keys and backups), at most 10,000, leaving out the directories in `skip` (kvrun's
+    /// cache directories: their compiled components hold nothing secret, and the script views
+    /// in them hold the user's own files).
+    pub fn add_dir(&mut self, dir: &Path, skip: &[PathBuf], what: &str) {
         let mut stack = vec![dir.to_path_buf()];
         let mut taken = 0;
         while let Some(dir) = stack.pop() {
@@ -102,7 +103,7 @@ impl KeptFiles {
                     continue;
                 };
                 let path = entry.path();
-                if kind.is_dir() && skip != Some(path.as_path()) {
+                if kind.is_dir() && !skip.contains(&path) {
                     stack.push(path);
                 } else if kind.is_file() && taken < MAX_DIR_FILES {
                     taken += 1;
@@ -157,7 +158,11 @@ mod tests {
         std::fs::write(dir.path().join("data/views/v1/user.py"), "").unwrap();
         let mut kept = KeptFiles::default();
         let views = dir.path().join("data/views");
-        kept.add_dir(&dir.path().join("data"), Some(&views), "kvrun's data");
+        kept.add_dir(
+            &dir.path().join("data"),
+            std::slice::from_ref(&views),
+            "kvrun's data",
+        );
         let hard = dir.path().join("hard");
         std::fs::hard_link(&token, &hard).unwrap();
         let id = FileId::of(&std::fs::metadata(&hard).unwrap());

@@ -461,11 +461,16 @@ impl Sandbox {
         self.check_dirs(&options.dirs, &kept)?;
         let parent = self.views_dir()?;
         let mut rules = ViewRules::excluding(self.private_dirs.iter().cloned());
-        let views = parent.path().canonicalize().ok();
-        for dir in &rules.excluded {
-            rules
-                .kept
-                .add_dir(dir, views.as_deref(), "one of kvrun's own files");
+        let caches: Vec<PathBuf> = self
+            .runtime
+            .cache_dir()
+            .map(PathBuf::from)
+            .into_iter()
+            .chain(crate::RuntimeOptions::default_cache_dir())
+            .filter_map(|dir| dir.canonicalize().ok())
+            .collect();
+        for dir in rules.excluded.iter().filter(|dir| !caches.contains(dir)) {
+            rules.kept.add_dir(dir, &caches, "one of kvrun's own files");
         }
         rules.kept.extend(&kept);
         rules.mounted = options
