@@ -1,4 +1,4 @@
-//! The on-disk cache of compiled components.
+//! The on-disk cache of compiled components and core modules.
 //!
 //! Compiling the vault client with Cranelift takes ~0.1 s in a release host (more in a debug
 //! one); loading a precompiled artifact takes well under a millisecond. Artifacts are stored
@@ -22,6 +22,43 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
+/// What the cache holds: a component, or a core module (the scientific Python runtime).
+pub trait Compiled: Sized {
+    /// Compiles `wasm`.
+    fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Self>;
+    /// Loads a serialized artifact.
+    ///
+    /// # Safety
+    /// The file must be an artifact this cache wrote (see the module docs).
+    unsafe fn deserialize_file(engine: &Engine, path: &Path) -> wasmtime::Result<Self>;
+    /// The artifact's bytes.
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
+}
+
+impl Compiled for Component {
+    fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Self> {
+        Component::new(engine, wasm)
+    }
+    unsafe fn deserialize_file(engine: &Engine, path: &Path) -> wasmtime::Result<Self> {
+        Component::deserialize_file(engine, path)
+    }
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Component::serialize(self)
+    }
+}
+
+impl Compiled for wasmtime::Module {
+    fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Self> {
+        wasmtime::Module::new(engine, wasm)
+    }
+    unsafe fn deserialize_file(engine: &Engine, path: &Path) -> wasmtime::Result<Self> {
+        wasmtime::Module::deserialize_file(engine, path)
+    }
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        wasmtime::Module::serialize(self)
+    }
+}
+
 /// How a component was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheOutcome {
@@ -31,10 +68,10 @@ pub enum CacheOutcome {
     Compiled,
 }
 
-/// A loaded component and how long it took.
-pub struct Loaded {
-    /// The component.
-    pub component: Component,
+/// A loaded component (or core module) and how long it took.
+pub struct Loaded<A = Component> {
+    /// The component or module.
+    pub component: A,
     /// Cache hit or compile.
     pub outcome: CacheOutcome,
     /// Time spent loading or compiling.
@@ -62,16 +99,16 @@ pub fn load(engine: &Engine, dir: Option<&Path>, name: &str, wasm: &[u8]) -> Res
 /// Loads the component that `key` identifies (a hash of everything that makes its wasm) from
 /// the cache in `dir`; on a miss, compiles the wasm that `wasm` gives (called only then) and
 /// stores the artifact.
-pub fn load_by_key<'a>(
+pub fn load_by_key<'a, A: Compiled>(
     engine: &Engine,
     dir: Option<&Path>,
     name: &str,
     key: &str,
     wasm: impl FnOnce() -> Result<std::borrow::Cow<'a, [u8]>>,
-) -> Result<Loaded> {
+) -> Result<Loaded<A>> {
     let start = Instant::now();
     let Some(dir) = dir else {
-        let component = Component::new(engine, wasm()?)?;
+        let component = A::compile(engine, &wasm()?)?;
         return Ok(Loaded {
             component,
             outcome: CacheOutcome::Compiled,
@@ -98,7 +135,7 @@ pub fn load_by_key<'a>(
         // SAFETY: the artifact is a regular file in a directory that only this user can
         // write, owned by this user and writable by nobody else, written by `store` below
         // under a name that pins the component's key and the engine's compatibility hash.
-        match unsafe { Component::deserialize_file(engine, &path) } {
+        match unsafe { A::deserialize_file(engine, &path) } {
             Ok(component) => {
                 return Ok(Loaded {
                     component,
@@ -111,7 +148,7 @@ pub fn load_by_key<'a>(
             }
         }
     }
-    let component = Component::new(engine, wasm()?)?;
+    let component = A::compile(engine, &wasm()?)?;
     if let Err(e) = store(&path, &component) {
         tracing::warn!(error = %e, "could not cache the compiled component; it will be compiled again next time");
     }
@@ -122,7 +159,7 @@ pub fn load_by_key<'a>(
     })
 }
 
-fn store(path: &Path, component: &Component) -> Result<()> {
+fn store<A: Compiled>(path: &Path, component: &A) -> Result<()> {
     if std::fs::symlink_metadata(path).is_ok() {
         std::fs::remove_file(path)
             .map_err(|e| Error::io(format!("could not replace {}", path.display()), e))?;

@@ -42,6 +42,7 @@ pub mod python;
 pub(crate) mod run_output;
 pub mod runtime;
 pub mod sandbox;
+pub mod scientific;
 mod secret;
 pub mod secret_name;
 pub mod transport;

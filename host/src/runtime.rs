@@ -202,7 +202,10 @@ impl Runtime {
 
 fn engine_config(max_instances: u32, max_memory: usize, plan: &Plan) -> Config {
     let mut config = Config::new();
+    // Exceptions and GC are compiled in for the scientific Python runtime's engine only.
     config
+        .wasm_exceptions(false)
+        .wasm_gc(false)
         .epoch_interruption(true)
         .memory_reservation(plan.memory_reservation)
         .memory_guard_size(address_space::GUARD)
@@ -227,13 +230,13 @@ fn engine_config(max_instances: u32, max_memory: usize, plan: &Plan) -> Config {
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
-struct EpochTicker {
+pub(crate) struct EpochTicker {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl EpochTicker {
-    fn start(engine: Engine) -> EpochTicker {
+    pub(crate) fn start(engine: Engine) -> EpochTicker {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()

@@ -12,15 +12,17 @@ the others and records every access. Values printed to stdout or stderr come out
 A secret bound to a service (`kvrun run --use-secret NAME=ORIGIN`) gives a handle instead:
 an opaque placeholder that the host replaces by the value only in requests to that origin
 (`kvrun.http`, see its docs).
+
+The same module runs in both of kvrun's Python runtimes; only its transport to the host
+differs (`_component.py` over the component's imports, `_door.py` over the scientific
+runtime's door).
 """
 
 from typing import Dict, Iterable, Optional
 
-from componentize_py_types import Err
-from wit_world.imports import kvrun_secrets_types as _types
-from wit_world.imports import run as _run
-
 from . import http
+from ._failures import SecretFailure
+from ._transport import transport as _transport
 
 __all__ = ["SecretError", "get_secret", "get_secrets", "get_secret_handle", "http"]
 
@@ -34,29 +36,12 @@ class SecretError(Exception):
         self.kind = kind
 
 
-def _error(err: Err) -> SecretError:
-    error = err.value
-    kinds = {
-        _types.Error_NotFound: "not-found",
-        _types.Error_Denied: "denied",
-        _types.Error_Conflict: "conflict",
-        _types.Error_Unauthenticated: "unauthenticated",
-        _types.Error_InvalidName: "invalid-name",
-        _types.Error_InvalidArgument: "invalid-argument",
-        _types.Error_Unavailable: "unavailable",
-        _types.Error_Transport: "transport",
-    }
-    if isinstance(error, _types.Error_Service):
-        return SecretError("service", f"HTTP {error.value.status} {error.value.code}: {error.value.message}")
-    return SecretError(kinds.get(type(error), "error"), str(error.value))
-
-
 def get_secret(name: str) -> str:
     """The latest value of the secret ``name``."""
     try:
-        return _run.get_secret(name)
-    except Err as e:
-        raise _error(e) from None
+        return _transport.get_secret(name)
+    except SecretFailure as e:
+        raise SecretError(e.kind, e.message) from None
 
 
 def get_secret_handle(name: str) -> str:
@@ -66,15 +51,15 @@ def get_secret_handle(name: str) -> str:
     and the host puts the value in on the way out, to the origins the secret is bound to
     only. Raises :class:`SecretError` (``denied``) when the run has no binding for ``name``."""
     try:
-        return _run.get_secret_handle(name)
-    except Err as e:
-        raise _error(e) from None
+        return _transport.get_secret_handle(name)
+    except SecretFailure as e:
+        raise SecretError(e.kind, e.message) from None
 
 
 def get_secrets(names: Iterable[str]) -> Dict[str, Optional[str]]:
     """The latest values of ``names`` in one call; ``None`` for a name that does not exist."""
     names = list(names)
     try:
-        return dict(zip(names, _run.get_secrets(names)))
-    except Err as e:
-        raise _error(e) from None
+        return dict(zip(names, _transport.get_secrets(names)))
+    except SecretFailure as e:
+        raise SecretError(e.kind, e.message) from None

@@ -1,4 +1,4 @@
-"""HTTP requests from a training script in the kvrun sandbox, over `wasi:http`.
+"""HTTP requests from a training script in the kvrun sandbox, through the host.
 
     import kvrun
     answer = kvrun.http.get("https://tracker.example/api/2.0/mlflow/experiments/search",
@@ -24,18 +24,13 @@ import json as _json
 import urllib.parse
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
-from componentize_py_types import Err
-from wit_world.imports import egress as _egress
-from wit_world.imports import outgoing_handler as _handler
-from wit_world.imports import streams as _streams
-from wit_world.imports import wasi_http_types as _http
+from ._failures import BadHeader, Failed, Refused
+from ._transport import transport as _transport
 
 __all__ = ["Response", "HTTPError", "RequestRefused", "RequestFailed", "HTTPStatusError",
            "request", "get", "post", "put", "patch", "delete"]
 
 Headers = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
-_CHUNK = 4096
-_READ = 64 * 1024
 
 
 class HTTPError(Exception):
@@ -137,8 +132,7 @@ def request(method: str, url: str, *, headers: Optional[Headers] = None,
     followed."""
     method = method.upper()
     parts = urllib.parse.urlsplit(url)
-    scheme = {"https": _http.Scheme_Https(), "http": _http.Scheme_Http()}.get(parts.scheme.lower())
-    if scheme is None or not parts.netloc:
+    if parts.scheme.lower() not in ("https", "http") or not parts.netloc:
         raise ValueError(f"{_shown(url)} is not an http or https URL")
     query = parts.query
     if params:
@@ -170,67 +164,15 @@ def request(method: str, url: str, *, headers: Optional[Headers] = None,
         header_list.append(("content-length", str(len(body))))
 
     try:
-        fields = _http.Fields.from_list([(name, value.encode() if isinstance(value, str) else bytes(value))
-                                         for name, value in header_list])
-    except Err as e:
-        raise ValueError(f"a header of {method} {_shown(url)} cannot be sent: {_header_error(e.value)}") from None
-    outgoing = _http.OutgoingRequest(fields)
-    outgoing.set_method(_method(method))
-    outgoing.set_scheme(scheme)
-    outgoing.set_authority(parts.netloc)
-    try:
-        outgoing.set_path_with_query(path)
-    except Err:
-        raise ValueError(f"{_shown(url)} has a path the request cannot carry") from None
-    options = None
-    if timeout is not None:
-        options = _http.RequestOptions()
-        nanoseconds = max(1, int(timeout * 1e9))
-        options.set_connect_timeout(nanoseconds)
-        options.set_first_byte_timeout(nanoseconds)
-        options.set_between_bytes_timeout(nanoseconds)
-
-    request_body = outgoing.body()
-    try:
-        future = _handler.handle(outgoing, options)
-    except Err as e:
-        request_body.__exit__(None, None, None)
-        raise _failure(method, full_url, e.value) from None
-    with request_body.write() as stream:
-        for start in range(0, len(body), _CHUNK):
-            try:
-                stream.blocking_write_and_flush(body[start:start + _CHUNK])
-            except Err:
-                break
-    try:
-        _http.OutgoingBody.finish(request_body, None)
-    except Err as e:
-        raise _failure(method, full_url, e.value) from None
-    with future:
-        with future.subscribe() as ready:
-            ready.block()
-        outcome = future.get()
-    if outcome is None or isinstance(outcome, Err):
-        raise RequestFailed(method, full_url, "no-answer")
-    answer = outcome.value
-    if isinstance(answer, Err):
-        raise _failure(method, full_url, answer.value)
-    with answer.value as response:
-        status = response.status()
-        with response.headers() as fields:
-            received = fields.entries()
-        incoming = response.consume()
-    content = bytearray()
-    with incoming.stream() as stream:
-        while True:
-            try:
-                content += stream.blocking_read(_READ)
-            except Err as e:
-                if isinstance(e.value, _streams.StreamError_Closed):
-                    break
-                raise RequestFailed(method, full_url, "the answer broke off") from None
-    _http.IncomingBody.finish(incoming).__exit__(None, None, None)
-    return Response(method, full_url, status, received, bytes(content))
+        status, received, content = _transport.request(method, parts.scheme.lower(), parts.netloc, path,
+                                                       header_list, body, timeout)
+    except BadHeader as e:
+        raise ValueError(f"a header of {method} {_shown(url)} cannot be sent: {e}") from None
+    except Refused as e:
+        raise RequestRefused(method, full_url, e.reason) from None
+    except Failed as e:
+        raise RequestFailed(method, full_url, e.code, e.detail) from None
+    return Response(method, full_url, status, received, content)
 
 
 def get(url: str, **kwargs) -> Response:
@@ -256,34 +198,6 @@ def patch(url: str, **kwargs) -> Response:
 def delete(url: str, **kwargs) -> Response:
     """``request("DELETE", url, **kwargs)``."""
     return request("DELETE", url, **kwargs)
-
-
-_METHODS = {"GET": _http.Method_Get, "HEAD": _http.Method_Head, "POST": _http.Method_Post,
-            "PUT": _http.Method_Put, "DELETE": _http.Method_Delete, "CONNECT": _http.Method_Connect,
-            "OPTIONS": _http.Method_Options, "TRACE": _http.Method_Trace, "PATCH": _http.Method_Patch}
-
-
-def _method(method: str):
-    known = _METHODS.get(method)
-    return known() if known else _http.Method_Other(method)
-
-
-def _failure(method: str, url: str, code) -> HTTPError:
-    """The exception for a `wasi:http` error code: a refusal with the host's reason, or a
-    failure named by its code."""
-    if isinstance(code, _http.ErrorCode_HttpRequestDenied):
-        reason = _egress.last_refusal() or "the run's network policy does not allow it"
-        return RequestRefused(method, url, reason)
-    name = type(code).__name__.removeprefix("ErrorCode_")
-    kebab = "".join(f"-{c.lower()}" if c.isupper() else c for c in name).lstrip("-")
-    detail = getattr(code, "value", None)
-    return RequestFailed(method, url, kebab, detail if isinstance(detail, str) else None)
-
-
-def _header_error(error) -> str:
-    if isinstance(error, _http.HeaderError_Forbidden):
-        return "the host does not let a run set it"
-    return "it is not a valid header name or value"
 
 
 def _shown(url: str) -> str:

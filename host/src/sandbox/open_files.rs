@@ -38,7 +38,7 @@ const FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
 /// The open files of one run, within its own limit and the process's budget: the resources
 /// (by their index in the run's table) that its opens made and it has not dropped yet. The
 /// directories kvrun preopens for it are not among them.
-pub(super) struct OpenFiles {
+pub(crate) struct OpenFiles {
     limit: usize,
     open: std::collections::HashSet<u32>,
     process: Arc<ProcessBudget>,
@@ -56,24 +56,24 @@ impl OpenFiles {
 
     /// Whether both budgets have a file left (taken from the process's until [`Self::opened`]
     /// or [`Self::failed`] says what became of it).
-    fn reserve(&mut self) -> bool {
+    pub(crate) fn reserve(&mut self) -> bool {
         self.open.len() < self.limit && self.process.take()
     }
 
     /// The reserved file is the resource `rep`.
-    fn opened(&mut self, rep: u32) {
+    pub(crate) fn opened(&mut self, rep: u32) {
         if !self.open.insert(rep) {
             self.process.give_back(1);
         }
     }
 
     /// The reserved file was not opened.
-    fn failed(&mut self) {
+    pub(crate) fn failed(&mut self) {
         self.process.give_back(1);
     }
 
     /// The resource `rep` was dropped: if an open made it, its file is given back.
-    fn dropped(&mut self, rep: u32) {
+    pub(crate) fn dropped(&mut self, rep: u32) {
         if self.open.remove(&rep) {
             self.process.give_back(1);
         }
