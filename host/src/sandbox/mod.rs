@@ -484,6 +484,7 @@ impl Sandbox {
         mut options: RunOptions,
         mut io: RunIo,
     ) -> Result<RunExit> {
+        io.audit.set_python_runtime(python.kind().name());
         let kept = self.run_kept_files(&io);
         self.check_dirs(&options.dirs, &kept)?;
         let parent = self.views_dir()?;

