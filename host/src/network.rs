@@ -25,7 +25,7 @@
 //!
 //! [`NetworkStats`] counts what was sent and what was denied, for audits and tests.
 
-use crate::auth::{send_authenticated, Credential};
+use crate::auth::{send_authenticated, Credential, NoTokenReason};
 use crate::error::NetworkCause;
 use crate::handles::RunHandles;
 use crate::policy::{AllowList, Origin, SecretGrant};
@@ -46,7 +46,7 @@ pub struct NetworkStats {
     denied: AtomicU64,
     cause: CauseSlot,
     answer: std::sync::Mutex<Option<(u16, Option<String>)>>,
-    no_token: std::sync::Mutex<Option<String>>,
+    no_token: NoTokenReason,
     refusal: std::sync::Mutex<Option<String>>,
 }
 
@@ -70,10 +70,7 @@ impl NetworkStats {
     /// Why the host sent the vault no token when it asked for one (no credential would
     /// answer its challenge, or none could be had), in the host's words (taken).
     pub fn take_no_token(&self) -> Option<String> {
-        self.no_token
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
+        self.no_token.take()
     }
 
     /// Why the most recent refused request was refused (policy, a handle's binding, a
@@ -89,11 +86,6 @@ impl NetworkStats {
     fn refused(&self, why: String) {
         self.denied.fetch_add(1, Ordering::Relaxed);
         *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
-    }
-
-    /// Records why no token was sent (see [`NetworkStats::take_no_token`]).
-    pub(crate) fn record_no_token(&self, why: String) {
-        *self.no_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
     }
 
     /// Why the last failed request or answer failed, as the transport saw it (taken).
@@ -290,7 +282,7 @@ impl WasiHttpHooks for OutboundHooks {
                         options,
                         &credential,
                         origin.host(),
-                        &stats,
+                        &stats.no_token,
                     )
                     .await?
                 }

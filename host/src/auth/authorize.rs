@@ -7,18 +7,35 @@
 
 use super::challenge::Challenge;
 use super::credential::Credential;
-use crate::network::NetworkStats;
 use crate::transport::Transport;
 use http::header::AUTHORIZATION;
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
+
+/// Why the host sent the vault no token when it asked for one, in the host's words: the
+/// last reason, kept until taken. The network layer keeps one per component
+/// (`NetworkStats::take_no_token`).
+#[derive(Default)]
+pub struct NoTokenReason(std::sync::Mutex<Option<String>>);
+
+impl NoTokenReason {
+    /// Records why no token was sent.
+    fn record(&self, why: String) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+    }
+
+    /// The last reason, taken.
+    pub fn take(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
 
 /// Sends a vault request with the credential. A static token is added and the request sent
 /// as it is. Azure credentials follow the challenge protocol ([`crate::auth`]): the
 /// request goes without a token until this host's challenge has been accepted; a `401`
 /// challenge is answered once, only where [`Credential::answer`] allows it, so the body is
 /// kept for that second attempt. When no token can be had, or the challenge may not be
-/// answered, the component gets a `401` whose message says why, and `stats` records it for
+/// answered, the component gets a `401` whose message says why, and `no_token` records it for
 /// the host's own account of the failure.
 pub(crate) async fn send_authenticated(
     transport: &Transport,
@@ -26,11 +43,11 @@ pub(crate) async fn send_authenticated(
     options: Option<RequestOptions>,
     credential: &Credential,
     host: &str,
-    stats: &NetworkStats,
+    no_token: &NoTokenReason,
 ) -> Result<http::Response<WasiBody>, HttpError> {
     let first = match credential.authorization(host).await {
         Ok(header) => header,
-        Err(e) => return Ok(credential_failure(&e, stats)),
+        Err(e) => return Ok(credential_failure(&e, no_token)),
     };
     if credential.is_static() {
         // A static token cannot answer a challenge: no need to keep the body for a retry.
@@ -80,14 +97,17 @@ pub(crate) async fn send_authenticated(
     match credential.answer(host, &challenge, sent_token).await {
         Ok(Some(header)) => transport.send(build(Some(header)), options).await,
         Ok(None) => Ok(response),
-        Err(e) => Ok(credential_failure(&e, stats)),
+        Err(e) => Ok(credential_failure(&e, no_token)),
     }
 }
 
 /// A `401` in the Key Vault error shape that carries why no token was sent, also recorded in
-/// `stats`.
-fn credential_failure(e: &crate::error::Error, stats: &NetworkStats) -> http::Response<WasiBody> {
-    stats.record_no_token(e.to_string());
+/// `no_token`.
+fn credential_failure(
+    e: &crate::error::Error,
+    no_token: &NoTokenReason,
+) -> http::Response<WasiBody> {
+    no_token.record(e.to_string());
     let body = serde_json::json!({ "error": { "code": "CredentialUnavailable", "message": e.to_string() } });
     let mut response = http::Response::new(
         http_body_util::Full::new(bytes::Bytes::from(body.to_string()))

@@ -31,6 +31,7 @@ mod provider;
 mod workload_identity;
 
 pub(crate) use authorize::send_authenticated;
+pub use authorize::NoTokenReason;
 pub use challenge::Challenge;
 pub use credential::{challenge_allowed, is_key_vault_host, Credential, KEY_VAULT_DOMAINS};
 pub use provider::{AuthMethod, AuthOptions, TokenProvider, IMDS_PROBE_TIMEOUT};

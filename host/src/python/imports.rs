@@ -16,12 +16,53 @@ use std::path::{Path, PathBuf};
 /// Top-level packages only the scientific runtime has (compiled in, or pure Python shipped
 /// with it): a script importing one needs it.
 pub const SCIENTIFIC_ONLY: &[&str] = &[
-    "numpy", "pandas", "scipy", "sklearn", "statsmodels", "matplotlib", "mpl_toolkits", "pylab",
-    "seaborn", "PIL", "lxml", "kiwisolver", "contourpy", "yaml", "regex", "patsy", "formulaic",
-    "sympy", "mpmath", "networkx", "joblib", "threadpoolctl", "openpyxl", "xlsxwriter", "xlrd",
-    "pypdf", "bs4", "html5lib", "defusedxml", "xmltodict", "tomli_w", "jinja2", "markupsafe",
-    "tabulate", "charset_normalizer", "dateutil", "tzdata", "fontTools", "cycler", "pyparsing",
-    "reportlab", "narwhals", "cloudpickle", "toolz", "tlz", "tqdm", "wrapt",
+    "numpy",
+    "pandas",
+    "scipy",
+    "sklearn",
+    "statsmodels",
+    "matplotlib",
+    "mpl_toolkits",
+    "pylab",
+    "seaborn",
+    "PIL",
+    "lxml",
+    "kiwisolver",
+    "contourpy",
+    "yaml",
+    "regex",
+    "patsy",
+    "formulaic",
+    "sympy",
+    "mpmath",
+    "networkx",
+    "joblib",
+    "threadpoolctl",
+    "openpyxl",
+    "xlsxwriter",
+    "xlrd",
+    "pypdf",
+    "bs4",
+    "html5lib",
+    "defusedxml",
+    "xmltodict",
+    "tomli_w",
+    "jinja2",
+    "markupsafe",
+    "tabulate",
+    "charset_normalizer",
+    "dateutil",
+    "tzdata",
+    "fontTools",
+    "cycler",
+    "pyparsing",
+    "reportlab",
+    "narwhals",
+    "cloudpickle",
+    "toolz",
+    "tlz",
+    "tqdm",
+    "wrapt",
 ];
 
 /// How many local modules the scan reads at most.
@@ -137,7 +178,11 @@ pub fn imported_modules(source: &str) -> Vec<(usize, String)> {
                 } else if is_dotted_name(relative) {
                     // `from a import b` may import the submodule `a.b`.
                     modules.push((level, relative.to_string()));
-                    modules.extend(names.iter().map(|name| (level, format!("{relative}.{name}"))));
+                    modules.extend(
+                        names
+                            .iter()
+                            .map(|name| (level, format!("{relative}.{name}"))),
+                    );
                 }
             }
             _ => {}
@@ -148,9 +193,11 @@ pub fn imported_modules(source: &str) -> Vec<(usize, String)> {
 
 fn is_dotted_name(name: &str) -> bool {
     !name.is_empty()
-        && name
-            .split('.')
-            .all(|p| !p.is_empty() && p.chars().all(|c| c == '_' || c.is_alphanumeric()) && !p.starts_with(|c: char| c.is_ascii_digit()))
+        && name.split('.').all(|p| {
+            !p.is_empty()
+                && p.chars().all(|c| c == '_' || c.is_alphanumeric())
+                && !p.starts_with(|c: char| c.is_ascii_digit())
+        })
 }
 
 /// The logical lines of `source` that start a statement, joined over backslashes and open
@@ -221,7 +268,10 @@ fn statements(source: &str) -> Vec<String> {
         }
     }
     out.push(current);
-    out.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    out.into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 #[cfg(test)]
@@ -253,11 +303,20 @@ import a.b \
         assert_eq!(
             read,
             [
-                (0, "os"), (0, "numpy"), (0, "pandas"), (0, "pandas.DataFrame"),
-                (0, "pandas.read_csv"), (0, "sklearn.linear_model"),
-                (0, "sklearn.linear_model.LinearRegression"), (0, "scipy.stats"),
-                (0, "matplotlib.pyplot"), (0, "json"), (1, "helpers"), (1, "lib.util"),
-                (1, "lib.util.thing"), (0, "a.b")
+                (0, "os"),
+                (0, "numpy"),
+                (0, "pandas"),
+                (0, "pandas.DataFrame"),
+                (0, "pandas.read_csv"),
+                (0, "sklearn.linear_model"),
+                (0, "sklearn.linear_model.LinearRegression"),
+                (0, "scipy.stats"),
+                (0, "matplotlib.pyplot"),
+                (0, "json"),
+                (1, "helpers"),
+                (1, "lib.util"),
+                (1, "lib.util.thing"),
+                (0, "a.b")
             ]
         );
     }
@@ -278,7 +337,10 @@ import a.b \
         write("pkg/model.py", "import sklearn.linear_model\n");
         write("shadow.py", "import yaml\n");
         write("yaml.py", "print('my own yaml')\n");
-        write("dynamic.py", "import importlib\nimportlib.import_module('numpy')\n");
+        write(
+            "dynamic.py",
+            "import importlib\nimportlib.import_module('numpy')\n",
+        );
         let kind = |name: &str| runtime_for(&Script::new(dir.path().join(name))).unwrap();
         assert_eq!(kind("plain.py"), PythonKind::Standard);
         assert_eq!(kind("deep.py"), PythonKind::Scientific);

@@ -24,8 +24,8 @@ mod runtime_build;
 mod tree_view;
 
 pub use imports::{imported_modules, runtime_for, SCIENTIFIC_ONLY};
-pub use tree_view::{TreeView, ViewRules};
 pub(crate) use runtime_build::{absolute_path_entries, on_path};
+pub use tree_view::{TreeView, ViewRules};
 
 use crate::component_cache::Loaded;
 use crate::error::{Error, Result};

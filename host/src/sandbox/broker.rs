@@ -54,6 +54,19 @@ pub(crate) struct SecretBroker {
 }
 
 impl SecretBroker {
+    /// An error that stops the run if a limit already stopped it (its audit budget spent, its
+    /// echo limit reached): the epoch callback stops it at the next tick, and nothing it asks
+    /// for in between is served.
+    pub(crate) fn check_running(&self) -> wasmtime::Result<()> {
+        if self.audit.spent() {
+            return Err(crate::audit::AuditLimitReached(self.audit.max()).into());
+        }
+        if let Some(limit) = self.handles.as_ref().and_then(|h| h.echo_limit()) {
+            return Err(limit.into());
+        }
+        Ok(())
+    }
+
     fn remember(&self, value: &SecretString) {
         self.masks.add(value.expose().as_bytes());
     }

@@ -274,9 +274,9 @@ impl RunExit {
 
 pub(crate) use crate::bindings::kvrun::secrets::types::Error as WitError;
 pub(crate) use broker::SecretBroker;
+pub use broker::{DEFAULT_MAX_AUDIT, MAX_BATCH_NAMES, MIN_USE_ONLY_CHARS, MIN_USE_ONLY_DISTINCT};
 pub(crate) use open_files::OpenFiles;
 pub(crate) use run_parts::{RunEnding, RunLimiter, RunParts};
-pub use broker::{DEFAULT_MAX_AUDIT, MAX_BATCH_NAMES, MIN_USE_ONLY_CHARS, MIN_USE_ONLY_DISTINCT};
 
 /// The directory a run's script views are made in.
 enum ViewsDir {
@@ -463,13 +463,13 @@ impl Sandbox {
                 let loaded = crate::python::load_runtime(&self.runtime, progress)?;
                 PythonRuntime::Standard(self.link(&loaded.component)?)
             }
-            PythonKind::Scientific => PythonRuntime::Scientific(Arc::new(
-                crate::scientific::ScientificPython::prepare(
+            PythonKind::Scientific => {
+                PythonRuntime::Scientific(Arc::new(crate::scientific::ScientificPython::prepare(
                     self.runtime.cache_dir(),
                     false,
                     progress,
-                )?,
-            )),
+                )?))
+            }
         })
     }
 
@@ -728,8 +728,9 @@ impl Sandbox {
                 })?;
         }
         let hooks = match &handles {
-            Some(handles) => OutboundHooks::new(allow, None, self.outbound.clone())
-                .with_handles(handles.clone()),
+            Some(handles) => {
+                OutboundHooks::new(allow, None, self.outbound.clone()).with_handles(handles.clone())
+            }
             None => OutboundHooks::new(allow, None, self.outbound.clone()),
         };
         Ok(RunParts {

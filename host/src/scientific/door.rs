@@ -271,7 +271,8 @@ mod tests {
     fn answers_are_json_with_latin1_headers() {
         let mut headers = http::HeaderMap::new();
         headers.insert("x-a", http::HeaderValue::from_bytes(b"caf\xe9").unwrap());
-        let answer: Value = serde_json::from_slice(&ok(http_answer(201, &headers, b"\x00\xff"))).unwrap();
+        let answer: Value =
+            serde_json::from_slice(&ok(http_answer(201, &headers, b"\x00\xff"))).unwrap();
         assert_eq!(answer["ok"]["status"], 201);
         assert_eq!(answer["ok"]["headers"][0][1], "caf\u{e9}");
         assert_eq!(answer["ok"]["body"], "AP8=");

@@ -16,7 +16,7 @@
 //! - **The snapshot** ([`snapshot`]): prepared once per machine with `wasmtime-wizer`, after
 //!   [`SNAPSHOT_IMPORTS`] and kvrun's own modules; then compiled once and kept in the compile
 //!   cache like any component. A run instantiates it in about 10 ms.
-//! - **Its engine** ([`engine`]): not the sandbox's. Each linear memory gets wasmtime's
+//! - **Its engine**: not the sandbox's. Each linear memory gets wasmtime's
 //!   default 4 GiB reservation with guard pages, so compiled code needs no bounds checks (the
 //!   sandbox's engine reserves `--max-memory` with a small guard, which costs a check per
 //!   access); instances are allocated on demand, the snapshot's memory mapped copy-on-write;
@@ -39,7 +39,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, Module};
-
 
 /// `argv[0]` of the module, as its standard library expects.
 pub(crate) const ARGV0: &str = "/usr/local/bin/python.wasm";
@@ -70,8 +69,16 @@ pub const SNAPSHOT_IMPORTS: &[&str] = &[
 /// and `azureml.core` as the standard runtime's; only the transport (`_door`) and the entry
 /// point differ.
 pub(crate) const SOURCES: &[(&str, bool, &str)] = &[
-    ("kvrun", true, include_str!("../../python/kvrun/__init__.py")),
-    ("kvrun.http", false, include_str!("../../python/kvrun/http.py")),
+    (
+        "kvrun",
+        true,
+        include_str!("../../python/kvrun/__init__.py"),
+    ),
+    (
+        "kvrun.http",
+        false,
+        include_str!("../../python/kvrun/http.py"),
+    ),
     (
         "kvrun._failures",
         false,
@@ -82,7 +89,11 @@ pub(crate) const SOURCES: &[(&str, bool, &str)] = &[
         false,
         include_str!("../../python/kvrun/_transport.py"),
     ),
-    ("kvrun._door", false, include_str!("../../python/kvrun/_door.py")),
+    (
+        "kvrun._door",
+        false,
+        include_str!("../../python/kvrun/_door.py"),
+    ),
     (
         "kvrun._script",
         false,
@@ -148,8 +159,8 @@ impl ScientificPython {
             .filter(|key| dir.join(key).join("snapshot.wasm").is_file());
         let (key, version) = match cached {
             Some(key) => {
-                let version = std::fs::read_to_string(dir.join(&key).join("version"))
-                    .unwrap_or_default();
+                let version =
+                    std::fs::read_to_string(dir.join(&key).join("version")).unwrap_or_default();
                 (key, version.trim().to_string())
             }
             None => {
@@ -197,9 +208,8 @@ impl ScientificPython {
             &key,
             || {
                 private_files::check_file(&snapshot_path, "the scientific Python runtime")?;
-                let bytes = std::fs::read(&snapshot_path).map_err(|e| {
-                    Error::io(format!("reading {}", snapshot_path.display()), e)
-                })?;
+                let bytes = std::fs::read(&snapshot_path)
+                    .map_err(|e| Error::io(format!("reading {}", snapshot_path.display()), e))?;
                 progress(&format!(
                     "kvrun: compiling the scientific Python runtime ({} MB) for this machine (once)…",
                     bytes.len() >> 20
@@ -345,10 +355,7 @@ impl StdlibDir {
         if let Some(mpl) = &self.mpl_data {
             dirs.push((
                 mpl.clone(),
-                format!(
-                    "{LIB_GUEST}/{}/matplotlib/mpl-data",
-                    artifacts::STDLIB_NAME
-                ),
+                format!("{LIB_GUEST}/{}/matplotlib/mpl-data", artifacts::STDLIB_NAME),
             ));
         }
         for (host, guest) in dirs {

@@ -11,8 +11,8 @@ use super::door::{self, DoorError, DoorRequest, HttpFrame, MAX_ANSWER, MAX_CALLS
 use super::ScientificPython;
 use crate::error::Result;
 use crate::network::OutboundHooks;
-use crate::sandbox::{RunExit, RunLimiter, RunParts};
 use crate::sandbox::{OpenFiles, SecretBroker, WitError};
+use crate::sandbox::{RunExit, RunLimiter, RunParts};
 use http_body_util::BodyExt;
 use serde_json::json;
 use wasmtime::{Caller, Engine, Extern, Linker, Store};
@@ -112,9 +112,12 @@ impl RunLinker {
                         wasmtime::bail!("the module exports no memory");
                     };
                     let (bytes, state) = memory.data_and_store_mut(&mut caller);
-                    let errno =
-                        p1::fd_close(&mut state.wasi, &mut wiggle::GuestMemory::Unshared(bytes), fd)
-                            .await?;
+                    let errno = p1::fd_close(
+                        &mut state.wasi,
+                        &mut wiggle::GuestMemory::Unshared(bytes),
+                        fd,
+                    )
+                    .await?;
                     if errno == 0 {
                         state.open_files.dropped(fd as u32);
                     }
@@ -126,7 +129,8 @@ impl RunLinker {
         linker.func_wrap_async(
             "host",
             "call",
-            |mut caller: Caller<'_, ScienceState>, (at, len, out_at, out_len): (i32, i32, i32, i32)| {
+            |mut caller: Caller<'_, ScienceState>,
+             (at, len, out_at, out_len): (i32, i32, i32, i32)| {
                 Box::new(async move { door_call(&mut caller, at, len, out_at, out_len).await })
             },
         )?;
@@ -196,6 +200,7 @@ async fn door_call(
     let Some(memory) = caller.get_export("memory").and_then(Extern::into_memory) else {
         return Ok(HOST_FAULT);
     };
+    caller.data().broker.check_running()?;
     let (at, len) = (at as u32 as usize, len as u32 as usize);
     caller.data_mut().door.calls += 1;
     let answer = if caller.data().door.calls > MAX_CALLS {
@@ -264,9 +269,7 @@ async fn serve(state: &mut ScienceState, request: DoorRequest) -> wasmtime::Resu
             .get_secret_handle(name)
             .await?
             .map(|v| json!(v)),
-        DoorRequest::GetSecrets(names) => {
-            state.broker.get_secrets(names).await?.map(|v| json!(v))
-        }
+        DoorRequest::GetSecrets(names) => state.broker.get_secrets(names).await?.map(|v| json!(v)),
         DoorRequest::Http(frame) => {
             return Ok(match send(&mut state.hooks, frame).await {
                 Ok(answer) => door::ok(answer),
@@ -300,7 +303,10 @@ fn secret_error(error: WitError) -> DoorError {
 
 /// Sends an `http` frame through the run's own hooks: the path a component's `wasi:http`
 /// request takes, from the same forbidden-header rule to the same `send_request`.
-async fn send(hooks: &mut OutboundHooks, frame: HttpFrame) -> std::result::Result<serde_json::Value, DoorError> {
+async fn send(
+    hooks: &mut OutboundHooks,
+    frame: HttpFrame,
+) -> std::result::Result<serde_json::Value, DoorError> {
     let bad = |m: String| DoorError::new("bad-header", m);
     let method = http::Method::from_bytes(frame.method.as_bytes())
         .map_err(|_| DoorError::new("invalid-frame", "the method is not an HTTP method"))?;
@@ -344,13 +350,17 @@ async fn send(hooks: &mut OutboundHooks, frame: HttpFrame) -> std::result::Resul
     })?;
     let (parts, body) = response.into_parts();
     let limited = http_body_util::Limited::new(body, MAX_ANSWER);
-    let body = limited.collect().await.map_err(|e| match e.downcast::<wasmtime_wasi_http::Error>() {
-        Ok(e) => failed(&e),
-        Err(_) => DoorError::new(
-            "failed",
-            format!("answer-too-large: the answer is over {MAX_ANSWER} bytes"),
-        ),
-    })?;
+    let body =
+        limited
+            .collect()
+            .await
+            .map_err(|e| match e.downcast::<wasmtime_wasi_http::Error>() {
+                Ok(e) => failed(&e),
+                Err(_) => DoorError::new(
+                    "failed",
+                    format!("answer-too-large: the answer is over {MAX_ANSWER} bytes"),
+                ),
+            })?;
     Ok(door::http_answer(
         parts.status.as_u16(),
         &parts.headers,
@@ -369,7 +379,8 @@ fn failed(error: &wasmtime_wasi_http::Error) -> DoorError {
         .enumerate()
         .flat_map(|(i, c)| {
             let dash = (i > 0 && c.is_ascii_uppercase()).then_some('-');
-            dash.into_iter().chain(std::iter::once(c.to_ascii_lowercase()))
+            dash.into_iter()
+                .chain(std::iter::once(c.to_ascii_lowercase()))
         })
         .collect();
     DoorError::new("failed", format!("{name}: {error}"))

@@ -106,7 +106,9 @@ pub(crate) async fn make(
         .map_err(|e| failed("linking the door", e))?;
     let output = MemoryOutputPipe::new(1 << 20);
     let mut wasi = WasiCtxBuilder::new();
-    wasi.arg(ARGV0).stdout(output.clone()).stderr(output.clone());
+    wasi.arg(ARGV0)
+        .stdout(output.clone())
+        .stderr(output.clone());
     stdlib.preopen(&mut wasi)?;
     let mut store = Store::new(
         engine,

@@ -764,3 +764,42 @@ def test_the_snapshot_holds_nothing_of_the_preparing_hosts_environment(scripts):
             data = f.read()
         for canary in canaries:
             assert canary.encode() not in data, (canary, file)
+
+
+HOSTILE_DOOR = textwrap.dedent('''
+    import json, os, random, _host
+    rng = random.Random(int.from_bytes(os.urandom(8), "little"))
+    good = json.dumps({"op": "http", "method": "GET", "url": "https://a.example/", "headers": [["x", "y"]], "body": "aGk="}).encode()
+    frames = [b"", b"{", b"null", b"[]", b'{"op": 7}', b'{"op": "get-secret"}', b'{"op": "format-disk"}',
+              b'{"op": "http", "method": "G ET", "url": "https://a.example/"}',
+              b'{"op": "http", "method": "GET", "url": "not a url"}',
+              b'{"op": "http", "method": "GET", "url": "https://a.example/", "headers": [["authorization", "Basic x"]]}',
+              b'{"op": "get-secrets", "names": ["db-password", 3]}',
+              b"\\xff" * 100, b" " * (16 << 20) + b"{}"]
+    frames += [good[:rng.randrange(len(good))] for _ in range(50)]
+    frames += [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))) for _ in range(200)]
+    kinds = {}
+    for frame in frames:
+        answer = json.loads(_host.call(frame))
+        kind = answer["error"]["kind"] if "error" in answer else "ok"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    print("kinds", sorted(kinds.items()))
+    print("still serving", json.loads(_host.call(b'{"op": "get-secret", "name": "db-password"}'))["ok"])
+''')
+
+
+def test_hostile_frames_at_the_door_get_error_answers_and_the_run_goes_on(scripts):
+    """Random, truncated, malformed and oversized frames straight to the door (`_host.call`):
+    each gets an error answer, nothing reaches the network, the host does not fall over, and
+    the next good frame is served."""
+    scientific_only(scripts)
+    path = os.path.join(scripts["job"], "door.py")
+    with open(path, "w") as f:
+        f.write(HOSTILE_DOOR)
+    ran = scripts["kvrun"]("run", path, "--secret", "db-password")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    kinds = dict(eval(ran.stdout.split("kinds ", 1)[1].splitlines()[0]))
+    assert "ok" not in kinds, kinds
+    assert set(kinds) <= {"invalid-frame", "bad-header", "refused"}, kinds
+    assert "still serving ***" in ran.stdout
+    assert "panicked" not in ran.stderr
