@@ -2,6 +2,7 @@
 one) to measure against, from the tests' helper."""
 
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -11,7 +12,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 from local_vault import ROOT, json_service, kvrun_binary, served_vault as _served_vault  # noqa: E402
 
 __all__ = ["ROOT", "concurrent_rounds", "json_service", "kvrun_binary", "memory_kib", "percentile",
-           "print_concurrent", "require_release_package", "served_vault"]
+           "print_concurrent", "require_release_package", "served_vault", "timed"]
 
 
 def require_release_package():
@@ -106,3 +107,17 @@ def print_concurrent(latencies, per_run):
     print(f"start to first output: p50 {percentile(latencies, 50) * 1e3:.1f} ms, p99 {percentile(latencies, 99) * 1e3:.1f} ms")
     for name, label in MEMORY_LABELS:
         print(f"memory per run, {label}: {max(r[name] for r in per_run) / 1024:.2f} MiB")
+
+
+def timed(command, env):
+    """Wall seconds and peak RSS (MiB) of one process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    out, err = process.stdout.read(), process.stderr.read()
+    process.stdout.close()
+    process.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {err.decode(errors='replace')}")
+    return wall, usage.ru_maxrss / 1024, out

@@ -24,11 +24,9 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 
-from common import ROOT, concurrent_rounds, kvrun_binary, print_concurrent
+from common import ROOT, concurrent_rounds, kvrun_binary, print_concurrent, timed
 
 DATA = os.path.join(ROOT, "examples", "data")
 
@@ -57,24 +55,10 @@ print(f"fit {time.perf_counter() - started:.4f}")
 HELLO = 'print("hello")\n'
 
 
-def timed(command, env):
-    """Wall seconds, peak RSS (MiB) and stdout of one process."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    out, err = process.stdout.read(), process.stderr.read()
-    process.stdout.close()
-    process.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed: {err.decode(errors='replace')[-2000:]}")
-    return wall, usage.ru_maxrss / 1024, out.decode()
-
-
 def medians(command, env, repeat):
     timed(command, env)  # unmeasured: the warm state
     runs = [timed(command, env) for _ in range(repeat)]
-    fits = [float(out.split("fit ")[1].split()[0]) for _, _, out in runs if "fit " in out]
+    fits = [float(out.split(b"fit ")[1].split()[0]) for _, _, out in runs if b"fit " in out]
     return (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
             statistics.median(fits) if fits else None)
 
@@ -105,7 +89,7 @@ def main():
     parser.add_argument("--native", required=True, help="a python3 with numpy, pandas and scikit-learn")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--prepared", help="a cache prepared before, linked instead of preparing")
-    parser.add_argument("--concurrent", type=int, default=8)
+    parser.add_argument("--concurrent", type=int, default=8, help="0: skip the package's runs")
     args = parser.parse_args()
     binary = kvrun_binary(prefer_release=True)
     work = tempfile.mkdtemp(prefix="kvrun-bench-scientific-")
@@ -127,7 +111,7 @@ def main():
             ("fit script (read_csv + LinearRegression)",
              [binary, "run", fit, "--dir", f"{DATA}::/data:ro", "--", "/data/train.csv"],
              [args.native, fit, os.path.join(DATA, "train.csv")]),
-            ('print("hello")', [binary, "run", os.path.join(scripts, "hello.py")],
+            ('print("hello")', [binary, "run", os.path.join(scripts, "hello.py"), "--python-runtime", "scientific"],
              [args.native, os.path.join(scripts, "hello.py")]),
             ("LinearRegression 200,000 x 20", [binary, "run", compute, "--", "linear"],
              [args.native, compute, "linear"]),
@@ -141,7 +125,8 @@ def main():
             n_wall, n_rss, n_fit = medians(theirs, native_env, args.repeat)
             fits = (f"{fit_time:>10.3f} {n_fit:>10.3f} {fit_time / n_fit:>6.2f}" if fit_time else f"{'':>10} {'':>10} {'':>6}")
             print(f"{label:<42} {wall:>8.3f}s {n_wall:>8.3f}s {wall / n_wall:>6.3f} {fits} {rss:>6.0f} / {n_rss:<6.0f}")
-        concurrent(args, env)
+        if args.concurrent:
+            concurrent(args, env)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

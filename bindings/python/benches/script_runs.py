@@ -25,28 +25,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import kvrun
-from common import ROOT, concurrent_rounds, kvrun_binary, print_concurrent, require_release_package
+from common import ROOT, concurrent_rounds, kvrun_binary, print_concurrent, require_release_package, timed
 
 TRAIN_PY = os.path.join(ROOT, "examples", "train-py", "train.py")
 DATA = os.path.join(ROOT, "examples", "data")
 EXAMPLE_WASM = os.path.join(ROOT, "target", "guest-build", "wasm32-wasip2", "guest-release", "kvrun-example-train.wasm")
-
-
-def timed(command, env):
-    """Wall seconds and peak RSS (MiB) of one process."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    out, err = process.stdout.read(), process.stderr.read()
-    process.stdout.close()
-    process.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed: {err.decode(errors='replace')}")
-    return wall, usage.ru_maxrss / 1024, out
 
 
 def cli_runs(binary, env, work, repeat):
