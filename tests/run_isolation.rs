@@ -26,7 +26,7 @@ async fn no_network_unless_granted_not_even_to_the_vault() {
         .await;
         assert_eq!(
             ran.stdout.trim(),
-            "http: ErrorCode::HttpRequestDenied",
+            "http: the kvrun host refused the request (this run may not send it there)",
             "{url}"
         );
     }
@@ -53,7 +53,7 @@ async fn no_network_unless_granted_not_even_to_the_vault() {
     let ran = run_training(HOSTILE_TRAINING_WASM, t.options(), options).await;
     assert_eq!(
         ran.stdout.trim(),
-        "http: ErrorCode::HttpRequestDenied",
+        "http: the kvrun host refused the request (this run may not send it there)",
         "the vault stays closed"
     );
 }

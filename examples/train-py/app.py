@@ -7,8 +7,8 @@ its connection string, and fits `y` on `x` by least squares over `/data/train.cs
 
 Build and run (componentize-py from PyPI):
 
-    componentize-py -d wit -w training componentize -p examples/train-py app -o train-py.wasm
-    kvrun run train-py.wasm --secret db-password --dir examples/data::/data:ro
+    componentize-py -d wit -w training componentize -p examples/train-py app -o target/train-py.wasm
+    kvrun run target/train-py.wasm --secret db-password --dir examples/data::/data:ro
 """
 
 import sys

@@ -187,6 +187,11 @@ pub struct Client {
 }
 
 impl Client {
+    /// The vault's URL, as messages about it name it.
+    pub fn vault_url(&self) -> &str {
+        &self.options.vault_url
+    }
+
     /// Checks the options and instantiates the component, with its own connection pool.
     pub async fn new(runtime: &Runtime, options: ClientOptions) -> Result<Client> {
         let transport = Arc::new(Transport::new(options.transport.clone())?);

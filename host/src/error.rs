@@ -229,6 +229,35 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The same error with the vault's URL `url` in its message replaced by `name`: "the
+    /// local vault (DIR)" for the embedded vault, which serves its URL only while its process
+    /// runs, and "the run's vault" inside a run, which is told no host path.
+    pub fn naming_vault(self, url: &str, name: &str) -> Error {
+        let url = url.trim_end_matches('/');
+        if url.is_empty() {
+            return self;
+        }
+        let named = |text: String| text.replace(url, name);
+        match self {
+            Error::NotFound(m) => Error::NotFound(named(m)),
+            Error::Denied(m) => Error::Denied(named(m)),
+            Error::Conflict(m) => Error::Conflict(named(m)),
+            Error::Unauthenticated(m) => Error::Unauthenticated(named(m)),
+            Error::InvalidArgument(m) => Error::InvalidArgument(named(m)),
+            Error::Unavailable(m) => Error::Unavailable(named(m)),
+            Error::Transport(m) => Error::Transport(named(m)),
+            Error::Throttled { tried, detail } => Error::Throttled {
+                tried,
+                detail: named(detail),
+            },
+            Error::Network { cause, origin } => Error::Network {
+                cause,
+                origin: named(origin),
+            },
+            other => other,
+        }
+    }
+
     /// An [`Error::Io`] with what kvrun was doing.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
         Error::Io {

@@ -188,6 +188,15 @@ impl VaultConnection {
         Client::new(runtime, self.options.clone()).await
     }
 
+    /// How messages name this vault instead of its URL: "the local vault (DIR)" for the
+    /// embedded one (its URL means nothing once the command has ended); else `None`.
+    pub fn local_name(&self) -> Option<String> {
+        match &self.source {
+            VaultSource::Embedded(dir) => Some(format!("the local vault ({})", dir.display())),
+            _ => None,
+        }
+    }
+
     /// The embedded vault, when one was started.
     pub fn embedded(&self) -> Option<&LocalVault> {
         self.embedded.as_ref()

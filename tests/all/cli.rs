@@ -692,6 +692,35 @@ async fn tracker(
     (server, metrics)
 }
 
+#[test]
+fn the_example_says_in_words_why_its_tracker_cannot_be_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&run(secret(d, &["set", "db-password"]), "db-pa55\n"));
+    ok(&run(
+        secret(d, &["set", "mlflow-password"]),
+        "tracker-pa55-word\n",
+    ));
+    let mut command = example_run(d);
+    command.args([
+        "--use-secret",
+        "mlflow-password=http://127.0.0.1:9",
+        "--env",
+        "MLFLOW_TRACKING_URI=http://127.0.0.1:9",
+        "--env",
+        "MLFLOW_TRACKING_USERNAME=trainer",
+    ]);
+    let out = run(command, "");
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said: Vec<&str> = stderr.lines().filter(|l| l.starts_with("train:")).collect();
+    assert_eq!(
+        said,
+        ["train: could not report to MLflow: the connection was refused (is the server running?)"],
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn the_example_reports_metrics_with_a_password_it_never_holds() {
     let (server, metrics) = tracker("tracker-pa55-word").await;
@@ -766,6 +795,44 @@ fn the_command_line_says_what_to_do_instead() {
         !d.join("vault.db").exists(),
         "refused before any vault was opened"
     );
+    // A mistyped option is named by the real one, never with what was typed after `=`; a
+    // word that is no near miss (a value, however it starts) keeps the line above.
+    for (typed, real) in [
+        (&["--tags", "a=b"][..], "tag"),
+        (&["--content-typ=text/plain"], "content-type"),
+        (&["--valu-file", "v.txt"], "value-file"),
+        (
+            &["--tag=k=v", "--valu-from-env=HUNTER2-CANARY"],
+            "value-from-env",
+        ),
+    ] {
+        let out = run(secret(d, &[&["set", "foo"][..], typed].concat()), "x");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr,
+            format!("kvrun: invalid argument: `kvrun secret set` has no option by that name; did you mean --{real}? Nothing was set\n"),
+            "{typed:?}"
+        );
+        assert_eq!(out.status.code(), Some(4));
+        assert!(
+            !stderr.contains("CANARY") && !stderr.contains("text/plain") && !stderr.contains("a=b")
+        );
+    }
+    for word in ["--value", "--S3cret", "hunter2-canary"] {
+        let out = run(secret(d, &["set", "foo", word]), "x");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.starts_with(
+                "kvrun: invalid argument: secret values never come from the command line"
+            ),
+            "{word}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("S3cret") && !stderr.contains("canary"),
+            "{stderr}"
+        );
+    }
+    assert!(!d.join("vault.db").exists(), "nothing was set");
     refused(
         kvrun_with(
             d,

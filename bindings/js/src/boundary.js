@@ -61,7 +61,7 @@ export class Boundary {
     this.vaultOrigin = vaultOrigin;
     this.allow = allow;
     this.credential = credential;
-    this.stats = { sent: 0, denied: 0 };
+    this.stats = { sent: 0, denied: 0, tokenRefused: 0 };
     // One secure context, made once: a `ca` list given to the agent would be concatenated
     // into its connection-pool key on every request (about 0.8 ms with the public roots).
     const secureContext = caCert ? tls.createSecureContext({ ca: [...tls.rootCertificates, String(caCert)] }) : undefined;
@@ -120,6 +120,9 @@ export class Boundary {
           answer = await this.#send(origin, request, headers, authorization);
         }
       }
+      // The vault answered 401 to a request that carried a token: the token was refused,
+      // which the component's message (the vault's own wire text) does not say.
+      if (vault && answer.status === 401 && authorization !== undefined) this.stats.tokenRefused++;
       return answer;
     } catch (error) {
       return { error: errorCode(error) };

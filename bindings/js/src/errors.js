@@ -34,8 +34,9 @@ export class ComponentError extends KvrunError {}
 export class ConfigError extends KvrunError {}
 
 /** The error for the contract's `error` variant (`{ tag, val }`); `policyDenied` when the
- * boundary refused a request during the call. */
-export function fromContract(error, policyDenied) {
+ * boundary refused a request during the call, `tokenRefused` when the vault answered 401 to a
+ * request that carried the token. */
+export function fromContract(error, policyDenied, tokenRefused = false) {
   const message = typeof error.val === 'string' ? error.val : error.val?.message ?? error.tag;
   if (policyDenied && (error.tag === 'denied' || error.tag === 'transport' || error.tag === 'unavailable')) {
     return new PolicyDenied(`${message} (the host's network policy refused the request; nothing was sent)`, { kind: 'denied-by-policy' });
@@ -48,6 +49,9 @@ export function fromContract(error, policyDenied) {
     case 'conflict':
       return new Conflict(message, { kind: 'conflict' });
     case 'unauthenticated':
+      if (tokenRefused) {
+        return new Unauthenticated(`the vault refused the token this package sent (check the token or credential given to Keyvault); the vault said: ${message}`, { kind: 'unauthenticated' });
+      }
       return new Unauthenticated(message, { kind: 'unauthenticated' });
     case 'invalid-name':
       return new InvalidName(message, { kind: 'invalid-name' });

@@ -142,7 +142,7 @@ export class Keyvault {
       if (!call) return;
       this.#calls.delete(m.id);
       if (m.fatal) call.reject(new ComponentError(m.fatal, { kind: 'component' }));
-      else if (m.error) call.reject(fromContract(m.error, this.#boundary.stats.denied > call.deniedBefore));
+      else if (m.error) call.reject(fromContract(m.error, this.#boundary.stats.denied > call.deniedBefore, this.#boundary.stats.tokenRefused > call.tokenRefusedBefore));
       else call.resolve(m.value);
       this.#idle();
     });
@@ -191,7 +191,7 @@ export class Keyvault {
         clearTimeout(timer);
         f(v);
       };
-      this.#calls.set(id, { resolve: done(resolve), reject: done(reject), worker, deniedBefore: this.#boundary.stats.denied });
+      this.#calls.set(id, { resolve: done(resolve), reject: done(reject), worker, deniedBefore: this.#boundary.stats.denied, tokenRefusedBefore: this.#boundary.stats.tokenRefused });
       worker.postMessage({ id, op, args });
     });
   }

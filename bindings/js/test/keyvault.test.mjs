@@ -2,7 +2,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Keyvault, NotFound, InvalidName, Conflict, KvrunError } from '../src/index.js';
+import { Keyvault, NotFound, InvalidName, Conflict, KvrunError, Unauthenticated } from '../src/index.js';
 import { startVault } from './helpers.mjs';
 
 let vault;
@@ -85,4 +85,18 @@ test('concurrent calls all answer', async () => {
   await kv.setSecret('shared', 'same');
   const values = await Promise.all(Array.from({ length: 20 }, () => kv.getSecret('shared')));
   assert.ok(values.every((s) => s.value === 'same'));
+});
+
+test('a token the vault refuses is said to be refused, and never shown', async () => {
+  const wrong = new Keyvault({ vaultUrl: vault.url, token: 'not-the-vault-token-0f3c', caCert: vault.caCert });
+  try {
+    await assert.rejects(wrong.getSecret('db-password'), (error) => {
+      assert.ok(error instanceof Unauthenticated, String(error));
+      assert.match(error.message, /^the vault refused the token this package sent \(check the token or credential given to Keyvault\); the vault said: /);
+      assert.ok(!error.message.includes('not-the-vault-token-0f3c'));
+      return true;
+    });
+  } finally {
+    await wrong.close();
+  }
 });

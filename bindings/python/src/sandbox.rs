@@ -49,6 +49,20 @@ impl PythonRuntime {
     }
 }
 
+/// A progress line of a one-time step (building or preparing a Python runtime, compiling
+/// it), as an `INFO` record of the `kvrun` logger.
+fn log_progress(line: &str) {
+    Python::attach(|py| {
+        let logged = py
+            .import("logging")
+            .and_then(|logging| logging.call_method1("getLogger", ("kvrun",)))
+            .and_then(|logger| logger.call_method1("info", (line,)));
+        if let Err(e) = logged {
+            e.print(py);
+        }
+    });
+}
+
 /// What `Sandbox.run` runs: a component, or a script in a Python runtime.
 #[derive(FromPyObject)]
 enum Target<'py> {
@@ -152,7 +166,7 @@ impl Sandbox {
         };
         let sandbox = self.sandbox.clone();
         let runtime = py
-            .detach(move || sandbox.prepare_python(kind, &|_| ()))
+            .detach(move || sandbox.prepare_python(kind, &log_progress))
             .py()?;
         Ok(PythonRuntime {
             runtime: Arc::new(runtime),

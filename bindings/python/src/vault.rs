@@ -38,6 +38,8 @@ pub struct Shared {
     clients: Clients,
     /// Where the vault came from, for `repr`.
     pub source: String,
+    /// How messages name the embedded vault instead of its URL (`the local vault (DIR)`).
+    local_name: Option<String>,
 }
 
 impl Shared {
@@ -48,7 +50,11 @@ impl Shared {
         py: Python<'_>,
         f: impl AsyncFnOnce(&mut Client) -> kvrun::Result<T> + Send,
     ) -> kvrun::Result<T> {
-        self.clients.call(py, &self.runtime, &self.options, f)
+        let outcome = self.clients.call(py, &self.runtime, &self.options, f);
+        match &self.local_name {
+            Some(name) => outcome.map_err(|e| e.naming_vault(&self.options.vault_url, name)),
+            None => outcome,
+        }
     }
 
     /// Whether [`Vault::close`] has run.
@@ -100,6 +106,7 @@ impl Vault {
         };
         let connection = blocking::wait(py, VaultConnection::open(&choice)).py()?;
         let options = connection.options.clone();
+        let local_name = connection.local_name();
         let source = match &connection.source {
             VaultSource::Explicit => "given".to_string(),
             VaultSource::Workspace(config, _) => format!("named by {}", config.path.display()),
@@ -121,6 +128,7 @@ impl Vault {
                 connection: Mutex::new(Some(connection)),
                 clients: Clients::new(CLIENTS),
                 source,
+                local_name,
             }),
         })
     }

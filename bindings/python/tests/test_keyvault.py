@@ -176,3 +176,12 @@ def test_an_empty_data_dir_variable_means_the_platform_directory(tmp_path, monke
         kv.set_secret("where", "platform")
     assert list(work.iterdir()) == []
     assert (tmp_path / "data" / "kvrun" / "vault.db").is_file()
+
+
+def test_a_missing_secret_of_the_embedded_vault_names_the_local_vault(data_dir):
+    """The embedded vault's URL is served only while this process runs: the message names its
+    data directory, as `kvrun secret get` does."""
+    with kvrun.Keyvault(data_dir=data_dir) as kv:
+        with pytest.raises(kvrun.NotFound) as missing:
+            kv.get_secret("never-set-anywhere")
+    assert str(missing.value) == f'secret "never-set-anywhere" was not found in the local vault ({data_dir}) (SecretNotFound)'

@@ -228,10 +228,18 @@ def monkeypatch_module():
         yield patch
 
 
-def test_run_script_runs_the_python_example_in_the_sandbox(script_sandbox):
+def test_run_script_runs_the_python_example_in_the_sandbox(script_sandbox, caplog):
     out = io.StringIO()
-    result = script_sandbox.run_script(TRAIN_PY, secrets=["db-password"], dirs=[(DATA, "/data", True)], stdout=out, stderr=out)
+    with caplog.at_level("INFO", logger="kvrun"):
+        result = script_sandbox.run_script(TRAIN_PY, secrets=["db-password"], dirs=[(DATA, "/data", True)], stdout=out, stderr=out)
     assert result.ok, out.getvalue()
+    # The session's first script builds and compiles the runtime: its steps are logged, with
+    # their times, and none of them reaches the run's output.
+    steps = [r.getMessage() for r in caplog.records if r.name == "kvrun"]
+    assert any(s.startswith("kvrun: building kvrun's Python runtime") for s in steps), steps
+    assert any(s.startswith("kvrun: built the Python runtime") and s.endswith(" s") for s in steps), steps
+    assert any(s.startswith("kvrun: compiled the Python runtime in ") for s in steps), steps
+    assert "kvrun: build" not in out.getvalue()
     assert "postgres://trainer:***@db.internal:5432/experiments" in out.getvalue()
     assert "fitted y = 2.5021 * x + 0.9823 on 40 rows" in out.getvalue()
     assert VALUE not in out.getvalue()

@@ -4,7 +4,8 @@
 
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
-    Fields, HeaderError, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
+    ErrorCode, FieldSizePayload, Fields, HeaderError, IncomingBody, Method, OutgoingBody,
+    OutgoingRequest, Scheme,
 };
 use wasi::io::streams::StreamError;
 
@@ -83,7 +84,7 @@ pub fn send(
         .set_path_with_query(Some(&path))
         .map_err(|_| "bad path")?;
     let outgoing = request.body().map_err(|_| "no request body")?;
-    let future = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    let future = outgoing_handler::handle(request, None).map_err(|e| described(&e))?;
     {
         let stream = outgoing.write().map_err(|_| "no body stream")?;
         for chunk in body.chunks(4096) {
@@ -92,11 +93,11 @@ pub fn send(
                 .map_err(|e| format!("writing the body: {e:?}"))?;
         }
     }
-    OutgoingBody::finish(outgoing, None).map_err(|e| format!("{e:?}"))?;
+    OutgoingBody::finish(outgoing, None).map_err(|e| described(&e))?;
     future.subscribe().block();
     let response = match future.get() {
         Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(code))) => return Err(format!("{code:?}")),
+        Some(Ok(Err(code))) => return Err(described(&code)),
         _ => return Err("no response".into()),
     };
     let status = response.status();
@@ -119,4 +120,86 @@ pub fn send(
         headers,
         body,
     })
+}
+
+/// A `wasi:http` error in words, one line, for every code the host can give.
+pub fn described(code: &ErrorCode) -> String {
+    let size = |what: &str, bytes: Option<u64>| match bytes {
+        Some(bytes) => format!("{what} is too large ({bytes} bytes)"),
+        None => format!("{what} is too large"),
+    };
+    let field = |what: &str, payload: &FieldSizePayload| match &payload.field_name {
+        Some(name) => format!("the {what} {name:?} is too large"),
+        None => format!("a {what} is too large"),
+    };
+    match code {
+        ErrorCode::DnsTimeout => "the host name could not be resolved in time".into(),
+        ErrorCode::DnsError(payload) => match &payload.rcode {
+            // A DNS response code (NXDOMAIN, SERVFAIL) says more; a sentence would repeat this.
+            Some(rcode) if !rcode.contains(' ') => {
+                format!("the host name could not be resolved ({rcode})")
+            }
+            _ => "the host name could not be resolved".into(),
+        },
+        ErrorCode::DestinationNotFound => "the destination was not found".into(),
+        ErrorCode::DestinationUnavailable => "the destination is unavailable".into(),
+        ErrorCode::DestinationIpProhibited => "the destination's IP address is prohibited".into(),
+        ErrorCode::DestinationIpUnroutable => "the destination's IP address is unroutable".into(),
+        ErrorCode::ConnectionRefused => {
+            "the connection was refused (is the server running?)".into()
+        }
+        ErrorCode::ConnectionTerminated => "the connection was closed before the answer".into(),
+        ErrorCode::ConnectionTimeout => "connecting timed out".into(),
+        ErrorCode::ConnectionReadTimeout => "reading from the connection timed out".into(),
+        ErrorCode::ConnectionWriteTimeout => "writing to the connection timed out".into(),
+        ErrorCode::ConnectionLimitReached => "too many connections are open".into(),
+        ErrorCode::TlsProtocolError => "the TLS handshake failed".into(),
+        ErrorCode::TlsCertificateError => {
+            "the server's TLS certificate is not trusted (give its CA with --http-ca-cert)".into()
+        }
+        ErrorCode::TlsAlertReceived(payload) => match &payload.alert_message {
+            Some(message) => format!("the server sent a TLS alert: {message}"),
+            None => "the server sent a TLS alert".into(),
+        },
+        ErrorCode::HttpRequestDenied => {
+            "the kvrun host refused the request (this run may not send it there)".into()
+        }
+        ErrorCode::HttpRequestLengthRequired => "the request needs a content length".into(),
+        ErrorCode::HttpRequestBodySize(bytes) => size("the request body", *bytes),
+        ErrorCode::HttpRequestMethodInvalid => "the request method is invalid".into(),
+        ErrorCode::HttpRequestUriInvalid => "the request URL is invalid".into(),
+        ErrorCode::HttpRequestUriTooLong => "the request URL is too long".into(),
+        ErrorCode::HttpRequestHeaderSectionSize(_) => "the request's headers are too large".into(),
+        ErrorCode::HttpRequestHeaderSize(payload) => match payload {
+            Some(payload) => field("request header", payload),
+            None => "a request header is too large".into(),
+        },
+        ErrorCode::HttpRequestTrailerSectionSize(_) => {
+            "the request's trailers are too large".into()
+        }
+        ErrorCode::HttpRequestTrailerSize(payload) => field("request trailer", payload),
+        ErrorCode::HttpResponseIncomplete => "the answer broke off".into(),
+        ErrorCode::HttpResponseHeaderSectionSize(_) => "the answer's headers are too large".into(),
+        ErrorCode::HttpResponseHeaderSize(payload) => field("answer header", payload),
+        ErrorCode::HttpResponseBodySize(bytes) => size("the answer body", *bytes),
+        ErrorCode::HttpResponseTrailerSectionSize(_) => {
+            "the answer's trailers are too large".into()
+        }
+        ErrorCode::HttpResponseTrailerSize(payload) => field("answer trailer", payload),
+        ErrorCode::HttpResponseTransferCoding(coding) => format!(
+            "the answer came in a transfer coding that cannot be read ({})",
+            coding.as_deref().unwrap_or("unknown")
+        ),
+        ErrorCode::HttpResponseContentCoding(coding) => format!(
+            "the answer came in a content coding that cannot be read ({})",
+            coding.as_deref().unwrap_or("unknown")
+        ),
+        ErrorCode::HttpResponseTimeout => "the answer did not come in time".into(),
+        ErrorCode::HttpUpgradeFailed => "the protocol upgrade failed".into(),
+        ErrorCode::HttpProtocolError => "the server broke the HTTP protocol".into(),
+        ErrorCode::LoopDetected => "a request loop was detected".into(),
+        ErrorCode::ConfigurationError => "the HTTP client is misconfigured".into(),
+        ErrorCode::InternalError(Some(detail)) => format!("the request failed: {detail}"),
+        ErrorCode::InternalError(None) => "the request failed".into(),
+    }
 }

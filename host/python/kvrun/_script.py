@@ -54,11 +54,45 @@ class _NativeExtensionFinder(importlib.abc.MetaPathFinder):
         return None
 
 
-def _native_error(error: BaseException):
-    """The NativeExtensionError behind `error` (its cause or context), if there is one."""
+class NoSocketsError(ConnectionRefusedError):
+    """The script opened a connection with `urllib.request` or `http.client`, which need
+    sockets, which the sandbox does not give."""
+
+
+_NO_SOCKETS = ("the kvrun sandbox has no sockets, so urllib.request and http.client cannot "
+               "connect: make HTTP requests with kvrun.http (kvrun.http.get(url), "
+               "kvrun.http.post(url, json=...)), which the run's network policy governs")
+
+
+def _refuse_sockets() -> None:
+    """Makes opening a connection with `http.client` or an `http`/`https`/`ftp` URL with
+    `urllib.request` raise NoSocketsError, at use: importing them still works, so libraries
+    that only import them load."""
+    import http.client
+    import urllib.request
+
+    def refuse(*_args, **_kwargs):
+        raise NoSocketsError(_NO_SOCKETS)
+
+    http.client.HTTPConnection.connect = refuse
+    if hasattr(http.client, "HTTPSConnection"):
+        http.client.HTTPSConnection.connect = refuse
+    opener_open = urllib.request.OpenerDirector.open
+
+    def open_without_sockets(self, fullurl, *args, **kwargs):
+        url = fullurl if isinstance(fullurl, str) else fullurl.full_url
+        if url.split(":", 1)[0].lower() in ("http", "https", "ftp"):
+            refuse()
+        return opener_open(self, fullurl, *args, **kwargs)
+
+    urllib.request.OpenerDirector.open = open_without_sockets
+
+
+def _behind(error: BaseException, kind: type):
+    """The exception of `kind` behind `error` (itself, its cause or context), if any."""
     seen = set()
     while error is not None and id(error) not in seen:
-        if isinstance(error, NativeExtensionError):
+        if isinstance(error, kind):
             return error
         seen.add(id(error))
         error = error.__cause__ or error.__context__
@@ -84,6 +118,7 @@ def run_script(script: str, search: list, build_path: list) -> int:
     sys.path_importer_cache.clear()
     importlib.invalidate_caches()
     sys.meta_path.append(_NativeExtensionFinder())
+    _refuse_sockets()
     sys.dont_write_bytecode = True
     if directory:
         os.chdir(directory)
@@ -99,9 +134,11 @@ def run_script(script: str, search: list, build_path: list) -> int:
     except SystemExit as e:
         return _status(e.code)
     except BaseException as e:  # a Python process prints every uncaught exception
-        native = _native_error(e)
+        native = _behind(e, NativeExtensionError)
         if native is not None:
             print(f"kvrun: {file_name} {native.msg}", file=sys.stderr)
+        elif _behind(e, NoSocketsError) is not None:
+            print(f"kvrun: {file_name}: {_NO_SOCKETS}", file=sys.stderr)
         else:
             # From the script's own frames on, as Python shows it.
             traceback.print_exception(type(e), e, e.__traceback__.tb_next or e.__traceback__)

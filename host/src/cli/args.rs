@@ -374,13 +374,36 @@ pub(crate) enum SecretCommand {
 
 /// A word typed where a secret value would go: only its presence is kept, never its text.
 #[derive(Clone)]
-pub(crate) struct RefusedValue;
+pub(crate) struct RefusedValue {
+    /// For a word that looks like an option (`--tags=a=b`), its name (`tags`), kept only to
+    /// tell a misspelt option from a value; never shown unless it is a near miss of a real
+    /// option, and then only the real option is named.
+    option: Option<String>,
+}
+
+impl RefusedValue {
+    /// The real option of `options` this word misspells (at most two edits away), if any.
+    pub(crate) fn misspelt<'a>(&self, options: &'a [String]) -> Option<&'a str> {
+        let typed = self.option.as_deref()?;
+        options
+            .iter()
+            .filter(|real| *real != typed && real.len() >= 3)
+            .map(|real| (strsim::levenshtein(typed, real), real.as_str()))
+            .filter(|(distance, _)| *distance <= 2)
+            .min()
+            .map(|(_, real)| real)
+    }
+}
 
 impl std::str::FromStr for RefusedValue {
     type Err = std::convert::Infallible;
 
-    fn from_str(_: &str) -> std::result::Result<RefusedValue, Self::Err> {
-        Ok(RefusedValue)
+    fn from_str(text: &str) -> std::result::Result<RefusedValue, Self::Err> {
+        let option = text
+            .strip_prefix("--")
+            .map(|rest| rest.split('=').next().unwrap_or_default().to_string())
+            .filter(|name| !name.is_empty());
+        Ok(RefusedValue { option })
     }
 }
 

@@ -5,16 +5,15 @@
 use super::args::Output;
 use kvrun::Error;
 use serde_json::json;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 /// The embedded local vault of this process, once started: its URL (served only while the
-/// command runs) and its data directory, so messages can name it as the local vault.
-static LOCAL_VAULT: OnceLock<(String, PathBuf)> = OnceLock::new();
+/// command runs) and how messages name it instead (`the local vault (DIR)`).
+static LOCAL_VAULT: OnceLock<(String, String)> = OnceLock::new();
 
 /// Remembers the embedded local vault that this command talks to.
-pub(crate) fn remember_local_vault(url: &str, data_dir: PathBuf) {
-    let _ = LOCAL_VAULT.set((url.trim_end_matches('/').to_string(), data_dir));
+pub(crate) fn remember_local_vault(url: &str, name: String) {
+    let _ = LOCAL_VAULT.set((url.trim_end_matches('/').to_string(), name));
 }
 
 /// What a failure shows: its line (or JSON object) and its exit status.
@@ -29,8 +28,8 @@ pub(crate) struct Shown {
 pub(crate) fn render(e: &Error, output: Output) -> Shown {
     let status = exit_status(e);
     let mut message = e.to_string();
-    if let Some((url, dir)) = LOCAL_VAULT.get() {
-        message = message.replace(url, &format!("the local vault ({})", dir.display()));
+    if let Some((url, name)) = LOCAL_VAULT.get() {
+        message = message.replace(url, name);
     }
     let message = message.lines().collect::<Vec<_>>().join(" ");
     let hint = e.hint();

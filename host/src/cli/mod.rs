@@ -51,7 +51,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => {
             current_thread().and_then(|rt| rt.block_on(run::run(args, &cli.global)))
         }
-        Command::Compile(args) => run::compile(args),
+        Command::Compile(args) => run::compile(args, &cli.global),
         Command::Workspace(WorkspaceCommand::Show) => {
             current_thread().and_then(|rt| rt.block_on(workspace::workspace_show(&cli.global)))
         }
@@ -197,8 +197,8 @@ pub(crate) async fn connect(global: &Global) -> Result<VaultConnection> {
         unsafe_token_to_any_host: global.unsafe_token_to_any_host,
     };
     let connection = VaultConnection::open(&target).await?;
-    if let VaultSource::Embedded(dir) = &connection.source {
-        failure::remember_local_vault(&connection.options.vault_url, dir.clone());
+    if let Some(name) = connection.local_name() {
+        failure::remember_local_vault(&connection.options.vault_url, name);
     }
     if let VaultSource::Workspace(config, _) = &connection.source {
         eprintln!(

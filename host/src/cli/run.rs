@@ -8,12 +8,11 @@ use kvrun::python::Script;
 use kvrun::sandbox::{PythonKind, RunIo, RunOptions, Sandbox};
 use kvrun::RuntimeOptions;
 use kvrun::{Error, Result};
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 /// `kvrun run`: the exit status is the component's, or one per limit (see the README).
 pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
-    let progress = std::io::stderr().is_terminal();
+    let progress = shows_progress(global);
     let script = is_script(&args.component).then(|| Script {
         path: args.component.clone(),
         python_paths: args.script.python_paths.clone(),
@@ -125,8 +124,8 @@ fn output_files() -> kvrun::sandbox::KeptFiles {
 /// `kvrun compile`: compiles a component, or builds and compiles kvrun's Python runtime
 /// (`--python`), with the engine `kvrun run --max-memory` would use, so that the first run
 /// loads it from the caches.
-pub(crate) fn compile(args: CompileArgs) -> Result<ExitCode> {
-    let progress = std::io::stderr().is_terminal();
+pub(crate) fn compile(args: CompileArgs, global: &Global) -> Result<ExitCode> {
+    let progress = shows_progress(global);
     let Some(cache) = RuntimeOptions::default_cache_dir() else {
         return Err(Error::Config(
             "there is no cache directory to compile into: set KVRUN_CACHE_DIR".into(),
@@ -206,37 +205,52 @@ fn outcome(outcome: kvrun::component_cache::CacheOutcome) -> &'static str {
     }
 }
 
-/// Progress lines for a slow first step: printed on stderr when it is a terminal.
-fn progress_line(on_terminal: bool) -> impl Fn(&str) {
+/// Whether one-time steps print their progress lines on stderr: always, terminal or not (a CI
+/// log must not read a first build as a hang), except under `-o json`, whose failure contract
+/// is one object.
+fn shows_progress(global: &Global) -> bool {
+    global.output != super::args::Output::Json
+}
+
+/// Progress lines for a slow first step (a start line and an end line with its time).
+fn progress_line(shown: bool) -> impl Fn(&str) {
     move |line: &str| {
-        if on_terminal {
+        if shown {
             eprintln!("{line}");
         }
     }
 }
 
-/// How long loading a component may take before a terminal is told it is being compiled (a
-/// cached one loads in milliseconds).
+/// How long loading a component may take before it is said to be compiling (a cached one
+/// loads in milliseconds, and a small one compiles in a fraction of a second: neither prints).
 const NOTICE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 const COMPILING: &str =
     "kvrun: compiling the component for this machine (once; later runs load it from the cache)…";
 
-/// Prints a line on stderr if it is still alive after a delay: progress for a step that is
-/// slow only sometimes (compiling, which a cache hit skips), known only by how long it takes.
+/// A start line on stderr if the step is still going after a delay, and then an end line
+/// with its time: progress for a step that is slow only sometimes (compiling, which a cache
+/// hit skips), known only by how long it takes.
 struct SlowNotice {
+    started: std::time::Instant,
     done: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Option<std::thread::JoinHandle<bool>>,
 }
 
 impl SlowNotice {
     fn after(delay: std::time::Duration, line: &'static str) -> SlowNotice {
         let (done, wait) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
-            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(delay) {
+            let slow = matches!(
+                wait.recv_timeout(delay),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+            );
+            if slow {
                 eprintln!("{line}");
             }
+            slow
         });
         SlowNotice {
+            started: std::time::Instant::now(),
             done: Some(done),
             thread: Some(thread),
         }
@@ -247,7 +261,12 @@ impl Drop for SlowNotice {
     fn drop(&mut self) {
         drop(self.done.take());
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            if thread.join().unwrap_or(false) {
+                eprintln!(
+                    "kvrun: compiled the component in {:.1} s",
+                    self.started.elapsed().as_secs_f64()
+                );
+            }
         }
     }
 }

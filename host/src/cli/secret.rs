@@ -12,6 +12,21 @@ use std::process::ExitCode;
 /// `kvrun secret …`: reads a value first (so a prompt is not mixed with output), then runs
 /// the command in one client session.
 pub(crate) async fn secret(command: SecretCommand, global: &Global) -> Result<ExitCode> {
+    if let SecretCommand::Set {
+        value_on_command_line,
+        ..
+    } = &command
+    {
+        let options = set_options();
+        if let Some(real) = value_on_command_line
+            .iter()
+            .find_map(|word| word.misspelt(&options))
+        {
+            return Err(Error::InvalidArgument(format!(
+                "`kvrun secret set` has no option by that name; did you mean --{real}? Nothing was set"
+            )));
+        }
+    }
     // Read the value before anything starts, so a prompt is not mixed with other output.
     let pending_value = match &command {
         SecretCommand::Set {
@@ -197,4 +212,23 @@ async fn set_many(
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The long options `kvrun secret set` takes, its own and the global ones.
+fn set_options() -> Vec<String> {
+    use clap::CommandFactory;
+    let root = super::args::Cli::command();
+    let set = root
+        .find_subcommand("secret")
+        .and_then(|secret| secret.find_subcommand("set"))
+        .map(|set| {
+            set.get_arguments()
+                .filter_map(|a| a.get_long().map(str::to_string))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let global = root
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_string));
+    set.into_iter().chain(global).collect()
 }

@@ -145,13 +145,17 @@ pub fn load_runtime(runtime: &Runtime, progress: &dyn Fn(&str)) -> Result<Loaded
         .and_then(|key| Some((wasm_path(runtime.cache_dir()?, &key), key)))
         .filter(|(wasm, _)| wasm.exists());
     match cached {
-        Some((wasm, key)) => runtime.load_component_by_key("python-runtime", &key, || {
-            private_files::check_file(&wasm, "the cached Python runtime")?;
-            let bytes = std::fs::read(&wasm)
-                .map_err(|e| Error::io(format!("could not read {}", wasm.display()), e))?;
-            compiling(progress, &bytes);
-            Ok(Cow::Owned(bytes))
-        }),
+        Some((wasm, key)) => {
+            let loaded = runtime.load_component_by_key("python-runtime", &key, || {
+                private_files::check_file(&wasm, "the cached Python runtime")?;
+                let bytes = std::fs::read(&wasm)
+                    .map_err(|e| Error::io(format!("could not read {}", wasm.display()), e))?;
+                compiling(progress, &bytes);
+                Ok(Cow::Owned(bytes))
+            })?;
+            compiled(progress, &loaded);
+            Ok(loaded)
+        }
         None => build_runtime(runtime, progress),
     }
 }
@@ -168,6 +172,7 @@ pub fn build_runtime(runtime: &Runtime, progress: &dyn Fn(&str)) -> Result<Loade
         compiling(progress, &wasm);
         Ok(Cow::Owned(wasm))
     })?;
+    compiled(progress, &loaded);
     if let Some(pointer) = latest_build_path(runtime.cache_dir()) {
         if let Err(e) =
             private_files::write(&pointer, key.as_bytes(), 0o600, "the Python runtime's key")
@@ -176,6 +181,16 @@ pub fn build_runtime(runtime: &Runtime, progress: &dyn Fn(&str)) -> Result<Loade
         }
     }
     Ok(loaded)
+}
+
+/// The end line of a compile, when there was one.
+fn compiled(progress: &dyn Fn(&str), loaded: &Loaded) {
+    if loaded.outcome == crate::component_cache::CacheOutcome::Compiled {
+        progress(&format!(
+            "kvrun: compiled the Python runtime in {:.1} s",
+            loaded.elapsed.as_secs_f64()
+        ));
+    }
 }
 
 fn compiling(progress: &dyn Fn(&str), wasm: &[u8]) {

@@ -83,6 +83,13 @@ impl SecretBroker {
     }
 
     /// Why `name` cannot be read, for a name that was not granted with `--secret`.
+    /// The vault client's error as the run is told it: the vault is "the run's vault", never
+    /// its URL (for the embedded vault, a loopback address that means nothing to the run and
+    /// stands for a host directory).
+    fn in_the_runs_words(&self, error: Error) -> Error {
+        error.naming_vault(self.vault.vault_url(), "the run's vault")
+    }
+
     fn refusal(&self, name: &str) -> (&'static str, WitError) {
         if self.handles.as_ref().is_some_and(|h| h.is_bound(name)) {
             let shown: String = name.chars().take(130).collect();
@@ -123,7 +130,7 @@ impl SecretBroker {
             _ => outcome_label(&outcome),
         };
         self.audit(operation, name, true, label)?;
-        Ok(outcome.map_err(Into::into))
+        Ok(outcome.map_err(|e| self.in_the_runs_words(e).into()))
     }
 
     /// Reads a batch: at most [`MAX_BATCH_NAMES`] names; each distinct name (Key Vault names
@@ -189,7 +196,7 @@ impl SecretBroker {
                 for name in &missing {
                     self.audit("get-secrets", name, true, error_label(&e))?;
                 }
-                return Ok(Err(e.into()));
+                return Ok(Err(self.in_the_runs_words(e).into()));
             }
         };
         let mut values = Vec::with_capacity(distinct.len());

@@ -152,7 +152,9 @@ impl ScientificPython {
                 (temporary.path().to_path_buf(), Some(temporary))
             }
         };
-        let latest = dir.join("latest");
+        // The latest snapshot made with kvrun's current modules and imports: another kvrun
+        // never takes a snapshot that holds other modules than its own.
+        let latest = dir.join(format!("latest-{}", kvrun_part_key()));
         let cached = (!refresh)
             .then(|| read_key(&latest))
             .flatten()
@@ -260,14 +262,22 @@ fn engine() -> Result<Engine> {
 /// The key of a snapshot: everything that goes into it.
 fn snapshot_key(python_digest: &str, stdlib_digest: &str) -> String {
     let mut hash = Sha256::new();
+    for part in [kvrun_part_key().as_str(), python_digest, stdlib_digest] {
+        hash.update((part.len() as u64).to_le_bytes());
+        hash.update(part.as_bytes());
+    }
+    hex::encode(&hash.finalize()[..16])
+}
+
+/// The key of kvrun's own part of a snapshot: its version, its modules and the imports.
+fn kvrun_part_key() -> String {
+    let mut hash = Sha256::new();
     let mut part = |bytes: &[u8]| {
         hash.update((bytes.len() as u64).to_le_bytes());
         hash.update(bytes);
     };
     part(b"kvrun scientific python v1");
     part(env!("CARGO_PKG_VERSION").as_bytes());
-    part(python_digest.as_bytes());
-    part(stdlib_digest.as_bytes());
     for import in SNAPSHOT_IMPORTS {
         part(import.as_bytes());
     }

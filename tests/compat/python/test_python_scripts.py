@@ -803,3 +803,58 @@ def test_hostile_frames_at_the_door_get_error_answers_and_the_run_goes_on(script
     assert set(kinds) <= {"invalid-frame", "bad-header", "refused"}, kinds
     assert "still serving ***" in ran.stdout
     assert "panicked" not in ran.stderr
+
+
+NO_SOCKETS = ("the kvrun sandbox has no sockets, so urllib.request and http.client cannot connect: "
+              "make HTTP requests with kvrun.http (kvrun.http.get(url), kvrun.http.post(url, json=...)), "
+              "which the run's network policy governs")
+
+
+@pytest.mark.parametrize("opening", [
+    "urllib.request.urlopen('https://example.com/data.csv')",
+    "urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:9/'))",
+    "http.client.HTTPConnection('example.com').request('GET', '/')",
+])
+def test_a_connection_with_urllib_or_http_client_ends_with_one_line_naming_kvrun_http(scripts, opening):
+    """Importing them works (libraries that only import them load); opening a connection
+    says, in one line, that the sandbox has no sockets and what to use."""
+    path = os.path.join(scripts["job"], "sockets.py")
+    with open(path, "w") as f:
+        f.write(f"import http.client, urllib.request\nprint('imported')\n{opening}\n")
+    ran = scripts["kvrun"]("run", path)
+    assert ran.returncode == 1, ran.stderr
+    assert ran.stdout == "imported\n"
+    assert ran.stderr.strip().splitlines() == [f"kvrun: sockets.py: {NO_SOCKETS}"], ran.stderr
+
+
+def test_the_first_script_on_a_machine_says_what_it_builds_without_a_terminal(scripts, tmp_path):
+    """stderr redirected (a CI log): the one-time build and compile print a start and an end
+    line with the time; under `-o json` none; a cached run nothing new."""
+    componentize_py_only(scripts)
+    path = os.path.join(scripts["job"], "train.py")
+    fresh = {"KVRUN_CACHE_DIR": str(tmp_path / "cache")}
+    first = scripts["kvrun"]("run", path, "--secret", "db-password", "--", "plain", extra_env=fresh)
+    assert first.returncode == 0, first.stderr
+    steps = [line for line in first.stderr.splitlines() if not line.startswith("{")]
+    starts = ["kvrun: building kvrun's Python runtime with componentize-py", "kvrun: built the Python runtime (",
+              "kvrun: compiling the Python runtime (", "kvrun: compiled the Python runtime in "]
+    assert len(steps) == 4 and all(line.startswith(start) for line, start in zip(steps, starts)), steps
+    assert steps[1].endswith(" s") and steps[3].endswith(" s"), steps
+    again = scripts["kvrun"]("run", path, "--secret", "db-password", "--", "plain", extra_env=fresh)
+    assert [line for line in again.stderr.splitlines() if not line.startswith("{")] == []
+    quiet = {"KVRUN_CACHE_DIR": str(tmp_path / "json-cache")}
+    json_run = scripts["kvrun"]("-o", "json", "run", path, "--secret", "db-password", "--", "plain", extra_env=quiet)
+    assert json_run.returncode == 0, json_run.stderr
+    assert [line for line in json_run.stderr.splitlines() if not line.startswith("{")] == []
+
+
+def test_a_missing_secret_inside_a_run_names_the_runs_vault_and_no_host_path(scripts):
+    path = os.path.join(scripts["job"], "missing.py")
+    with open(path, "w") as f:
+        f.write("import kvrun\ntry:\n    kvrun.get_secret('never-set')\nexcept kvrun.SecretError as e:\n"
+                "    print(e.kind, e)\ntry:\n    kvrun.get_secrets(['db-password', 'never-set'])\n"
+                "    print('batch fine')\nexcept kvrun.SecretError as e:\n    print(e.kind, e)\n")
+    ran = scripts["kvrun"]("run", path, "--secret", "never-set", "--secret", "db-password")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == 'not-found secret "never-set" was not found in the run\'s vault (SecretNotFound)\nbatch fine\n', ran.stdout
+    assert scripts["dir"] not in ran.stdout and "localhost" not in ran.stdout

@@ -55,6 +55,11 @@ def test_the_granted_secret_is_read_masked_and_audited(job):
     assert "postgres://trainer:***@db.internal:5432/experiments" in ran.stdout
     assert "train.py: fitted y = 2.5021 * x + 0.9823 on 40 rows" in ran.stdout
     assert VALUE not in ran.stdout + ran.stderr
+    # Its first run compiles it for tens of seconds: a start and an end line, although stderr
+    # is no terminal (a CI log would read silence as a hang).
+    lines = ran.stderr.splitlines()
+    assert "kvrun: compiling the component for this machine (once; later runs load it from the cache)…" in lines
+    assert any(line.startswith("kvrun: compiled the component in ") and line.endswith(" s") for line in lines), lines
     with open(audit) as f:
         records = [json.loads(line) for line in f]
     assert [(r["name"], r["granted"], r["outcome"]) for r in records] == [("db-password", True, "ok")]
@@ -63,6 +68,7 @@ def test_the_granted_secret_is_read_masked_and_audited(job):
 def test_a_secret_not_granted_is_refused_and_the_jobs_status_kept(job):
     ran = job["kvrun"]("run", job["wasm"], "--secret", "db-password", "--", "other-secret")
     assert ran.returncode == 2, ran.stderr
+    assert "kvrun: compil" not in ran.stderr, "a cached run prints nothing new"
     assert "was not granted to this run" in ran.stderr
     assert "not-for-this-run" not in ran.stdout + ran.stderr
     record = json.loads(next(line for line in ran.stderr.splitlines() if line.startswith("{")))
