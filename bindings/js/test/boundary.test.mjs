@@ -14,7 +14,7 @@ test('a request to an origin outside the allow-list is denied and nothing is sen
   const elsewhere = await recordingServer(() => ({ status: 200, body: 'reached' }));
   const kv = new Keyvault({ vaultUrl: vault.url, token: TOKEN, componentModule: HOSTILE });
   const { value } = await kv.getSecret(`fetch ${elsewhere.url}/steal`);
-  assert.match(value, /HTTP-request-denied|HttpRequestDenied/);
+  assert.match(value, /the kvrun host refused the request \(this run may not send it there\)/);
   assert.equal(elsewhere.seen.length, 0);
   assert.equal(kv.networkStats.denied, 1);
   await kv.close();

@@ -145,7 +145,18 @@ impl Sandbox {
     /// Compiles (or loads from the cache) and links a `training` component.
     fn prepare(&self, py: Python<'_>, wasm: Vec<u8>) -> PyResult<Component> {
         let sandbox = self.sandbox.clone();
+        let compiling = !sandbox.is_compiled(&wasm);
+        if compiling {
+            log_progress(kvrun::sandbox::COMPILING_COMPONENT);
+        }
+        let started = std::time::Instant::now();
         let component = py.detach(move || sandbox.prepare(&wasm)).py()?;
+        if compiling {
+            log_progress(&format!(
+                "kvrun: compiled the component in {:.1} s",
+                started.elapsed().as_secs_f64()
+            ));
+        }
         Ok(Component {
             component: Arc::new(component),
         })

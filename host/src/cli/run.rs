@@ -224,8 +224,7 @@ fn progress_line(shown: bool) -> impl Fn(&str) {
 /// How long loading a component may take before it is said to be compiling (a cached one
 /// loads in milliseconds, and a small one compiles in a fraction of a second: neither prints).
 const NOTICE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
-const COMPILING: &str =
-    "kvrun: compiling the component for this machine (once; later runs load it from the cache)…";
+const COMPILING: &str = kvrun::sandbox::COMPILING_COMPONENT;
 
 /// A start line on stderr if the step is still going after a delay, and then an end line
 /// with its time: progress for a step that is slow only sometimes (compiling, which a cache

@@ -74,6 +74,11 @@ mod training {
     });
 }
 
+/// The line that says a training component is being compiled (once: later runs load it from
+/// the cache); its end line says `compiled the component in N s`.
+pub const COMPILING_COMPONENT: &str =
+    "kvrun: compiling the component for this machine (once; later runs load it from the cache)…";
+
 /// Which Python runtime runs a script (`kvrun run --python-runtime`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PythonKind {
@@ -433,6 +438,15 @@ impl Sandbox {
             ..TransportOptions::default()
         })?);
         Ok(self)
+    }
+
+    /// Whether `wasm` is compiled in the cache already, so that [`Sandbox::prepare`] only loads
+    /// it (a runner says when it is about to compile: [`COMPILING_COMPONENT`]).
+    pub fn is_compiled(&self, wasm: &[u8]) -> bool {
+        self.runtime.cache_dir().is_some_and(|dir| {
+            crate::component_cache::artifact_path(self.runtime.engine(), dir, "training", wasm)
+                .is_file()
+        })
     }
 
     /// Loads `wasm` (a component of the `training` world) and links it.
