@@ -39,8 +39,8 @@ MARKER = re.compile(r"^<!-- readme-test: (run|output|skip \((?P<why>.+)\)) -->$"
 
 # The runnable blocks and the skipped ones, as README.md has them now: a block that changes
 # kind changes these, on purpose.
-RUN_BLOCKS = 11
-SKIPPED_BLOCKS = 12
+RUN_BLOCKS = 10
+SKIPPED_BLOCKS = 13
 
 # The quick start builds kvrun first: those commands are dropped, and the binary under test is
 # the installed one.
@@ -198,7 +198,15 @@ def run_block(language, body, setting):
     raise AssertionError(f"no runner for a {language!r} block")
 
 
+def untracked():
+    """The files of the clone that git does not track and does not ignore."""
+    listed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT,
+                            capture_output=True, text=True)
+    return {line for line in listed.stdout.splitlines() if line.startswith("??")}
+
+
 def test_every_runnable_block_of_the_readme_runs_as_written(setting):
+    before = untracked()
     found = blocks()
     rules = rewrites(setting["served"], setting["tracker"])
     ran, skipped, reasons = 0, 0, {}
@@ -223,3 +231,4 @@ def test_every_runnable_block_of_the_readme_runs_as_written(setting):
     print(f"README blocks: {ran} run, {skipped} skipped ({', '.join(f'{n} {why}' for why, n in sorted(reasons.items()))})")
     assert (ran, skipped) == (RUN_BLOCKS, SKIPPED_BLOCKS), "a block changed kind: update RUN_BLOCKS / SKIPPED_BLOCKS"
     assert MLFLOW_PASSWORD in Tracker.passwords, "the handle example's request reached the stand-in with the password"
+    assert untracked() == before, "following the README left files in the clone (write them under target/)"
