@@ -22,7 +22,10 @@
 //! tell a run whether a guess it sent (and the service echoed) begins a value it may not read.
 
 mod matcher;
+mod parts;
 mod views;
+
+pub use parts::{secret_parts, CONNECTION_KEYS, CREDENTIAL_KEYS};
 
 use crate::encoded_forms::ValueForms;
 use matcher::Matcher;

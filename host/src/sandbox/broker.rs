@@ -67,8 +67,20 @@ impl SecretBroker {
         Ok(())
     }
 
-    fn remember(&self, value: &SecretString) {
-        self.masks.add(value.expose().as_bytes());
+    /// Masks `values` in the run's output, with their secret parts (a JSON secret's password
+    /// member, a connection string's key: [`crate::masking::secret_parts`]).
+    fn remember<'a>(&self, values: impl IntoIterator<Item = &'a SecretString>) {
+        let values: Vec<&SecretString> = values.into_iter().collect();
+        let parts: Vec<SecretString> = values
+            .iter()
+            .flat_map(|value| crate::masking::secret_parts(value.expose()))
+            .collect();
+        self.masks.add_all(
+            values
+                .into_iter()
+                .chain(&parts)
+                .map(|value| value.expose().as_bytes()),
+        );
     }
 
     /// Writes one audit record; past the budget the run stops (the trap says why).
@@ -109,7 +121,7 @@ impl SecretBroker {
             return Ok(Err(error));
         }
         Ok(self.fetch("get-secret", &name).await?.map(|value| {
-            self.remember(&value);
+            self.remember([&value]);
             value.expose().to_string()
         }))
     }
@@ -216,8 +228,7 @@ impl SecretBroker {
             self.audit("get-secrets", name, true, label)?;
             values.push(value);
         }
-        self.masks
-            .add_all(values.iter().flatten().map(|v| v.expose().as_bytes()));
+        self.remember(values.iter().flatten());
         Ok(Ok(slot
             .into_iter()
             .map(|i| values[i].as_ref().map(|v| v.expose().to_string()))

@@ -858,3 +858,26 @@ def test_a_missing_secret_inside_a_run_names_the_runs_vault_and_no_host_path(scr
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout == 'not-found secret "never-set" was not found in the run\'s vault (SecretNotFound)\nbatch fine\n', ran.stdout
     assert scripts["dir"] not in ran.stdout and "localhost" not in ran.stdout
+
+
+STRUCTURED = ('{"host": "db.internal", "user": "trainer", "password": "json-pa55-Qm7x",'
+              ' "storage": "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=QWNjb3VudEtleTE=;",'
+              ' "tracker": "https://trainer:url-pa55-Zt4@mlflow.internal/"}')
+
+
+def test_a_structured_secret_printed_field_by_field_comes_out_masked(scripts):
+    """A JSON secret printed member by member: its password, a connection string's account key
+    and a URL's password are masked as values of their own; other members print as they are."""
+    assert scripts["kvrun"]("secret", "set", "db-config", stdin=STRUCTURED).returncode == 0
+    path = os.path.join(scripts["job"], "fields.py")
+    with open(path, "w") as f:
+        f.write("import json, kvrun\nconfig = json.loads(kvrun.get_secret('db-config'))\n"
+                "print('user', config['user'], 'host', config['host'])\n"
+                "print('password', config['password'])\n"
+                "print('key', config['storage'].split('AccountKey=')[1].rstrip(';'))\n"
+                "print('url password', config['tracker'].split(':')[2].split('@')[0])\n")
+    ran = scripts["kvrun"]("run", path, "--secret", "db-config")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == "user trainer host db.internal\npassword ***\nkey ***\nurl password ***\n", ran.stdout
+    for part in ("json-pa55-Qm7x", "QWNjb3VudEtleTE=", "url-pa55-Zt4"):
+        assert part not in ran.stdout + ran.stderr
