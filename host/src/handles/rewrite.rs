@@ -17,7 +17,12 @@
 //!
 //! `Content-Length` is set to the new body's length. A request may carry `Authorization` only
 //! with a handle substituted in it; without one it is refused (a run has no credential of its
-//! own to send). Any other finding ([`super::placeholder::Stray`]) refuses the request.
+//! own to send). A handle in a header that never carries a credential and that servers, proxies
+//! and CDNs commonly reflect or log ([`reflected_header`]: `User-Agent`, `Referer`,
+//! `X-Request-Id`, `traceparent`, `Accept*`, `Content-*`, ...) refuses the request: the value
+//! would end up in access logs and echoed answers. Custom credential headers (`X-Api-Key`,
+//! `X-Goog-Api-Key`, `DD-API-KEY`, ...) carry it. Any other finding
+//! ([`super::placeholder::Stray`]) refuses the request.
 
 use super::placeholder::{Scan, Scanner, StrayKind};
 use super::{IssuedHandle, UseBinding};
@@ -178,6 +183,16 @@ pub fn substitute(
         if scan.literals.is_empty() {
             continue;
         }
+        if reflected_header(name) {
+            let handle = scan.literals[0].1;
+            return Err(Refusal {
+                handle: Some(handle),
+                reason: format!(
+                    "the handle of {:?} is in the header {name}, which never carries a credential and which servers reflect and log; send it in Authorization or the service's own credential header",
+                    issued[handle].name
+                ),
+            });
+        }
         if *name == AUTHORIZATION {
             authorization_carries_handle = true;
         }
@@ -219,6 +234,28 @@ pub fn substitute(
         body,
         used: checker.used,
     })
+}
+
+/// Headers that never carry a credential and that servers, proxies and CDNs commonly reflect
+/// or log: a handle in one refuses the request.
+pub fn reflected_header(name: &http::HeaderName) -> bool {
+    const NAMES: &[&str] = &[
+        "user-agent",
+        "referer",
+        "origin",
+        "via",
+        "forwarded",
+        "x-request-id",
+        "x-correlation-id",
+        "idempotency-key",
+        "traceparent",
+        "tracestate",
+        "cache-control",
+        "host",
+    ];
+    const PREFIXES: &[&str] = &["x-forwarded-", "accept", "content-"];
+    let name = name.as_str();
+    NAMES.contains(&name) || PREFIXES.iter().any(|prefix| name.starts_with(prefix))
 }
 
 /// Percent-encode everything but the unreserved characters.
@@ -364,6 +401,54 @@ mod tests {
 
     fn get(uri: &str) -> http::request::Builder {
         http::Request::get(uri)
+    }
+
+    #[test]
+    fn a_handle_in_a_header_servers_reflect_and_log_refuses_the_request() {
+        let c = case("s3cr3t value", &["api-token=https://api.example.com"]);
+        for name in [
+            "user-agent",
+            "referer",
+            "origin",
+            "via",
+            "forwarded",
+            "x-forwarded-for",
+            "x-forwarded-host",
+            "x-request-id",
+            "x-correlation-id",
+            "idempotency-key",
+            "traceparent",
+            "tracestate",
+            "accept",
+            "accept-language",
+            "content-type",
+            "content-disposition",
+            "cache-control",
+        ] {
+            let refused = c
+                .send(
+                    get("https://api.example.com/v1").header(name, format!("x {} y", c.h())),
+                    "",
+                )
+                .unwrap_err();
+            assert_eq!(refused.handle, Some(0), "{name}");
+            assert_eq!(
+                refused.reason,
+                format!("the handle of \"api-token\" is in the header {name}, which never carries a credential and which servers reflect and log; send it in Authorization or the service's own credential header")
+            );
+        }
+        for name in [
+            "x-api-key",
+            "x-goog-api-key",
+            "dd-api-key",
+            "api-key",
+            "x-auth-token",
+        ] {
+            let (parts, _) = c
+                .send(get("https://api.example.com/v1").header(name, c.h()), "")
+                .unwrap_or_else(|e| panic!("{name}: {}", e.reason));
+            assert_eq!(parts.headers[name], "s3cr3t value");
+        }
     }
 
     #[test]

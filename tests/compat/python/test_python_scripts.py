@@ -527,6 +527,8 @@ HANDLES = textwrap.dedent('''
                                  headers={"Authorization": "Bearer " + kvrun.get_secret_handle("api-token")}))
         elif mode == "query":
             kvrun.http.get(url + "/v1/echo", params={"key": kvrun.get_secret_handle("api-token")})
+        elif mode == "user-agent":
+            kvrun.http.get(url + "/v1/echo", headers={"User-Agent": "trainer/" + kvrun.get_secret_handle("api-token")})
         elif mode == "read":
             print(kvrun.get_secret("api-token"))
         elif mode == "plain":
@@ -611,6 +613,10 @@ def test_a_handle_to_an_unbound_origin_or_in_the_query_is_refused_with_the_hosts
     ran = run_handles(scripts, echo_servers, "query")
     assert ran.returncode == 0, ran.stderr
     assert "refused: the handle of \"api-token\" is in the query" in ran.stdout, ran.stdout
+    # A header that servers reflect and log never carries the value, even to the bound origin.
+    ran = run_handles(scripts, echo_servers, "user-agent")
+    assert ran.returncode == 0, ran.stderr
+    assert "refused: the handle of \"api-token\" is in the header user-agent, which never carries a credential" in ran.stdout, ran.stdout
     assert (len(echo_servers["bound_seen"]), len(echo_servers["other_seen"])) == before, "nothing was sent"
     assert '"outcome":"refused: ' in ran.stderr
 
