@@ -165,6 +165,15 @@ pub fn write(path: &Path, contents: &[u8], mode: u32, what: &str) -> Result<()> 
     Ok(())
 }
 
+/// The cache key (32 hex digits) recorded in `path`, if the file is this user's and nobody
+/// else can write it (a key names which cached artifact a run loads as native code).
+pub fn read_key(path: &Path, what: &str) -> Option<String> {
+    check_file(path, what).ok()?;
+    let key = std::fs::read_to_string(path).ok()?;
+    let key = key.trim();
+    (key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit())).then(|| key.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,3 +207,4 @@ mod tests {
         assert!(open_append(&link, "the audit file").is_err());
     }
 }
+

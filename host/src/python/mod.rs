@@ -214,11 +214,7 @@ fn latest_build_path(cache_dir: Option<&Path>) -> Option<PathBuf> {
 /// The key of the latest runtime built from kvrun's current Python files, if it is recorded
 /// in a file of this user's that nobody else can write.
 fn latest_build(cache_dir: Option<&Path>) -> Option<String> {
-    let path = latest_build_path(cache_dir)?;
-    private_files::check_file(&path, "the Python runtime's key").ok()?;
-    let key = std::fs::read_to_string(&path).ok()?;
-    let key = key.trim();
-    (key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit())).then(|| key.to_string())
+    private_files::read_key(&latest_build_path(cache_dir)?, "the Python runtime's key")
 }
 
 /// The runtime component's wasm: from `CACHE_DIR/python/`, else built and stored there.

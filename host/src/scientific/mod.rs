@@ -156,7 +156,7 @@ impl ScientificPython {
         // never takes a snapshot that holds other modules than its own.
         let latest = dir.join(format!("latest-{}", kvrun_part_key()));
         let cached = (!refresh)
-            .then(|| read_key(&latest))
+            .then(|| private_files::read_key(&latest, "the scientific Python runtime's key"))
             .flatten()
             .filter(|key| dir.join(key).join("snapshot.wasm").is_file());
         let (key, version) = match cached {
@@ -287,14 +287,6 @@ fn kvrun_part_key() -> String {
         part(source.as_bytes());
     }
     hex::encode(&hash.finalize()[..16])
-}
-
-/// A key recorded in a file of this user's that nobody else can write.
-fn read_key(path: &Path) -> Option<String> {
-    private_files::check_file(path, "the Python runtime's key").ok()?;
-    let key = std::fs::read_to_string(path).ok()?;
-    let key = key.trim();
-    (key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit())).then(|| key.to_string())
 }
 
 /// Makes the snapshot on a thread of its own with a runtime of its own (the caller may be on
