@@ -148,10 +148,22 @@ pub fn load_by_key<'a, A: Compiled>(
             }
         }
     }
-    let component = A::compile(engine, &wasm()?)?;
-    if let Err(e) = store(&path, &component) {
-        tracing::warn!(error = %e, "could not cache the compiled component; it will be compiled again next time");
-    }
+    let compiled = A::compile(engine, &wasm()?)?;
+    let component = match store(&path, &compiled) {
+        // Run from the file just written, mapped, as a cached artifact runs: one kept only
+        // in memory makes wasmtime copy its memory image into a sealed memfd when first
+        // instantiated, and the kernel refuses the seal now and then on a busy machine
+        // (`EBUSY` while it still holds the new pages), which stops the run.
+        // SAFETY: as above; `store` has just written it.
+        Ok(()) => unsafe { A::deserialize_file(engine, &path) }.unwrap_or_else(|e| {
+            tracing::warn!(path = %path.display(), error = %e, "running the compiled component from memory");
+            compiled
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not cache the compiled component; it will be compiled again next time");
+            compiled
+        }
+    };
     Ok(Loaded {
         component,
         outcome: CacheOutcome::Compiled,

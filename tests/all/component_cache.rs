@@ -109,3 +109,27 @@ fn an_artifact_or_cache_that_others_could_have_planted_is_never_loaded() {
         "no temporary files left: {leftovers:?}"
     );
 }
+
+/// A component compiled by this process runs from its cached file, mapped, as a cached one
+/// does: an artifact kept only in memory makes wasmtime copy its memory image into a sealed
+/// memfd at the first instantiation, and sealing fails now and then on a busy machine
+/// (`EBUSY` while the kernel still holds the new pages), which stopped a run with "cannot add
+/// seals to the memfd".
+#[test]
+fn a_freshly_compiled_component_runs_from_its_mapped_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: Some(cache.clone()),
+        ..RuntimeOptions::default()
+    })
+    .unwrap();
+    assert_eq!(runtime.load_report().0, CacheOutcome::Compiled);
+    let artifact = artifact_path(runtime.engine(), &cache, "vault-client", kvrun::GUEST_WASM);
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    assert!(
+        maps.contains(artifact.to_str().unwrap()),
+        "{} is mapped by the runtime that compiled it",
+        artifact.display()
+    );
+}
