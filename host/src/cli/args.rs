@@ -123,7 +123,7 @@ pub(crate) struct RunArgs {
     pub(crate) secrets: Vec<String>,
     /// Let the run use a secret it cannot read, through a handle the host replaces by the
     /// value only in requests to this origin (repeatable; the origin is allowed too):
-    /// NAME=ORIGIN[/PATH-PREFIX][,query][,body].
+    /// NAME=ORIGIN[/PATH-PREFIX][,query][,body][,header=NAME]...[,methods=GET+POST].
     #[arg(long = "use-secret", value_name = "NAME=ORIGIN")]
     pub(crate) use_secrets: Vec<String>,
     /// Let the run reach this origin over wasi:http (repeatable); default: no network.

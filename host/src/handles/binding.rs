@@ -1,11 +1,15 @@
-//! Where a secret's handle may take its value: `--use-secret NAME=ORIGIN[/PATH-PREFIX][,query][,body]`.
+//! Where a secret's handle may take its value:
+//! `--use-secret NAME=ORIGIN[/PATH-PREFIX][,query][,body][,header=NAME]...[,methods=M+M]`.
 //! Pure logic, no wasmtime.
 //!
 //! The origin is an allow-list entry ([`crate::policy`]: `https`, or plain `http` to a loopback
 //! host named explicitly; a leading `*.` wildcard). The path prefix, if any, matches whole
 //! segments. A handle is substituted in request headers (and inside `Authorization: Basic`
-//! credentials) always; in the query string only with `,query`, in the body only with
-//! `,body`; never in the path.
+//! credentials) but never in those that servers reflect and log
+//! ([`super::rewrite::reflected_header`]); `,header=NAME` (repeatable) narrows that to exactly
+//! the named headers, `Authorization` only when named. In the query string only with `,query`,
+//! in the body only with `,body`; never in the path. `,methods=GET+POST` limits every
+//! substitution of the binding to those methods.
 //!
 //! | binding | substitutes for | refuses |
 //! |---|---|---|
@@ -13,6 +17,8 @@
 //! | `api-token=https://api.example.com/v1` | `/v1`, `/v1/runs` | `/v10`, `/v1/../admin`, `/v1/%2e%2e/admin`, `/v2` |
 //! | `api-token=https://api.example.com/v1/,query` | also `?key=<handle>` | the handle in the body |
 //! | `mlflow-password=http://127.0.0.1:5000/api/,body` | plain http to that loopback port; headers and body | any other port |
+//! | `api-token=https://api.example.com,header=X-Api-Key` | the `X-Api-Key` header only | the handle in `Authorization` |
+//! | `api-token=https://api.example.com,methods=GET+HEAD` | `GET` and `HEAD` requests | `POST`, `DELETE`, ... |
 //! | `x=http://tracker.internal` | (refused when parsed: plain http only to loopback) | |
 //!
 //! ```
@@ -22,6 +28,9 @@
 //! assert!(b.covers(&origin, "/v1/runs"));
 //! assert!(!b.covers(&origin, "/v10"));
 //! assert!(b.in_query() && !b.in_body());
+//! let narrow: UseBinding = "api-token=https://api.example.com,header=X-Api-Key,methods=GET".parse().unwrap();
+//! assert!(narrow.in_header("x-api-key") && !narrow.in_header("authorization"));
+//! assert!(narrow.allows_method("GET") && !narrow.allows_method("POST"));
 //! ```
 
 use crate::policy::{AllowRule, Origin, PolicyError};
@@ -37,7 +46,12 @@ pub struct UseBinding {
     path_prefix: Option<String>,
     in_query: bool,
     in_body: bool,
+    headers: Option<Vec<String>>,
+    methods: Option<Vec<&'static str>>,
 }
+
+/// The methods `,methods=` may name.
+const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 impl UseBinding {
     /// The secret's name as given.
@@ -68,6 +82,27 @@ impl UseBinding {
     /// Whether the handle may be substituted in the body.
     pub fn in_body(&self) -> bool {
         self.in_body
+    }
+
+    /// Whether the handle may be substituted in the header `name` (lower case): any header
+    /// unless `,header=` named some, then exactly those.
+    pub fn in_header(&self, name: &str) -> bool {
+        self.headers
+            .as_ref()
+            .is_none_or(|named| named.iter().any(|n| n == name))
+    }
+
+    /// Whether a request with `method` may carry the value: any method unless `,methods=`
+    /// named some, then exactly those.
+    pub fn allows_method(&self, method: &str) -> bool {
+        self.methods
+            .as_ref()
+            .is_none_or(|named| named.contains(&method))
+    }
+
+    /// The methods `,methods=` named, joined by `+`, if it did.
+    pub fn methods(&self) -> Option<String> {
+        self.methods.as_ref().map(|m| m.join("+"))
     }
 
     /// Whether a request to `origin` with this path (no query) is one the handle may go to.
@@ -140,6 +175,12 @@ impl fmt::Display for UseBinding {
         if self.in_body {
             f.write_str(",body")?;
         }
+        for header in self.headers.iter().flatten() {
+            write!(f, ",header={header}")?;
+        }
+        if let Some(methods) = self.methods() {
+            write!(f, ",methods={methods}")?;
+        }
         Ok(())
     }
 }
@@ -148,7 +189,7 @@ impl FromStr for UseBinding {
     type Err = PolicyError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let usage = "write it as NAME=ORIGIN[/PATH-PREFIX][,query][,body], e.g. api-token=https://api.example.com/v1";
+        let usage = "write it as NAME=ORIGIN[/PATH-PREFIX][,query][,body][,header=NAME]...[,methods=GET+POST], e.g. api-token=https://api.example.com/v1";
         let (name, rest) = text.split_once('=').ok_or_else(|| {
             PolicyError::new(format!("--use-secret {text:?} has no '=': {usage}"))
         })?;
@@ -160,13 +201,30 @@ impl FromStr for UseBinding {
         let mut parts = rest.split(',');
         let location = parts.next().unwrap_or("");
         let (mut in_query, mut in_body) = (false, false);
+        let (mut headers, mut methods) = (None::<Vec<String>>, None::<Vec<&'static str>>);
         for option in parts {
-            match option {
-                "query" => in_query = true,
-                "body" => in_body = true,
-                other => {
+            match option.split_once('=') {
+                None if option == "query" => in_query = true,
+                None if option == "body" => in_body = true,
+                Some(("header", name)) => {
+                    let name = parse_header(text, name)?;
+                    let named = headers.get_or_insert_with(Vec::new);
+                    if !named.contains(&name) {
+                        named.push(name);
+                    }
+                }
+                Some(("methods", list)) => {
+                    for method in list.split('+') {
+                        let method = parse_method(text, method)?;
+                        let named = methods.get_or_insert_with(Vec::new);
+                        if !named.contains(&method) {
+                            named.push(method);
+                        }
+                    }
+                }
+                _ => {
                     return Err(PolicyError::new(format!(
-                        "--use-secret {text:?}: unknown option {other:?} (the options are query and body); {usage}"
+                        "--use-secret {text:?}: unknown option {option:?} (the options are query, body, header=NAME and methods=M+M); {usage}"
                     )))
                 }
             }
@@ -191,8 +249,40 @@ impl FromStr for UseBinding {
             path_prefix,
             in_query,
             in_body,
+            headers,
+            methods,
         })
     }
+}
+
+/// A `,header=` name, lower case; a header that servers reflect and log is refused here, where
+/// the operator reads the reason, rather than at every request.
+fn parse_header(text: &str, name: &str) -> Result<String, PolicyError> {
+    let parsed = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+        PolicyError::new(format!(
+            "--use-secret {text:?}: header={name:?} is not a header name"
+        ))
+    })?;
+    if super::rewrite::reflected_header(&parsed) {
+        return Err(PolicyError::new(format!(
+            "--use-secret {text:?}: header={name}: servers and proxies reflect and log that header, so a handle is never substituted there; name the header that carries the credential (Authorization, X-Api-Key, ...)"
+        )));
+    }
+    Ok(parsed.as_str().to_string())
+}
+
+/// A `,methods=` method, upper case.
+fn parse_method(text: &str, method: &str) -> Result<&'static str, PolicyError> {
+    METHODS
+        .iter()
+        .find(|m| m.eq_ignore_ascii_case(method))
+        .copied()
+        .ok_or_else(|| {
+            PolicyError::new(format!(
+                "--use-secret {text:?}: methods= names {method:?}, not one of {}",
+                METHODS.join(", ")
+            ))
+        })
 }
 
 fn parse_prefix(text: &str, path: &str) -> Result<String, PolicyError> {
@@ -291,6 +381,21 @@ mod tests {
         assert!(!plain.in_query() && !plain.in_body());
         assert_eq!(plain.path_prefix(), "/");
         assert!(plain.is_for("DB-TOKEN"));
+        assert!(plain.in_header("authorization") && plain.allows_method("DELETE"));
+        assert_eq!(plain.methods(), None);
+
+        let narrow = binding(
+            "db-token=https://api.example.com,header=Authorization,header=X-Api-Key,header=x-api-key,methods=get+POST",
+        );
+        assert!(narrow.in_header("authorization") && narrow.in_header("x-api-key"));
+        assert!(!narrow.in_header("x-goog-api-key"));
+        assert!(narrow.allows_method("GET") && narrow.allows_method("POST"));
+        assert!(!narrow.allows_method("PUT") && !narrow.allows_method("get"));
+        assert_eq!(
+            narrow.to_string(),
+            "db-token=https://api.example.com,header=authorization,header=x-api-key,methods=GET+POST"
+        );
+        assert_eq!(narrow.to_string().parse::<UseBinding>().unwrap(), narrow);
     }
 
     #[test]
@@ -302,6 +407,13 @@ mod tests {
             ("t=http://api.example.com", "plain http"),
             ("t=ftp://api.example.com", "not supported"),
             ("t=https://api.example.com,headers", "unknown option"),
+            ("t=https://api.example.com,header=", "not a header name"),
+            ("t=https://api.example.com,header=X Api", "not a header name"),
+            ("t=https://api.example.com,header=User-Agent", "reflect and log"),
+            ("t=https://api.example.com,header=X-Forwarded-For", "reflect and log"),
+            ("t=https://api.example.com,methods=GET+FETCH", "not one of GET"),
+            ("t=https://api.example.com,methods=", "not one of GET"),
+            ("t=https://api.example.com,query=1", "unknown option"),
             ("t=https://api.example.com/v1?x=1", "path prefix"),
             ("t=https://api.example.com/v1/%2e", "path prefix"),
             ("t=https://api.example.com/a/../b", "'..' segment"),

@@ -7,7 +7,7 @@
 //!
 //! Isolation model:
 //!
-//! - **Binding** ([`UseBinding`], `kvrun run --use-secret NAME=ORIGIN[/PATH-PREFIX][,query][,body]`):
+//! - **Binding** ([`UseBinding`], `kvrun run --use-secret NAME=ORIGIN[/PATH-PREFIX][,query][,body][,header=NAME]...[,methods=M+M]`):
 //!   the operator says where a secret may go; its origins are added to the run's allow-list.
 //!   A name granted only this way is refused (and audited) by `get-secret`/`get-secrets`.
 //! - **Handle** (`run.get-secret-handle`, [`RunHandles::issue`]): the host reads the value

@@ -2,9 +2,10 @@
 //! `http` types, no wasmtime, no I/O.
 //!
 //! A request passes only if every handle in it is whole, one of the run's, bound to the
-//! request's origin and path, and in a place its binding allows (headers always, also the
-//! password of `Authorization: Basic`; the query with `,query`; the body with `,body`; the
-//! path never). Then each is replaced by its value, written as the place needs it:
+//! request's origin, path and method (`,methods=`), and in a place its binding allows (headers,
+//! also the password of `Authorization: Basic`, or exactly those `,header=` names; the query
+//! with `,query`; the body with `,body`; the path never). Then each is replaced by its value,
+//! written as the place needs it:
 //!
 //! | place | the value goes in as |
 //! |---|---|
@@ -52,37 +53,42 @@ pub struct Substituted {
 
 /// Where in the request a handle was found.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Place {
+enum Place<'a> {
     Path,
     Query,
     HeaderName,
-    Header,
+    Header(&'a str),
     Body,
 }
 
-impl Place {
+impl Place<'_> {
     fn allowed(self, binding: &UseBinding) -> bool {
         match self {
-            Place::Header => true,
+            Place::Header(name) => binding.in_header(name),
             Place::Query => binding.in_query(),
             Place::Body => binding.in_body(),
             Place::Path | Place::HeaderName => false,
         }
     }
 
-    fn describe(self) -> &'static str {
+    fn describe(self) -> String {
         match self {
-            Place::Path => "the URL path (handles are never substituted there)",
-            Place::Query => "the query string (allow it with ,query on --use-secret)",
-            Place::HeaderName => "a header name (handles are substituted in header values only)",
-            Place::Header => "a header",
-            Place::Body => "the body (allow it with ,body on --use-secret)",
+            Place::Path => "the URL path (handles are never substituted there)".into(),
+            Place::Query => "the query string (allow it with ,query on --use-secret)".into(),
+            Place::HeaderName => {
+                "a header name (handles are substituted in header values only)".into()
+            }
+            Place::Header(name) => format!(
+                "the header {name}, which its binding's header= options do not name"
+            ),
+            Place::Body => "the body (allow it with ,body on --use-secret)".into(),
         }
     }
 }
 
 struct Checker<'a> {
     origin: &'a Origin,
+    method: &'a str,
     path: &'a str,
     issued: &'a [IssuedHandle],
     scanner: &'a Scanner,
@@ -123,6 +129,24 @@ impl Checker<'_> {
                     ),
                 });
             }
+            let covering: Vec<&UseBinding> = covering
+                .into_iter()
+                .filter(|b| b.allows_method(self.method))
+                .collect();
+            if covering.is_empty() {
+                let named: Vec<String> =
+                    handle.bindings.iter().filter_map(UseBinding::methods).collect();
+                return Err(Refusal {
+                    handle: Some(*i),
+                    reason: format!(
+                        "the handle of {:?} may go to {} only with the methods its binding names ({}), not {}",
+                        handle.name,
+                        self.origin,
+                        named.join(", "),
+                        self.method
+                    ),
+                });
+            }
             if !covering.iter().any(|b| place.allowed(b)) {
                 return Err(Refusal {
                     handle: Some(*i),
@@ -148,8 +172,10 @@ pub fn substitute(
     scanner: &Scanner,
 ) -> Result<Substituted, Refusal> {
     let path = parts.uri.path().to_string();
+    let method = parts.method.to_string();
     let mut checker = Checker {
         origin,
+        method: &method,
         path: &path,
         issued,
         scanner,
@@ -179,7 +205,7 @@ pub fn substitute(
             Some(decoded) => (decoded, true),
             None => (value.as_bytes().to_vec(), false),
         };
-        let scan = checker.check(&text, Place::Header)?;
+        let scan = checker.check(&text, Place::Header(name.as_str()))?;
         if scan.literals.is_empty() {
             continue;
         }
@@ -478,6 +504,84 @@ mod tests {
             parts.headers["authorization"],
             format!("Basic {expected}").as_str()
         );
+    }
+
+    #[test]
+    fn header_options_narrow_substitution_to_the_named_headers() {
+        let c = case(
+            "s3cr3t value",
+            &["api-token=https://api.example.com,header=X-Api-Key"],
+        );
+        let (parts, _) = c
+            .send(get("https://api.example.com/v1").header("X-API-KEY", c.h()), "")
+            .unwrap();
+        assert_eq!(parts.headers["x-api-key"], "s3cr3t value");
+        for name in ["authorization", "x-goog-api-key"] {
+            let refused = c
+                .send(
+                    get("https://api.example.com/v1").header(name, format!("Bearer {}", c.h())),
+                    "",
+                )
+                .unwrap_err();
+            assert_eq!(
+                refused.reason,
+                format!("the handle of \"api-token\" is in the header {name}, which its binding's header= options do not name")
+            );
+        }
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("u:{}", c.h()));
+        assert!(c
+            .send(
+                get("https://api.example.com/v1").header("authorization", format!("Basic {basic}")),
+                "",
+            )
+            .is_err());
+
+        let authorization = case(
+            "s3cr3t value",
+            &["api-token=https://api.example.com,header=Authorization"],
+        );
+        let (parts, _) = authorization
+            .send(
+                get("https://api.example.com/v1")
+                    .header("authorization", format!("Bearer {}", authorization.h())),
+                "",
+            )
+            .unwrap();
+        assert_eq!(parts.headers["authorization"], "Bearer s3cr3t value");
+    }
+
+    #[test]
+    fn methods_limit_every_substitution_of_the_binding() {
+        let c = case(
+            "s3cr3t value",
+            &["api-token=https://api.example.com,body,methods=GET+POST"],
+        );
+        for method in ["GET", "POST"] {
+            let request = http::Request::builder()
+                .method(method)
+                .uri("https://api.example.com/v1")
+                .header("x-api-key", c.h());
+            assert!(c.send(request, "").is_ok(), "{method}");
+        }
+        for (method, header, body) in [
+            ("DELETE", true, ""),
+            ("PUT", false, "x"),
+            ("get", true, ""),
+        ] {
+            let mut request = http::Request::builder()
+                .method(method)
+                .uri("https://api.example.com/v1");
+            if header {
+                request = request.header("x-api-key", c.h());
+            }
+            let body = if body.is_empty() { String::new() } else { c.h().to_string() };
+            let refused = c.send(request, &body).unwrap_err();
+            assert_eq!(refused.handle, Some(0));
+            assert_eq!(
+                refused.reason,
+                format!("the handle of \"api-token\" may go to https://api.example.com:443 only with the methods its binding names (GET+POST), not {method}")
+            );
+        }
     }
 
     #[test]

@@ -157,7 +157,7 @@ pub struct RunOptions {
     /// Secrets the run may read (`--secret`).
     pub secrets: Vec<String>,
     /// Secrets the run may use through a handle, and where (`--use-secret`,
-    /// `NAME=ORIGIN[/PATH-PREFIX][,query][,body]`, see [`UseBinding`]); their origins are
+    /// `NAME=ORIGIN[/PATH-PREFIX][,query][,body][,header=NAME]...[,methods=M+M]`, see [`UseBinding`]); their origins are
     /// allowed for the run's `wasi:http`.
     pub use_secrets: Vec<String>,
     /// Origins the run may reach over `wasi:http` (`--allow-http`); empty: none.

@@ -178,7 +178,7 @@ impl ScientificPython {
                 if !home.join("snapshot.wasm").is_file() {
                     let stdlib = StdlibDir::make(&home, &checked)?;
                     let started = Instant::now();
-                    let snapshot = make_snapshot(&engine, &checked.python_wasm, &stdlib, progress)?;
+                    let snapshot = make_snapshot(&checked.python_wasm, &stdlib, progress)?;
                     private_files::write(
                         &home.join("snapshot.wasm"),
                         &snapshot,
@@ -250,13 +250,26 @@ impl ScientificPython {
 
 /// The engine of the scientific runtime (see the module docs).
 fn engine() -> Result<Engine> {
+    Ok(Engine::new(&config())?)
+}
+
+/// The engine that instantiates `python.wasm` once, to snapshot it: the runtime's settings
+/// without copy-on-write memory images, whose sealed memfd the kernel refuses now and then on a
+/// busy machine (`EBUSY`); copying the data segments into the one instance costs nothing.
+fn preparation_engine() -> Result<Engine> {
+    let mut config = config();
+    config.memory_init_cow(false);
+    Ok(Engine::new(&config)?)
+}
+
+fn config() -> Config {
     let mut config = Config::new();
     config
         .epoch_interruption(true)
         .max_wasm_stack(8 << 20)
         .async_stack_size(10 << 20)
         .allocation_strategy(InstanceAllocationStrategy::OnDemand);
-    Ok(Engine::new(&config)?)
+    config
 }
 
 /// The key of a snapshot: everything that goes into it.
@@ -292,11 +305,11 @@ fn kvrun_part_key() -> String {
 /// Makes the snapshot on a thread of its own with a runtime of its own (the caller may be on
 /// any kind of runtime, or none), passing its progress lines on to `progress` as they come.
 fn make_snapshot(
-    engine: &Engine,
     python_wasm: &[u8],
     stdlib: &StdlibDir,
     progress: &dyn Fn(&str),
 ) -> Result<Vec<u8>> {
+    let engine = &preparation_engine()?;
     let (lines, said) = std::sync::mpsc::channel::<String>();
     std::thread::scope(|scope| {
         let preparing = scope.spawn(move || {

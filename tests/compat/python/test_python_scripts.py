@@ -567,11 +567,11 @@ def echo_servers():
         yield {"bound": bound, "bound_seen": bound_seen, "other": other, "other_seen": other_seen}
 
 
-def run_handles(scripts, echo_servers, mode, target="bound", extra=()):
+def run_handles(scripts, echo_servers, mode, target="bound", extra=(), options=""):
     script = os.path.join(scripts["job"], "handles.py")
     with open(script, "w") as f:
         f.write(HANDLES)
-    return scripts["kvrun"]("run", script, "--use-secret", f"api-token={echo_servers['bound']}/v1",
+    return scripts["kvrun"]("run", script, "--use-secret", f"api-token={echo_servers['bound']}/v1{options}",
                             "--allow-http", echo_servers["other"], *extra, "--", mode, echo_servers[target])
 
 
@@ -617,6 +617,13 @@ def test_a_handle_to_an_unbound_origin_or_in_the_query_is_refused_with_the_hosts
     ran = run_handles(scripts, echo_servers, "user-agent")
     assert ran.returncode == 0, ran.stderr
     assert "refused: the handle of \"api-token\" is in the header user-agent, which never carries a credential" in ran.stdout, ran.stdout
+    # A binding narrowed to other headers or methods refuses the bearer request (a POST).
+    ran = run_handles(scripts, echo_servers, "bearer", options=",header=X-Api-Key")
+    assert ran.returncode == 0, ran.stderr
+    assert "refused: the handle of \"api-token\" is in the header authorization, which its binding's header= options do not name" in ran.stdout, ran.stdout
+    ran = run_handles(scripts, echo_servers, "bearer", options=",methods=GET+HEAD")
+    assert ran.returncode == 0, ran.stderr
+    assert "refused: the handle of \"api-token\" may go to " in ran.stdout and "only with the methods its binding names (GET+HEAD), not POST" in ran.stdout, ran.stdout
     assert (len(echo_servers["bound_seen"]), len(echo_servers["other_seen"])) == before, "nothing was sent"
     assert '"outcome":"refused: ' in ran.stderr
 

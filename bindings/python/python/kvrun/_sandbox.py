@@ -216,7 +216,7 @@ class Sandbox:
         ``secrets`` are the names the run may read; ``allow_http`` the origins it may reach
         (``https://host[:port]``, ``*.domain``, as ``kvrun run --allow-http``);
         ``use_secrets`` the secrets it may use but not read, as ``kvrun run --use-secret``
-        (``"NAME=ORIGIN[/PATH-PREFIX][,query][,body]"``): the run asks for a handle and the
+        (``"NAME=ORIGIN[/PATH-PREFIX][,query][,body][,header=NAME]...[,methods=M+M]"``): the run asks for a handle and the
         host puts the value into its requests to that origin only; ``timeout``
         is in seconds (default one hour); ``max_memory``, ``max_output`` and ``max_audit``
         in bytes (defaults 512 MiB, 64 MiB, 4 MiB); ``max_echoes`` how many answers may carry a
