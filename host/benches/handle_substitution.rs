@@ -82,13 +82,18 @@ fn main() {
     let allow = || AllowList::parse([&origin]).unwrap();
     let binding: UseBinding = format!("api-token={origin}/api").parse().unwrap();
     let audit = RunAudit::new(
-        Arc::new(AuditLog::to_writer(Box::new(std::io::sink()), "bench")),
+        Arc::new(AuditLog::to_writer(
+            Box::new(std::io::sink()),
+            "bench",
+            Arc::new(kvrun::audit::AuditKey::ephemeral()),
+        )),
         u64::MAX,
     );
     let handles = Arc::new(RunHandles::new(vec![binding], audit, u32::MAX));
     let handle = handles.issue(
         "api-token",
         SecretString::from("bench-token-0123456789-abcdef"),
+        None,
     );
     let mut modes = [
         Mode {

@@ -51,7 +51,11 @@ async fn one_run(setup: Setup<'_>, args: &[&str]) -> Instant {
     let io = RunIo {
         stdout: Box::new(first.clone()),
         stderr: Box::new(std::io::sink()),
-        audit: Arc::new(AuditLog::to_writer(Box::new(std::io::sink()), "bench")),
+        audit: Arc::new(AuditLog::to_writer(
+            Box::new(std::io::sink()),
+            "bench",
+            Arc::new(kvrun::audit::AuditKey::ephemeral()),
+        )),
         output_files: Default::default(),
     };
     match setup {

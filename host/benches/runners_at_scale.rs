@@ -46,7 +46,11 @@ async fn fleet(sandbox: &Sandbox) -> Outcome {
         let io = RunIo {
             stdout: Box::new(first.clone()),
             stderr: Box::new(std::io::sink()),
-            audit: Arc::new(AuditLog::to_writer(Box::new(std::io::sink()), "bench")),
+            audit: Arc::new(AuditLog::to_writer(
+                Box::new(std::io::sink()),
+                "bench",
+                Arc::new(kvrun::audit::AuditKey::ephemeral()),
+            )),
             output_files: Default::default(),
         };
         let component = &component;

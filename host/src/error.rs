@@ -296,6 +296,18 @@ impl Error {
         })
     }
 
+    /// The outcome an audit record gives a failed access: its kind, never its message.
+    pub fn audit_outcome(&self) -> &'static str {
+        match self {
+            Error::NotFound(_) => "not-found",
+            Error::Denied(_) => "error: denied",
+            Error::Unauthenticated(_) => "error: unauthenticated",
+            Error::Unavailable(_) | Error::Timeout(_) => "error: unavailable",
+            Error::Transport(_) => "error: transport",
+            _ => "error",
+        }
+    }
+
     /// The stable kind of this error: what `--output json` reports, and the README's table.
     pub fn kind(&self) -> &'static str {
         match self {

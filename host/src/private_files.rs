@@ -207,4 +207,3 @@ mod tests {
         assert!(open_append(&link, "the audit file").is_err());
     }
 }
-

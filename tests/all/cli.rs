@@ -497,6 +497,25 @@ fn a_writable_dir_holding_the_audit_file_is_refused() {
             assert_eq!(out.status.code(), Some(0), "{stderr}");
         }
     }
+    use std::os::unix::fs::PermissionsExt;
+    // The audit key is a credential: no --dir shows it, read-only or not (a run that read it
+    // could test guesses of a use-only value against any fingerprint it sees).
+    let keys = dir.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let key = keys.join("audit.key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for mode in ["", ":ro"] {
+        let mut command = example_run(&data);
+        command.arg("--audit-key").arg(&key);
+        command
+            .arg("--dir")
+            .arg(format!("{}::/keys{mode}", keys.display()));
+        let out = run(command, "");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{stderr}");
+        assert!(stderr.contains("the audit key"), "{stderr}");
+    }
     let mut command = example_run(&data);
     command
         .arg("--dir")
@@ -528,10 +547,82 @@ fn run_masks_the_granted_secret_and_keeps_the_components_status() {
     );
     assert!(stdout.contains("train: fitted y = "), "{stdout}");
     assert!(!stdout.contains("cli-run-pa55"));
-    let record: serde_json::Value =
-        serde_json::from_str(std::fs::read_to_string(&audit).unwrap().trim()).unwrap();
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 3, "{text}");
+    assert_eq!(records[0]["operation"], "run-start");
+    assert_eq!(records[0]["program"], "component");
+    let wasm = std::fs::read(env!("KVRUN_EXAMPLE_TRAIN_WASM")).unwrap();
+    assert_eq!(
+        records[0]["sha256"],
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm))
+    );
+    assert_eq!(records[0]["secrets"], serde_json::json!(["db-password"]));
+    let record = &records[1];
     assert_eq!(record["name"], "db-password");
     assert_eq!(record["outcome"], "ok");
+    assert_eq!(record["version"].as_str().unwrap().len(), 32, "{record}");
+    assert_eq!(
+        record["fingerprint"].as_str().unwrap().len(),
+        32,
+        "{record}"
+    );
+    assert_eq!(records[2]["operation"], "run-end");
+    assert_eq!(records[2]["status"], 0);
+    use std::os::unix::fs::PermissionsExt;
+    let metadata = std::fs::metadata(d.join("audit.key")).unwrap();
+    assert_eq!(
+        (metadata.len(), metadata.permissions().mode() & 0o777),
+        (32, 0o600)
+    );
+
+    // The records prove themselves: whole as written, and any tampering is named.
+    let verify = |file: &Path| {
+        let mut command = kvrun(d);
+        command.args(["audit", "verify"]).arg(file);
+        let out = run(command, "");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (status, said) = verify(&audit);
+    assert_eq!(status, Some(0), "{said}");
+    assert!(said.ends_with(": whole, 3 records\n"), "{said}");
+    let lines: Vec<&str> = text.lines().collect();
+    let tampered = d.join("tampered.jsonl");
+    std::fs::write(&tampered, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
+    let (status, said) = verify(&tampered);
+    assert_eq!(status, Some(10), "{said}");
+    assert!(
+        said.contains("tampered: record 1 removed (line 2)"),
+        "{said}"
+    );
+    std::fs::write(&tampered, format!("{}\n{}\n", lines[0], lines[1])).unwrap();
+    let (status, said) = verify(&tampered);
+    assert_eq!(status, Some(11), "{said}");
+    assert!(
+        said.contains("incomplete after record 1 (line 2)"),
+        "{said}"
+    );
+
+    // A leaked string is traced to the records that handed it out; another value to none.
+    let mut matching = kvrun(d);
+    matching.args(["audit", "match"]).arg(&audit);
+    let out = run(matching, "cli-run-pa55\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}\n", lines[1])
+    );
+    let mut matching = kvrun(d);
+    matching.args(["audit", "match"]).arg(&audit);
+    let out = run(matching, "cli-run-pa56\n");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no record in these files"));
 
     let mut ungranted = kvrun(d);
     ungranted.args(["run", env!("KVRUN_EXAMPLE_TRAIN_WASM")]);

@@ -1,7 +1,10 @@
 //! Invariant 6: every secret access of a run is audited (time, run id, operation, name,
-//! granted, outcome), one JSON line each, never with the value. Invariant 11: a run cannot
-//! make the host write unbounded audit data or send unbounded requests (invalid names cut,
-//! a byte budget per run, batches deduplicated and capped).
+//! granted, outcome), one JSON line each, never with the value, between a first record that
+//! names what ran and a last that says how it ended; a value handed out or used is named by
+//! its version and its keyed fingerprint; each run's records are chained under the audit key
+//! (`kvrun audit verify`). Invariant 11: a run cannot make the host write unbounded audit
+//! data or send unbounded requests (invalid names cut, a byte budget per run that keeps room
+//! for the last record, batches deduplicated and capped).
 
 use crate::common;
 
@@ -43,8 +46,8 @@ fn the_audit_file_is_appended_and_private() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     for run in ["run-1", "run-2"] {
-        let log = kvrun::audit::AuditLog::to_file(&path, run).unwrap();
-        log.record("get-secret", "db-password", true, "ok");
+        let log = kvrun::audit::AuditLog::to_file(&path, run, common::audit_key()).unwrap();
+        log.record("get-secret", "db-password", true, "ok", None);
     }
     let text = std::fs::read_to_string(&path).unwrap();
     let runs: Vec<String> = text
@@ -64,13 +67,13 @@ fn the_audit_file_is_appended_and_private() {
 
     // An existing file others could read is made private; one they can write is refused.
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    drop(kvrun::audit::AuditLog::to_file(&path, "run-3").unwrap());
+    drop(kvrun::audit::AuditLog::to_file(&path, "run-3", common::audit_key()).unwrap());
     assert_eq!(
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600
     );
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let err = kvrun::audit::AuditLog::to_file(&path, "run-4")
+    let err = kvrun::audit::AuditLog::to_file(&path, "run-4", common::audit_key())
         .err()
         .unwrap()
         .to_string();
@@ -88,11 +91,26 @@ async fn a_run_cannot_write_unbounded_or_arbitrary_audit_data() {
     let ran = run_training(HOSTILE_TRAINING_WASM, t.options(), options).await;
     assert_eq!(ran.exit, kvrun::sandbox::RunExit::AuditLimit(64 << 10));
     assert_eq!(ran.exit.status(), 120);
-    let written: usize = ran.audit.iter().map(|r| r.to_string().len() + 1).sum();
-    assert!(written < (64 << 10) + 1024, "bounded: {written} bytes");
-    let (last, asks) = ran.audit.split_last().unwrap();
-    assert_eq!(last["operation"], "audit-limit");
+    let written: usize = ran.audit_lines.iter().map(|l| l.len() + 1).sum();
+    assert!(written <= 64 << 10, "bounded: {written} bytes");
+    let last: serde_json::Value = serde_json::from_str(ran.audit_lines.last().unwrap()).unwrap();
+    assert_eq!(
+        last["operation"], "run-end",
+        "the budget kept room for the last record"
+    );
+    assert_eq!(last["status"], 120);
     assert!(last["outcome"].as_str().unwrap().contains("--max-audit"));
+    let verdicts = kvrun::audit::verify::verify(
+        &common::audit_key(),
+        ran.audit_lines.iter().map(String::as_str),
+    );
+    assert_eq!(
+        verdicts[0].verdict,
+        kvrun::audit::verify::Verdict::Whole {
+            records: ran.audit_lines.len() as u64
+        }
+    );
+    let asks = &ran.audit;
     assert!(asks.len() > 100, "the budget holds hundreds of records");
     for record in asks {
         assert_eq!(record["name"], "x".repeat(kvrun::audit::INVALID_NAME_SHOWN));

@@ -8,6 +8,8 @@ use crate::common;
 use base64::Engine as _;
 use common::{http_reply, run_in, Ran, RawServer, Step, TestVault, HOSTILE_TRAINING_WASM};
 use kvrun::sandbox::{RunExit, RunOptions, Sandbox, TrainingComponent};
+use kvrun::SecretString;
+use std::sync::Arc;
 use std::time::Duration;
 
 const VALUE: &str = "tok-Secret/Value+42";
@@ -469,6 +471,7 @@ async fn one_runs_handle_does_not_work_in_another_running_at_the_same_time() {
         audit: std::sync::Arc::new(kvrun::audit::AuditLog::to_writer(
             Box::new(std::io::sink()),
             "a",
+            common::audit_key(),
         )),
         output_files: Default::default(),
     };
@@ -625,8 +628,14 @@ async fn requests_that_spend_the_audit_budget_stop_the_run() {
             "{place}: every request sent is audited first ({received} sent, {substituted} audited)"
         );
         assert!(received < SENT, "{place}: the run was stopped early");
-        let last = ran.audit.last().unwrap()["outcome"].as_str().unwrap();
-        assert!(last.contains("limit of 4096 bytes"), "{place}: {last}");
+        let last: serde_json::Value =
+            serde_json::from_str(ran.audit_lines.last().unwrap()).unwrap();
+        assert_eq!(last["operation"], "run-end", "{place}");
+        let outcome = last["outcome"].as_str().unwrap();
+        assert!(
+            outcome.contains("4096 bytes of audit records"),
+            "{place}: {outcome}"
+        );
     }
 }
 
@@ -866,4 +875,222 @@ async fn paths_that_servers_resolve_outside_the_prefix_are_refused() {
             .starts_with("refused"));
     }
     assert!(s.bound.requests().is_empty(), "nothing reached the server");
+}
+
+/// `use-every api-token URL 100 N` with `api-token` bound, a handle lifetime of `lifetime`,
+/// while `meanwhile` changes the vault once the bound server has received `after` requests.
+async fn use_every_while(
+    s: &Setup,
+    times: usize,
+    lifetime: Duration,
+    after: usize,
+    meanwhile: impl std::future::Future<Output = ()>,
+) -> Ran {
+    let before = s.bound.requests().len();
+    let options = RunOptions {
+        args: [
+            "use-every",
+            "api-token",
+            &format!("{}/v1", s.bound.url()),
+            "100",
+        ]
+        .map(String::from)
+        .into_iter()
+        .chain([times.to_string()])
+        .collect(),
+        use_secrets: vec![format!("api-token={}", s.bound.url())],
+        max_echoes: u32::MAX,
+        handle_lifetime: lifetime,
+        timeout: Duration::from_secs(60),
+        ..RunOptions::default()
+    };
+    let (ran, ()) = tokio::join!(s.run_with(options), async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while s.bound.requests().len() < before + after {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the run never sent {after} requests"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        meanwhile.await
+    });
+    ran
+}
+
+/// The Bearer values the bound server received since `before`, in order.
+fn bearers(s: &Setup, before: usize) -> Vec<String> {
+    s.bound.requests()[before..]
+        .iter()
+        .filter_map(|r| r.header("authorization"))
+        .map(|a| a.trim_start_matches("Bearer ").to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_set_again_mid_run_reaches_the_handles_requests_within_its_lifetime() {
+    const NEW: &str = "api-token-rotated-7f3Qx9Lm2Vb8";
+    let s = setup().await;
+    let before = s.bound.requests().len();
+    let mut client = s._vault.client().await;
+    let ran = use_every_while(&s, 30, Duration::from_millis(500), 10, async {
+        client
+            .set_secret(
+                "api-token",
+                &SecretString::from(NEW),
+                &kvrun::SetOptions {
+                    content_type: None,
+                    tags: Vec::new(),
+                },
+            )
+            .await
+            .unwrap();
+    })
+    .await;
+    assert_eq!(ran.exit, RunExit::Code(0), "{}", ran.output());
+    assert!(!ran.stdout.contains("refused"), "{}", ran.stdout);
+    let sent = bearers(&s, before);
+    assert_eq!(sent.len(), 30, "{sent:?}");
+    let switched = sent
+        .iter()
+        .position(|v| v == NEW)
+        .expect("the new value was sent");
+    assert!(
+        switched >= 10,
+        "the first 10 requests carried the old value: {switched}"
+    );
+    assert!(sent[..switched].iter().all(|v| v == VALUE), "{sent:?}");
+    assert!(
+        sent[switched..].iter().all(|v| v == NEW),
+        "once switched, never back: {sent:?}"
+    );
+    assert!(
+        switched <= 10 + 5 + 3,
+        "within the lifetime (500 ms, 5 requests 100 ms apart) of the set: request {switched}"
+    );
+    // The records name the version each request used, and every re-read.
+    let versions: Vec<&str> = use_records(&ran)
+        .iter()
+        .filter(|r| r["outcome"] == "substituted")
+        .map(|r| r["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions.len(), 30);
+    assert_ne!(versions[0], versions[29]);
+    assert!(versions[..switched].iter().all(|v| *v == versions[0]));
+    let rereads: Vec<&serde_json::Value> = ran
+        .audit
+        .iter()
+        .filter(|r| r["operation"] == "reread-secret")
+        .collect();
+    assert!(
+        rereads.len() >= 4,
+        "one re-read per lifetime: {}",
+        rereads.len()
+    );
+    assert!(rereads.iter().all(|r| r["outcome"] == "ok"));
+    assert!(rereads.iter().any(|r| r["version"] == versions[29]));
+    assert!(!ran.output().contains(NEW) && !ran.output().contains(VALUE));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_deleted_mid_run_stops_its_handles_substitutions() {
+    let s = setup().await;
+    let before = s.bound.requests().len();
+    let mut client = s._vault.client().await;
+    let ran = use_every_while(&s, 20, Duration::from_millis(300), 5, async {
+        client.delete_secret("api-token").await.unwrap();
+    })
+    .await;
+    assert_eq!(ran.exit, RunExit::Code(0), "{}", ran.output());
+    let sent = bearers(&s, before);
+    assert!(
+        !sent.is_empty() && sent.len() < 20,
+        "some sent, then stopped: {}",
+        sent.len()
+    );
+    assert!(sent.iter().all(|v| v == VALUE));
+    let last = ran.stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with("use 20: refused: ")
+            && last.contains("the secret was deleted from the vault since the run read it"),
+        "{}",
+        ran.stdout
+    );
+    assert!(ran
+        .audit
+        .iter()
+        .any(|r| r["operation"] == "reread-secret"
+            && r["outcome"] == "not-found: substitutions stop"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passing_failure_to_read_again_keeps_the_last_value_and_says_so() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let reads = Arc::new(AtomicUsize::new(0));
+    let counted = reads.clone();
+    let vault = RawServer::start(move |_, request| {
+        let host = request.header("host").unwrap();
+        if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+            http_reply(
+                "200 OK",
+                &[],
+                &common::bundle_json(&host, "api-token", VALUE),
+            )
+        } else {
+            http_reply(
+                "503 Service Unavailable",
+                &[],
+                "{\"error\":{\"code\":\"ServiceUnavailable\",\"message\":\"try later\"}}",
+            )
+        }
+    })
+    .await;
+    let bound = echo_server(None).await;
+    let mut options = vault.options("t");
+    options.retry.max_attempts = 1;
+    let sandbox = Sandbox::new(common::runtime(), options)
+        .unwrap()
+        .with_outbound_ca(bound.ca_pem.clone())
+        .unwrap();
+    let component = sandbox.prepare(HOSTILE_TRAINING_WASM).unwrap();
+    let ran = run_in(
+        &sandbox,
+        &component,
+        RunOptions {
+            args: [
+                "use-every",
+                "api-token",
+                &format!("{}/v1", bound.url()),
+                "100",
+                "8",
+            ]
+            .map(String::from)
+            .to_vec(),
+            use_secrets: vec![format!("api-token={}", bound.url())],
+            max_echoes: u32::MAX,
+            handle_lifetime: Duration::from_millis(200),
+            timeout: Duration::from_secs(60),
+            ..RunOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(ran.exit, RunExit::Code(0), "{}", ran.output());
+    assert!(!ran.stdout.contains("refused"), "{}", ran.stdout);
+    let sent: Vec<String> = bound
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("authorization"))
+        .collect();
+    assert_eq!(sent.len(), 8);
+    assert!(sent.iter().all(|v| *v == format!("Bearer {VALUE}")));
+    let kept: Vec<&serde_json::Value> = ran
+        .audit
+        .iter()
+        .filter(|r| r["operation"] == "reread-secret")
+        .collect();
+    assert!(!kept.is_empty());
+    assert!(kept.iter().all(|r| r["outcome"]
+        .as_str()
+        .unwrap()
+        .starts_with("error: unavailable: the last value is kept (read ")));
 }

@@ -34,12 +34,20 @@ impl Capture {
     }
 }
 
+/// The audit key of every test run: fixed, so that tests can verify and match records.
+pub fn audit_key() -> Arc<kvrun::audit::AuditKey> {
+    Arc::new(kvrun::audit::AuditKey::from_bytes(&[42; 32]))
+}
+
 /// What a run left behind.
 pub struct Ran {
     pub exit: kvrun::sandbox::RunExit,
     pub stdout: String,
     pub stderr: String,
+    /// The records of the run's secret accesses (its `run-start` and `run-end` left out).
     pub audit: Vec<serde_json::Value>,
+    /// Every audit line, as written.
+    pub audit_lines: Vec<String>,
 }
 
 impl Ran {
@@ -84,6 +92,7 @@ pub fn discarded_io() -> kvrun::sandbox::RunIo {
         audit: Arc::new(kvrun::audit::AuditLog::to_writer(
             Box::new(std::io::sink()),
             "discarded",
+            audit_key(),
         )),
         output_files: Default::default(),
     }
@@ -105,22 +114,26 @@ impl RunCapture {
             audit: Arc::new(kvrun::audit::AuditLog::to_writer(
                 Box::new(self.audit.clone()),
                 "test-run",
+                audit_key(),
             )),
             output_files: Default::default(),
         }
     }
 
     fn ran(&self, exit: kvrun::sandbox::RunExit) -> Ran {
+        let audit_lines: Vec<String> = self.audit.text().lines().map(String::from).collect();
         Ran {
             exit,
             stdout: self.stdout.text(),
             stderr: self.stderr.text(),
-            audit: self
-                .audit
-                .text()
-                .lines()
-                .map(|l| serde_json::from_str(l).expect("audit lines are JSON"))
+            audit: audit_lines
+                .iter()
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).expect("audit lines are JSON")
+                })
+                .filter(|r| r["operation"] != "run-start" && r["operation"] != "run-end")
                 .collect(),
+            audit_lines,
         }
     }
 }

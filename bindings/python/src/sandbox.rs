@@ -10,7 +10,7 @@ use crate::blocking;
 use crate::errors::IntoPyResult;
 use crate::sink::{PySink, SharedBuffer};
 use crate::vault::{Shared, Vault};
-use kvrun::audit::AuditLog;
+use kvrun::audit::{AuditKey, AuditLog};
 use kvrun::python::Script;
 use kvrun::sandbox::{DirGrant, PythonKind, RunExit, RunIo, RunOptions, TrainingComponent};
 use kvrun::{Error, Runtime, RuntimeOptions};
@@ -26,6 +26,8 @@ pub struct Sandbox {
     sandbox: Arc<kvrun::sandbox::Sandbox>,
     max_memory: usize,
     vault: Arc<Shared>,
+    /// The key every run's audit records are chained and fingerprinted under.
+    audit_key: Arc<AuditKey>,
 }
 
 /// A training component, compiled (or loaded from the cache) and linked.
@@ -90,7 +92,7 @@ pub fn python_runtime_for(
 #[pymethods]
 impl Sandbox {
     #[new]
-    #[pyo3(signature = (vault, max_runs=32, max_memory=512 << 20, http_ca_pem=None, read_cache_ttl=None))]
+    #[pyo3(signature = (vault, max_runs=32, max_memory=512 << 20, http_ca_pem=None, read_cache_ttl=None, audit_key=None))]
     fn new(
         py: Python<'_>,
         vault: &Vault,
@@ -98,6 +100,7 @@ impl Sandbox {
         max_memory: usize,
         http_ca_pem: Option<Vec<u8>>,
         read_cache_ttl: Option<f64>,
+        audit_key: Option<PathBuf>,
     ) -> PyResult<Sandbox> {
         if max_runs == 0 {
             return Err(Error::InvalidArgument("max_runs must be at least 1".into())).py();
@@ -106,6 +109,8 @@ impl Sandbox {
             .map(|t| positive_seconds("read_cache_ttl", t))
             .transpose()?;
         let options = vault.shared.options.clone();
+        let (key, key_file) =
+            AuditKey::resolve(audit_key.as_deref(), vault.shared.data_dir.as_deref()).py()?;
         let sandbox = blocking::within(py, || {
             let runtime = Runtime::new(RuntimeOptions {
                 cache_dir: RuntimeOptions::default_cache_dir(),
@@ -113,7 +118,8 @@ impl Sandbox {
                 max_memory: max_memory.max(options.max_memory),
                 allocation: None,
             })?;
-            let mut sandbox = kvrun::sandbox::Sandbox::new(&runtime, options)?;
+            let mut sandbox = kvrun::sandbox::Sandbox::new(&runtime, options)?
+                .with_unreadable_file(&key_file, "the audit key (audit_key)");
             if let Some(ttl) = read_cache_ttl {
                 sandbox = sandbox.with_read_cache(ttl);
             }
@@ -127,6 +133,7 @@ impl Sandbox {
             sandbox: Arc::new(sandbox),
             max_memory,
             vault: vault.shared.clone(),
+            audit_key: Arc::new(key),
         })
     }
 
@@ -249,6 +256,7 @@ impl Sandbox {
             max_audit: max_audit.unwrap_or(defaults.max_audit),
             max_echoes: max_echoes.unwrap_or(defaults.max_echoes),
             max_open_files: max_open_files.unwrap_or(defaults.max_open_files),
+            handle_lifetime: defaults.handle_lifetime,
         };
         let run_id = {
             let mut bytes = [0u8; 8];
@@ -259,7 +267,11 @@ impl Sandbox {
         let io = RunIo {
             stdout: Box::new(PySink::new(stdout)),
             stderr: Box::new(PySink::new(stderr)),
-            audit: Arc::new(AuditLog::to_writer(Box::new(audit.clone()), &run_id)),
+            audit: Arc::new(AuditLog::to_writer(
+                Box::new(audit.clone()),
+                &run_id,
+                self.audit_key.clone(),
+            )),
             output_files: Default::default(),
         };
         let sandbox = &self.sandbox;

@@ -40,6 +40,8 @@ pub struct Shared {
     pub source: String,
     /// How messages name the embedded vault instead of its URL (`the local vault (DIR)`).
     local_name: Option<String>,
+    /// The data directory given (`data_dir`, `KVRUN_DATA_DIR`), where the audit key lives.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Shared {
@@ -105,6 +107,7 @@ impl Vault {
             unsafe_token_to_any_host,
         };
         let connection = blocking::wait(py, VaultConnection::open(&choice)).py()?;
+        let data_dir = choice.data_dir.clone();
         let options = connection.options.clone();
         let local_name = connection.local_name();
         let source = match &connection.source {
@@ -129,6 +132,7 @@ impl Vault {
                 clients: Clients::new(CLIENTS),
                 source,
                 local_name,
+                data_dir,
             }),
         })
     }

@@ -58,6 +58,39 @@ def test_the_example_job_reads_its_secret_masked_and_audited(sandbox):
     assert VALUE not in repr(result) and VALUE not in str(result)
 
 
+def test_audit_lines_are_chained_and_fingerprinted_under_the_named_key(tmp_path):
+    """The scheme the README documents, recomputed here: fingerprints and chain macs are
+    HMAC-SHA256 under keys derived from the audit key, cut to 16 bytes."""
+    import hashlib
+    import hmac
+    import json
+    key_file = tmp_path / "fleet.key"
+    key_file.write_bytes(bytes(range(32)))
+    key_file.chmod(0o600)
+    derive = lambda label: hmac.new(bytes(range(32)), label, hashlib.sha256).digest()
+    mac = lambda key, data: hmac.new(key, data, hashlib.sha256).digest()[:16].hex()
+    with kvrun.Keyvault(data_dir=str(tmp_path / "vault")) as kv:
+        kv.set_secret("db-password", VALUE)
+        sb = kvrun.Sandbox(kv, max_runs=2, max_memory=256 << 20, audit_key=key_file)
+        result = sb.run(EXAMPLE, secrets=["db-password"], dirs=[(DATA, "/data", True)], stdout=io.StringIO())
+    assert result.ok
+    [access] = result.audit
+    assert access.fingerprint == mac(derive(b"kvrun audit fingerprint v1"), VALUE.encode())
+    assert len(access.version) == 32 and access.extra == {}
+    records = [json.loads(line) for line in result.audit_lines]
+    assert [r["operation"] for r in records] == ["run-start", "get-secret", "run-end"]
+    assert [r["seq"] for r in records] == [0, 1, 2]
+    assert records[0]["secrets"] == ["db-password"] and len(records[0]["sha256"]) == 64
+    assert records[2]["status"] == 0
+    previous = ""
+    for line, record in zip(result.audit_lines, records):
+        cut = line.rindex(',"mac":"')
+        assert record["prev"] == previous
+        assert record["mac"] == mac(derive(b"kvrun audit chain v1"), line[:cut].encode())
+        previous = record["mac"]
+    assert VALUE not in "".join(result.audit_lines)
+
+
 def test_output_is_masked_whole_in_pieces_and_encoded(sandbox):
     sb, hostile = sandbox
     for mode in ("whole", "pieces", "both", "encoded"):

@@ -95,13 +95,50 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Vault(VaultCommand),
     /// Run an untrusted training component with only the secrets it is granted.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Compile a training component, or build and compile kvrun's Python runtime, into the cache
     /// now, so that its first run starts at once (for a runner's image build).
     Compile(CompileArgs),
     /// Show which vault commands use here, and where that came from.
     #[command(subcommand)]
     Workspace(WorkspaceCommand),
+    /// Check runs' audit records, or find the records of a leaked value.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `kvrun audit verify|match`.
+#[derive(Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Report, per run, whether its records are whole, tampered with (the first record
+    /// removed, changed, reordered or forged, with its line) or incomplete (the log stops
+    /// before the run's last record). Exit status: 0 whole, 10 tampered, 11 incomplete.
+    Verify {
+        /// The audit file (`kvrun run --audit FILE`, or a saved stderr).
+        file: PathBuf,
+        #[command(flatten)]
+        key: AuditKeyOption,
+    },
+    /// Print the records that handed out or used exactly the value given on standard input
+    /// (a leaked string found in the wild), as they stand in the files. Exit status 0 when
+    /// some matched, 3 when none did.
+    Match {
+        /// Audit files to search.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        key: AuditKeyOption,
+    },
+}
+
+/// The audit key option, for `kvrun run` and `kvrun audit`.
+#[derive(Args, Clone, Default)]
+pub(crate) struct AuditKeyOption {
+    /// The audit key: a file of 32 random bytes that fingerprints values and chains records
+    /// (default: audit.key in the data directory, made on first use). Share one across a
+    /// fleet to verify and match every runner's records.
+    #[arg(long = "audit-key", env = "KVRUN_AUDIT_KEY", value_name = "PATH")]
+    pub(crate) path: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -161,9 +198,16 @@ pub(crate) struct RunArgs {
     /// fails with EDQUOT (the WASI error `quota`) and the run goes on.
     #[arg(long, default_value_t = kvrun::sandbox::DEFAULT_MAX_OPEN_FILES, value_name = "N")]
     pub(crate) max_open_files: usize,
+    /// How old a `--use-secret` value may get before the run's next request that could carry
+    /// it reads it from the vault again (a value set again reaches the run within this time;
+    /// a secret deleted or disabled meanwhile stops its substitutions).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub(crate) handle_lifetime: std::time::Duration,
     /// Append audit records (JSON lines) to this file instead of stderr.
     #[arg(long)]
     pub(crate) audit: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) audit_key: AuditKeyOption,
     /// Arguments for the component.
     #[arg(last = true)]
     pub(crate) args: Vec<String>,

@@ -1,9 +1,10 @@
 //! The `kvrun` command line, by job: [`args`] (what can be typed), one module per command
-//! family ([`secret`], [`run`], [`vault`], [`workspace`]), [`output`] (the one path every
+//! family ([`secret`], [`run`], [`vault`], [`workspace`], [`audit`]), [`output`] (the one path every
 //! answer is printed through), [`value_input`] (where secret values come from, never argv).
 //! See the README for every command.
 
 mod args;
+mod audit;
 mod failure;
 mod output;
 mod run;
@@ -29,9 +30,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let default_log = match cli.command {
         Command::Vault(_) => "info",
-        Command::Secret(_) | Command::Run(_) | Command::Compile(_) | Command::Workspace(_) => {
-            "warn"
-        }
+        Command::Secret(_)
+        | Command::Run(_)
+        | Command::Compile(_)
+        | Command::Workspace(_)
+        | Command::Audit(_) => "warn",
     };
     init_logging(default_log);
     if let Some(e) = unused_options(&cli.command, &matches) {
@@ -49,9 +52,10 @@ pub fn main() -> ExitCode {
             current_thread().and_then(|rt| rt.block_on(secret::secret(command, &cli.global)))
         }
         Command::Run(args) => {
-            current_thread().and_then(|rt| rt.block_on(run::run(args, &cli.global)))
+            current_thread().and_then(|rt| rt.block_on(run::run(*args, &cli.global)))
         }
         Command::Compile(args) => run::compile(args, &cli.global),
+        Command::Audit(command) => audit::audit(command, &cli.global),
         Command::Workspace(WorkspaceCommand::Show) => {
             current_thread().and_then(|rt| rt.block_on(workspace::workspace_show(&cli.global)))
         }
@@ -106,6 +110,11 @@ fn unused_options(command: &Command, matches: &ArgMatches) -> Option<Error> {
             "compile",
             &["data_dir"],
             "it talks to no vault, it only compiles into the cache",
+        ),
+        Command::Audit(_) => (
+            "audit",
+            &[],
+            "it reads audit files and the audit key, it talks to no vault",
         ),
         Command::Secret(_) | Command::Run(_) | Command::Workspace(_) => return None,
     };

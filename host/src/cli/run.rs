@@ -39,9 +39,11 @@ pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
         hex::encode(bytes)
     };
+    let (key, key_file) = super::audit::audit_key(&args.audit_key, global)?;
+    let key = std::sync::Arc::new(key);
     let audit = match &args.audit {
-        Some(path) => AuditLog::to_file(path, &run_id)?,
-        None => AuditLog::to_stderr(&run_id),
+        Some(path) => AuditLog::to_file(path, &run_id, key)?,
+        None => AuditLog::to_stderr(&run_id, key),
     };
     let http_ca = match &args.http_ca_cert {
         Some(path) => Some(
@@ -65,6 +67,7 @@ pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
         max_audit: args.max_audit,
         max_echoes: args.max_echoes,
         max_open_files: args.max_open_files,
+        handle_lifetime: args.handle_lifetime,
     };
     let io = RunIo {
         stdout: Box::new(std::io::stdout()),
@@ -77,6 +80,7 @@ pub(crate) async fn run(args: RunArgs, global: &Global) -> Result<ExitCode> {
         if let Some(dir) = &global.data_dir {
             sandbox = sandbox.with_private_dir(dir.clone());
         }
+        sandbox = sandbox.with_unreadable_file(&key_file, "the audit key (--audit-key)");
         if let Some(file) = &global.token_file {
             sandbox = sandbox.with_kept_file(file, "the token file (--token-file)");
         }

@@ -408,10 +408,22 @@ mod tests {
             ("t=ftp://api.example.com", "not supported"),
             ("t=https://api.example.com,headers", "unknown option"),
             ("t=https://api.example.com,header=", "not a header name"),
-            ("t=https://api.example.com,header=X Api", "not a header name"),
-            ("t=https://api.example.com,header=User-Agent", "reflect and log"),
-            ("t=https://api.example.com,header=X-Forwarded-For", "reflect and log"),
-            ("t=https://api.example.com,methods=GET+FETCH", "not one of GET"),
+            (
+                "t=https://api.example.com,header=X Api",
+                "not a header name",
+            ),
+            (
+                "t=https://api.example.com,header=User-Agent",
+                "reflect and log",
+            ),
+            (
+                "t=https://api.example.com,header=X-Forwarded-For",
+                "reflect and log",
+            ),
+            (
+                "t=https://api.example.com,methods=GET+FETCH",
+                "not one of GET",
+            ),
             ("t=https://api.example.com,methods=", "not one of GET"),
             ("t=https://api.example.com,query=1", "unknown option"),
             ("t=https://api.example.com/v1?x=1", "path prefix"),

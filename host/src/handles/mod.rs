@@ -22,8 +22,13 @@
 //!   those values before the run sees it. They are not added to the run's output masks: a
 //!   run can print a value it never held only by guessing it, and masking the guess would
 //!   confirm it.
+//! - **Rotation** ([`rotation`]): a handle's value is read again when it is older than the
+//!   run's handle lifetime (60 s by default), through a vault client of its own
+//!   ([`rotation::Rereader`]); a secret deleted or disabled meanwhile stops its substitutions,
+//!   a passing failure keeps the last value for a bounded time.
 //! - **Audit**: every substitution and every refusal is a `use-secret` record
-//!   ([`crate::audit::AuditLog::record_use`]), within the run's audit budget.
+//!   ([`crate::audit::AuditLog::record_use`]), every re-read a `reread-secret` record, within
+//!   the run's audit budget.
 //!
 //! What this does not do: a bound service is trusted with the value; one that stores what
 //! it receives and lets anyone read it (a paste bin, an issue tracker) is a way out if bound.
@@ -33,6 +38,7 @@ mod binding;
 mod echo;
 pub mod placeholder;
 mod rewrite;
+pub mod rotation;
 
 pub use binding::UseBinding;
 pub use echo::{mask_response, EchoReport};
@@ -44,7 +50,8 @@ use crate::secret::SecretString;
 use http_body_util::{BodyExt, Full, Limited};
 use placeholder::Scanner;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 use wasmtime_wasi_http::WasiBody;
 
 /// The largest request body the host scans for handles; a run with bindings cannot send a
@@ -58,15 +65,53 @@ pub(crate) struct IssuedHandle {
     pub(crate) name: String,
     pub(crate) handle: String,
     pub(crate) value: SecretString,
+    /// The version the value was read from, when the read said.
+    pub(crate) version: Option<String>,
     pub(crate) bindings: Vec<UseBinding>,
+    /// Masks every value the handle has carried, the current one and those it replaced.
     pub(crate) echo_mask: Masker,
+    /// The values it carried before the current one (re-read since).
+    former: Vec<SecretString>,
+    /// When the value was last read successfully.
+    read_at: Instant,
+    /// When it was last read or tried.
+    checked_at: Instant,
+    /// Why the handle no longer carries a value, once a re-read said so.
+    stopped: Option<String>,
+}
+
+impl IssuedHandle {
+    /// The handle `handle` of `name`, holding `value` read just now from `version`.
+    pub(crate) fn new(
+        name: &str,
+        handle: &str,
+        value: SecretString,
+        version: Option<String>,
+        bindings: Vec<UseBinding>,
+    ) -> IssuedHandle {
+        let now = Instant::now();
+        let mut echo_mask = Masker::new();
+        echo_mask.add(value.expose().as_bytes());
+        IssuedHandle {
+            name: name.to_string(),
+            handle: handle.to_string(),
+            value,
+            version,
+            bindings,
+            echo_mask,
+            former: Vec::new(),
+            read_at: now,
+            checked_at: now,
+            stopped: None,
+        }
+    }
 }
 
 /// The handles issued so far and a scanner for exactly them, replaced as a whole when a
 /// handle is added (requests in flight keep the one they started with).
 struct Issued {
     handles: Vec<IssuedHandle>,
-    scanner: Scanner,
+    scanner: Arc<Scanner>,
 }
 
 /// A request the guard refused; the refusal is already audited and logged, and nothing was
@@ -84,6 +129,9 @@ pub struct RunHandles {
     audit: Arc<RunAudit>,
     max_echoes: u32,
     echoes: AtomicU32,
+    rereads: OnceLock<(Arc<dyn rotation::Rereader>, Duration)>,
+    /// Held while stale values are read again, so that concurrent requests read once.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 /// How many answers may carry a bound value back before the run is stopped, by default: a
@@ -130,11 +178,82 @@ impl RunHandles {
             bindings,
             issued: Mutex::new(Arc::new(Issued {
                 handles: Vec::new(),
-                scanner: Scanner::new::<&str>(&[]),
+                scanner: Arc::new(Scanner::new::<&str>(&[])),
             })),
             audit,
             max_echoes,
             echoes: AtomicU32::new(0),
+            rereads: OnceLock::new(),
+            refreshing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Reads handles' values again through `reader` once they are older than `lifetime`
+    /// (see [`rotation`]); without it a value is read once, when its handle is issued. Set
+    /// once.
+    pub fn reread_with(&self, reader: Arc<dyn rotation::Rereader>, lifetime: Duration) {
+        let _ = self.rereads.set((reader, lifetime));
+    }
+
+    /// Reads again every value older than the lifetime, and records what came of it.
+    async fn refresh(&self) {
+        let Some((reader, lifetime)) = self.rereads.get() else {
+            return;
+        };
+        let stale = |issued: &Issued| -> Vec<usize> {
+            (0..issued.handles.len())
+                .filter(|&i| issued.handles[i].checked_at.elapsed() >= *lifetime)
+                .collect()
+        };
+        if stale(&self.current()).is_empty() {
+            return;
+        }
+        let _refreshing = self.refreshing.lock().await;
+        for i in stale(&self.current()) {
+            let name = self.current().handles[i].name.clone();
+            let outcome = reader.reread(&name).await;
+            let mut slot = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+            let mut handles = slot.handles.clone();
+            let handle = &mut handles[i];
+            handle.checked_at = Instant::now();
+            let (label, seen) = match outcome {
+                Ok((value, version)) => {
+                    handle.echo_mask.add(value.expose().as_bytes());
+                    let former = std::mem::replace(&mut handle.value, value);
+                    if former != handle.value {
+                        handle.former.push(former);
+                    }
+                    handle.version = version;
+                    handle.read_at = handle.checked_at;
+                    handle.stopped = None;
+                    ("ok".to_string(), true)
+                }
+                Err(e) => match rotation::after_failure(&e, handle.read_at.elapsed()) {
+                    rotation::AfterFailure::Keep(outcome) => (outcome, false),
+                    rotation::AfterFailure::Stop(why) => {
+                        let outcome = format!("{}: substitutions stop", e.audit_outcome());
+                        handle.stopped = Some(why);
+                        (outcome, false)
+                    }
+                },
+            };
+            let recorded = handle.clone();
+            *slot = Arc::new(Issued {
+                handles,
+                scanner: slot.scanner.clone(),
+            });
+            drop(slot);
+            let value_seen = crate::audit::ValueSeen {
+                value: &recorded.value,
+                version: recorded.version.as_deref(),
+            };
+            let _ = self.audit.record(
+                "reread-secret",
+                &recorded.name,
+                true,
+                &label,
+                seen.then_some(&value_seen),
+            );
         }
     }
 
@@ -163,7 +282,7 @@ impl RunHandles {
         for name in names {
             let _ = self
                 .audit
-                .record_use(Some(name), &target, &format!("refused: {reason}"));
+                .record_use(Some(name), &target, &format!("refused: {reason}"), None);
         }
     }
 
@@ -177,7 +296,9 @@ impl RunHandles {
             path_prefix: None,
         };
         for name in names {
-            let _ = self.audit.record_use(Some(name), &target, "echo-masked");
+            let _ = self
+                .audit
+                .record_use(Some(name), &target, "echo-masked", None);
         }
         if counts {
             let seen = self.echoes.fetch_add(1, Ordering::SeqCst) + 1;
@@ -211,8 +332,9 @@ impl RunHandles {
             .map(|h| h.handle.clone())
     }
 
-    /// Issues the handle of `name` (bound) holding `value`; the same name keeps its handle.
-    pub fn issue(&self, name: &str, value: SecretString) -> String {
+    /// Issues the handle of `name` (bound) holding `value`, read from `version` (for its
+    /// audit records); the same name keeps its handle.
+    pub fn issue(&self, name: &str, value: SecretString, version: Option<String>) -> String {
         let mut slot = self.issued.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(h) = slot
             .handles
@@ -223,27 +345,27 @@ impl RunHandles {
         }
         let handle = placeholder::new_handle();
         let mut handles = slot.handles.clone();
-        let mut echo_mask = Masker::new();
-        echo_mask.add(value.expose().as_bytes());
-        handles.push(IssuedHandle {
-            name: name.to_string(),
-            handle: handle.clone(),
-            echo_mask,
+        handles.push(IssuedHandle::new(
+            name,
+            &handle,
             value,
-            bindings: self
-                .bindings
+            version,
+            self.bindings
                 .iter()
                 .filter(|b| b.is_for(name))
                 .cloned()
                 .collect(),
-        });
+        ));
         let scanner = Scanner::new(
             &handles
                 .iter()
                 .map(|h| h.handle.as_str())
                 .collect::<Vec<_>>(),
         );
-        *slot = Arc::new(Issued { handles, scanner });
+        *slot = Arc::new(Issued {
+            handles,
+            scanner: Arc::new(scanner),
+        });
         handle
     }
 
@@ -263,6 +385,7 @@ impl RunHandles {
                 &format!("{limit}; the run is being stopped"),
             ));
         }
+        self.refresh().await;
         let (mut parts, body) = request.into_parts();
         let issued = self.current();
         let body = match Limited::new(body, MAX_SCANNED_BODY).collect().await {
@@ -277,6 +400,15 @@ impl RunHandles {
         };
         match rewrite::substitute(origin, &mut parts, body, &issued.handles, &issued.scanner) {
             Ok(done) => {
+                if let Some(&i) = done
+                    .used
+                    .iter()
+                    .find(|&&i| issued.handles[i].stopped.is_some())
+                {
+                    let handle = &issued.handles[i];
+                    let why = handle.stopped.clone().unwrap_or_default();
+                    return Err(self.refuse(Some(handle), origin, method, &why));
+                }
                 let path = parts.uri.path().to_string();
                 for &i in &done.used {
                     let handle = &issued.handles[i];
@@ -290,10 +422,15 @@ impl RunHandles {
                         method,
                         path_prefix: prefix,
                     };
-                    if let Err(e) =
-                        self.audit
-                            .record_use(Some(&handle.name), &target, "substituted")
-                    {
+                    if let Err(e) = self.audit.record_use(
+                        Some(&handle.name),
+                        &target,
+                        "substituted",
+                        Some(&crate::audit::ValueSeen {
+                            value: &handle.value,
+                            version: handle.version.as_deref(),
+                        }),
+                    ) {
                         return Err(Refused {
                             reason: e.to_string(),
                         });
@@ -306,7 +443,10 @@ impl RunHandles {
                     several => {
                         let mut masker = Masker::new();
                         for &i in several {
-                            masker.add(issued.handles[i].value.expose().as_bytes());
+                            let handle = &issued.handles[i];
+                            for value in std::iter::once(&handle.value).chain(&handle.former) {
+                                masker.add(value.expose().as_bytes());
+                            }
                         }
                         Some(masker)
                     }
@@ -352,6 +492,7 @@ impl RunHandles {
             handle.map(|h| h.name.as_str()),
             &target,
             &format!("refused: {reason}"),
+            None,
         );
         Refused {
             reason: match handle {

@@ -78,9 +78,9 @@ impl Place<'_> {
             Place::HeaderName => {
                 "a header name (handles are substituted in header values only)".into()
             }
-            Place::Header(name) => format!(
-                "the header {name}, which its binding's header= options do not name"
-            ),
+            Place::Header(name) => {
+                format!("the header {name}, which its binding's header= options do not name")
+            }
             Place::Body => "the body (allow it with ,body on --use-secret)".into(),
         }
     }
@@ -134,8 +134,11 @@ impl Checker<'_> {
                 .filter(|b| b.allows_method(self.method))
                 .collect();
             if covering.is_empty() {
-                let named: Vec<String> =
-                    handle.bindings.iter().filter_map(UseBinding::methods).collect();
+                let named: Vec<String> = handle
+                    .bindings
+                    .iter()
+                    .filter_map(UseBinding::methods)
+                    .collect();
                 return Err(Refusal {
                     handle: Some(*i),
                     reason: format!(
@@ -389,13 +392,13 @@ mod tests {
 
     fn case(value: &str, bindings: &[&str]) -> Case {
         let handle = new_handle();
-        let issued = vec![IssuedHandle {
-            name: "api-token".into(),
-            handle: handle.clone(),
-            value: SecretString::from(value),
-            bindings: bindings.iter().map(|b| b.parse().unwrap()).collect(),
-            echo_mask: crate::masking::Masker::new(),
-        }];
+        let issued = vec![IssuedHandle::new(
+            "api-token",
+            &handle,
+            SecretString::from(value),
+            None,
+            bindings.iter().map(|b| b.parse().unwrap()).collect(),
+        )];
         Case {
             scanner: Scanner::new(&[&handle]),
             issued,
@@ -513,7 +516,10 @@ mod tests {
             &["api-token=https://api.example.com,header=X-Api-Key"],
         );
         let (parts, _) = c
-            .send(get("https://api.example.com/v1").header("X-API-KEY", c.h()), "")
+            .send(
+                get("https://api.example.com/v1").header("X-API-KEY", c.h()),
+                "",
+            )
             .unwrap();
         assert_eq!(parts.headers["x-api-key"], "s3cr3t value");
         for name in ["authorization", "x-goog-api-key"] {
@@ -563,18 +569,19 @@ mod tests {
                 .header("x-api-key", c.h());
             assert!(c.send(request, "").is_ok(), "{method}");
         }
-        for (method, header, body) in [
-            ("DELETE", true, ""),
-            ("PUT", false, "x"),
-            ("get", true, ""),
-        ] {
+        for (method, header, body) in [("DELETE", true, ""), ("PUT", false, "x"), ("get", true, "")]
+        {
             let mut request = http::Request::builder()
                 .method(method)
                 .uri("https://api.example.com/v1");
             if header {
                 request = request.header("x-api-key", c.h());
             }
-            let body = if body.is_empty() { String::new() } else { c.h().to_string() };
+            let body = if body.is_empty() {
+                String::new()
+            } else {
+                c.h().to_string()
+            };
             let refused = c.send(request, &body).unwrap_err();
             assert_eq!(refused.handle, Some(0));
             assert_eq!(

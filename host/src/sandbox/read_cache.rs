@@ -15,7 +15,6 @@
 //! then cached; they do not wait on other runs' fetches.
 
 use crate::error::Result;
-use crate::secret::SecretString;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -32,17 +31,17 @@ pub(crate) enum Source {
 }
 
 /// One name: empty while the first fetch is under way, then the value and when it came.
-type Slot = Arc<OnceCell<(SecretString, Instant)>>;
+type Slot<V> = Arc<OnceCell<(V, Instant)>>;
 
-/// The sandbox-wide cache (see the module docs).
-pub(crate) struct ReadCache {
+/// The sandbox-wide cache (see the module docs) of values `V` (what a read gives).
+pub(crate) struct ReadCache<V> {
     ttl: Duration,
-    slots: Mutex<HashMap<String, Slot>>,
+    slots: Mutex<HashMap<String, Slot<V>>>,
 }
 
-impl ReadCache {
+impl<V: Clone> ReadCache<V> {
     /// A cache whose values live `ttl`.
-    pub(crate) fn new(ttl: Duration) -> ReadCache {
+    pub(crate) fn new(ttl: Duration) -> ReadCache<V> {
         ReadCache {
             ttl,
             slots: Mutex::new(HashMap::new()),
@@ -50,10 +49,10 @@ impl ReadCache {
     }
 
     /// The slot of `name`: the current one while it is being filled or fresh, else a new one.
-    fn slot(&self, name: &str) -> Slot {
+    fn slot(&self, name: &str) -> Slot<V> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         let key = name.to_ascii_uppercase();
-        let fresh = |slot: &Slot| slot.get().is_none_or(|(_, at)| at.elapsed() < self.ttl);
+        let fresh = |slot: &Slot<V>| slot.get().is_none_or(|(_, at)| at.elapsed() < self.ttl);
         match slots.get(&key) {
             Some(slot) if fresh(slot) => slot.clone(),
             _ => {
@@ -66,10 +65,10 @@ impl ReadCache {
     }
 
     /// The value of `name`: fresh from the cache, from a fetch under way, or from `fetch`.
-    pub(crate) async fn get<F, Fut>(&self, name: &str, fetch: F) -> (Result<SecretString>, Source)
+    pub(crate) async fn get<F, Fut>(&self, name: &str, fetch: F) -> (Result<V>, Source)
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<SecretString>>,
+        Fut: Future<Output = Result<V>>,
     {
         let slot = self.slot(name);
         let mut source = Source::Cache;
@@ -86,7 +85,7 @@ impl ReadCache {
     }
 
     /// The fresh value of `name`, if the cache has one (no waiting).
-    pub(crate) fn fresh(&self, name: &str) -> Option<SecretString> {
+    pub(crate) fn fresh(&self, name: &str) -> Option<V> {
         let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots
             .get(&name.to_ascii_uppercase())
@@ -96,7 +95,7 @@ impl ReadCache {
     }
 
     /// Keeps `value` as the value of `name` read just now (from a batch).
-    pub(crate) fn put(&self, name: &str, value: &SecretString) {
+    pub(crate) fn put(&self, name: &str, value: &V) {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         let slot = Slot::new(OnceCell::new_with(Some((value.clone(), Instant::now()))));
         slots.insert(name.to_ascii_uppercase(), slot);
@@ -106,6 +105,7 @@ impl ReadCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::SecretString;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[tokio::test]

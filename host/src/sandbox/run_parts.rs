@@ -157,6 +157,11 @@ impl RunEnding {
         );
         self.stdout.finish();
         self.stderr.finish();
+        // After the run's output is out: on a shared stderr, the last record comes last.
+        let outcome = exit
+            .message()
+            .unwrap_or_else(|| format!("exited with status {}", exit.status()));
+        self.audit.end(exit.status(), &outcome);
         self.vault_requests
             .fetch_add(self.vault_stats.sent(), Ordering::Relaxed);
         exit

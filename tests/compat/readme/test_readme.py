@@ -39,7 +39,7 @@ MARKER = re.compile(r"^<!-- readme-test: (run|output|skip \((?P<why>.+)\)) -->$"
 
 # The runnable blocks and the skipped ones, as README.md has them now: a block that changes
 # kind changes these, on purpose.
-RUN_BLOCKS = 10
+RUN_BLOCKS = 11
 SKIPPED_BLOCKS = 13
 
 # The quick start builds kvrun first: those commands are dropped, and the binary under test is

@@ -25,7 +25,13 @@ Dir = Union[str, Tuple[str, str], Tuple[str, str, bool]]
 
 @dataclass(frozen=True)
 class AuditRecord:
-    """One secret access of a run, as the host recorded it (never a value)."""
+    """One secret access of a run, as the host recorded it (never a value).
+
+    ``version`` and ``fingerprint`` name a value the access handed out or used: the version
+    it was read from (when the read said) and its fingerprint under the audit key, which
+    ``kvrun audit match`` compares with a leaked string. The chain fields (``seq``, ``prev``,
+    ``mac``) stay in :attr:`RunResult.audit_lines`.
+    """
 
     time: str
     run: str
@@ -34,11 +40,13 @@ class AuditRecord:
     granted: Optional[bool]
     outcome: str
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    version: Optional[str] = None
+    fingerprint: Optional[str] = None
 
     @classmethod
     def _from_line(cls, line: str) -> "AuditRecord":
         raw = json.loads(line)
-        known = {"time", "run", "operation", "name", "granted", "outcome"}
+        known = {"time", "run", "operation", "name", "granted", "outcome", "version", "fingerprint", "seq", "prev", "mac"}
         return cls(
             time=raw["time"],
             run=raw["run"],
@@ -47,6 +55,8 @@ class AuditRecord:
             granted=raw.get("granted"),
             outcome=raw["outcome"],
             extra={k: v for k, v in raw.items() if k not in known},
+            version=raw.get("version"),
+            fingerprint=raw.get("fingerprint"),
         )
 
 
@@ -59,6 +69,10 @@ class RunResult:
     (output limit), 122 (memory limit), 123 (trap), 124 (timeout).
     ``stop_reason`` is ``None`` for a normal exit, else ``"echo"``, ``"audit"``, ``"output"``,
     ``"memory"``, ``"trap"`` or ``"timeout"``, and ``message`` says why.
+    ``audit`` holds the run's secret accesses; ``audit_lines`` every record as written, from
+    the run's first (``run-start``: what ran, its grants and bindings) to its last
+    (``run-end``), chained under the audit key: append them to a file and
+    ``kvrun audit verify FILE`` tells whether they are whole.
     """
 
     status: int
@@ -67,6 +81,7 @@ class RunResult:
     message: Optional[str]
     run_id: str
     audit: List[AuditRecord]
+    audit_lines: List[str] = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -151,8 +166,11 @@ class Sandbox:
     https requests (``kvrun run --http-ca-cert``); ``read_cache_ttl`` (seconds) shares a read
     cache across the sandbox's runs: a value one run read serves the next runs granted the
     same name for that long, and concurrent reads of a name become one vault request (grants
-    are still checked and every access audited per run, a hit as ``ok (cached)``).
-    :attr:`vault_requests` counts what the finished runs sent to the vault.
+    are still checked and every access audited per run, a hit as ``ok (cached)``);
+    ``audit_key`` (default ``KVRUN_AUDIT_KEY``, else ``audit.key`` in the data directory,
+    made on first use) is the file of 32 random bytes that fingerprints values and chains
+    each run's audit records (``kvrun audit verify`` and ``kvrun audit match`` read them);
+    no run may see it. :attr:`vault_requests` counts what the finished runs sent to the vault.
     Runs may be started from many threads at once; :meth:`run_async` is the asyncio form.
     """
 
@@ -164,13 +182,19 @@ class Sandbox:
         max_memory: int = 512 << 20,
         http_ca_cert: Optional[Union[str, "os.PathLike[str]"]] = None,
         read_cache_ttl: Optional[float] = None,
+        audit_key: Optional[Union[str, "os.PathLike[str]"]] = None,
     ) -> None:
         self._keyvault = keyvault
+        if audit_key is None:
+            audit_key = os.environ.get("KVRUN_AUDIT_KEY") or None
         ca_pem = None
         if http_ca_cert is not None:
             with open(os.fspath(http_ca_cert), "rb") as f:
                 ca_pem = f.read()
-        self._native = _kvrun.Sandbox(keyvault._vault, max_runs, max_memory, ca_pem, read_cache_ttl)
+        self._native = _kvrun.Sandbox(
+            keyvault._vault, max_runs, max_memory, ca_pem, read_cache_ttl,
+            None if audit_key is None else os.fspath(audit_key),
+        )
         self._python: dict = {}  # the prepared Python runtimes, by kind
         self._python_lock = threading.Lock()
 
@@ -298,13 +322,18 @@ class Sandbox:
             max_open_files=options.get("max_open_files"),
             **script,
         )
+        lines = [line for line in raw["audit"].splitlines() if line]
         return RunResult(
             status=raw["status"],
             exit_code=raw["exit_code"],
             stop_reason=raw["stop_reason"],
             message=raw["message"],
             run_id=raw["run_id"],
-            audit=[AuditRecord._from_line(line) for line in raw["audit"].splitlines() if line],
+            audit=[
+                AuditRecord._from_line(line) for line in lines
+                if json.loads(line)["operation"] not in ("run-start", "run-end")
+            ],
+            audit_lines=lines,
         )
 
     async def run_async(self, component: Union[Component, str, "os.PathLike[str]", bytes], **options: Any) -> RunResult:
