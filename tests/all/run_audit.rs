@@ -47,7 +47,9 @@ fn the_audit_file_is_appended_and_private() {
     let path = dir.path().join("audit.jsonl");
     for run in ["run-1", "run-2"] {
         let log = kvrun::audit::AuditLog::to_file(&path, run, common::audit_key()).unwrap();
-        log.record("get-secret", "db-password", true, "ok", None);
+        kvrun::audit::RunAudit::new(std::sync::Arc::new(log), u64::MAX)
+            .record("get-secret", "db-password", true, "ok", None)
+            .unwrap();
     }
     let text = std::fs::read_to_string(&path).unwrap();
     let runs: Vec<String> = text

@@ -145,22 +145,8 @@ impl AuditLog {
         &self.run_id
     }
 
-    /// Records one access and returns the bytes written. `name` is what the run asked for
-    /// (never a value), recorded as the module docs say; `seen` the value handed out.
-    pub fn record(
-        &self,
-        operation: &str,
-        name: &str,
-        granted: bool,
-        outcome: &str,
-        seen: Option<&ValueSeen>,
-    ) -> usize {
-        self.append(self.access(operation, name, granted, outcome, seen), |_| {
-            true
-        })
-        .unwrap_or(0)
-    }
-
+    /// The record of one access. `name` is what the run asked for (never a value), recorded
+    /// as the module docs say; `seen` the value handed out.
     fn access(
         &self,
         operation: &str,
@@ -176,19 +162,8 @@ impl AuditLog {
         line
     }
 
-    /// Records the use of a secret's handle in an outgoing request: substituted (with the
+    /// The record of a secret handle's use in an outgoing request: substituted (with the
     /// value `seen`), or refused. `name` is none when the handle is not one of the run's.
-    pub fn record_use(
-        &self,
-        name: Option<&str>,
-        target: &HandleTarget,
-        outcome: &str,
-        seen: Option<&ValueSeen>,
-    ) -> usize {
-        self.append(self.usage(name, target, outcome, seen), |_| true)
-            .unwrap_or(0)
-    }
-
     fn usage(
         &self,
         name: Option<&str>,
@@ -365,7 +340,8 @@ impl RunAudit {
             .fetch_add(written.unwrap_or(0) as u64, Ordering::SeqCst);
     }
 
-    /// Records one access ([`AuditLog::record`]) within the budget.
+    /// Records one access within the budget. `name` is what the run asked for (never a value),
+    /// recorded as the module docs say; `seen` the value handed out.
     pub fn record(
         &self,
         operation: &str,
@@ -377,7 +353,8 @@ impl RunAudit {
         self.charge(self.log.access(operation, name, granted, outcome, seen))
     }
 
-    /// Records a handle's use ([`AuditLog::record_use`]) within the budget.
+    /// Records a handle's use in an outgoing request, substituted (with the value `seen`) or
+    /// refused, within the budget. `name` is none when the handle is not one of the run's.
     pub fn record_use(
         &self,
         name: Option<&str>,

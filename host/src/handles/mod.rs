@@ -27,7 +27,7 @@
 //!   ([`rotation::Rereader`]); a secret deleted or disabled meanwhile stops its substitutions,
 //!   a passing failure keeps the last value for a bounded time.
 //! - **Audit**: every substitution and every refusal is a `use-secret` record
-//!   ([`crate::audit::AuditLog::record_use`]), every re-read a `reread-secret` record, within
+//!   ([`crate::audit::RunAudit::record_use`]), every re-read a `reread-secret` record, within
 //!   the run's audit budget.
 //!
 //! What this does not do: a bound service is trusted with the value; one that stores what
