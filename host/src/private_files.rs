@@ -148,12 +148,30 @@ fn open_private(path: &Path) -> std::io::Result<File> {
 /// randomly named temporary file in the same directory. An existing file is checked first.
 pub fn write(path: &Path, contents: &[u8], mode: u32, what: &str) -> Result<()> {
     check_file(path, what)?;
+    let failed = failed_to_write(path, what);
+    staged(path, contents, mode, what)?
+        .persist(path)
+        .map_err(|e| failed(e.error))?;
+    Ok(())
+}
+
+/// Writes `contents` to `path` (mode 0600) as [`write`] does, unless a file is there already,
+/// which stays as it is (two processes that make it at once keep the first).
+pub fn write_new(path: &Path, contents: &[u8], what: &str) -> Result<()> {
+    match staged(path, contents, 0o600, what)?.persist_noclobber(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(failed_to_write(path, what)(e.error)),
+    }
+}
+
+/// `contents` in a randomly named temporary file beside `path`, with `mode`, synced.
+fn staged(path: &Path, contents: &[u8], mode: u32, what: &str) -> Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let failed =
-        |e: std::io::Error| Error::io(format!("could not write {what} {}", path.display()), e);
+    let failed = failed_to_write(path, what);
     let mut tmp = tempfile::Builder::new()
         .prefix(".kvrun-")
         .permissions(std::fs::Permissions::from_mode(mode))
@@ -161,8 +179,14 @@ pub fn write(path: &Path, contents: &[u8], mode: u32, what: &str) -> Result<()> 
         .map_err(failed)?;
     tmp.write_all(contents).map_err(failed)?;
     tmp.as_file().sync_all().map_err(failed)?;
-    tmp.persist(path).map_err(|e| failed(e.error))?;
-    Ok(())
+    Ok(tmp)
+}
+
+fn failed_to_write<'a>(
+    path: &'a Path,
+    what: &'a str,
+) -> impl Fn(std::io::Error) -> Error + Copy + 'a {
+    move |e| Error::io(format!("could not write {what} {}", path.display()), e)
 }
 
 /// The cache key (32 hex digits) recorded in `path`, if the file is this user's and nobody
@@ -177,6 +201,24 @@ pub fn read_key(path: &Path, what: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_file_is_written_once_and_the_first_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        write_new(&path, b"first", "the key").unwrap();
+        write_new(&path, b"second", "the key").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
+    }
 
     #[test]
     fn created_private_and_checked_when_they_exist() {

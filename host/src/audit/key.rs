@@ -128,29 +128,9 @@ impl AuditKey {
 /// Writes a new random key to `path`, mode 0600, unless another process wrote one first (the
 /// first stays: records already chained under it must still verify).
 fn make(path: &Path) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let failed = |e: std::io::Error| {
-        Error::io(
-            format!("could not make the audit key {}", path.display()),
-            e,
-        )
-    };
     let mut bytes = zeroize::Zeroizing::new([0u8; KEY_BYTES]);
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, bytes.as_mut());
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".kvrun-")
-        .permissions(std::fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)
-        .map_err(failed)?;
-    tmp.write_all(bytes.as_ref()).map_err(failed)?;
-    tmp.as_file().sync_all().map_err(failed)?;
-    match tmp.persist_noclobber(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(failed(e.error)),
-    }
+    crate::private_files::write_new(path, bytes.as_ref(), "the audit key")
 }
 
 #[cfg(test)]
