@@ -4,6 +4,11 @@
 //
 //   node bench/get.mjs [calls]
 //
+// Prints, each against the SDK in the same run: warm `getSecret` one at a time (the package
+// with its default spin budget and with `spinMicroseconds: 0`, the CPU time of the whole
+// process per call beside each), `getSecrets` of 100 names against the SDK's 100 concurrent
+// `getSecret` calls, and 8 callers at once on one client.
+//
 // The SDK needs the vault's CA in NODE_EXTRA_CA_CERTS, which Node reads only at start-up, so
 // the script starts the vault and then runs itself again with it set.
 
@@ -69,33 +74,102 @@ async function pingPong(rounds) {
   return times;
 }
 
+/** Median and 99th percentile of `values`, rounded. */
+function row(label, values, extra = '') {
+  return `${label.padEnd(40)} ${median(values).toFixed(0).padStart(8)} ${p99(values).toFixed(0).padStart(8)}${extra}`;
+}
+
+/** Runs `get` for `rounds` rounds of 100 calls per client, the clients taking turns, and
+ * returns each client's per-call times (µs) and CPU time per call (µs, the whole process). */
+async function timeTurns(clients, rounds, batch = 100) {
+  const times = Object.fromEntries(Object.keys(clients).map((k) => [k, []]));
+  const cpu = Object.fromEntries(Object.keys(clients).map((k) => [k, 0]));
+  for (let round = 0; round < rounds; round++) {
+    for (const [label, get] of Object.entries(clients)) {
+      const before = process.cpuUsage();
+      for (let i = 0; i < batch; i++) {
+        const t = process.hrtime.bigint();
+        await get();
+        times[label].push(Number(process.hrtime.bigint() - t) / 1000);
+      }
+      const used = process.cpuUsage(before);
+      cpu[label] += used.user + used.system;
+    }
+  }
+  for (const label of Object.keys(cpu)) cpu[label] /= times[label].length;
+  return { times, cpu };
+}
+
 async function measure() {
   const { Keyvault } = await import('../src/index.js');
   const { SecretClient } = await import('@azure/keyvault-secrets');
   const { KVRUN_BENCH_URL: url, KVRUN_BENCH_TOKEN: token, NODE_EXTRA_CA_CERTS: ca } = process.env;
   const ours = new Keyvault({ vaultUrl: url, token, caCert: fs.readFileSync(ca) });
+  const sleepy = new Keyvault({ vaultUrl: url, token, caCert: fs.readFileSync(ca), spinMicroseconds: 0 });
+  const names = Array.from({ length: 100 }, (_, i) => `bench-many-${i}`);
   await ours.setSecret('bench-secret', 'bench-value');
+  await ours.setSecrets(Object.fromEntries(names.map((n) => [n, `value-of-${n}`])));
   const sdk = new SecretClient(url, { getToken: async () => ({ token, expiresOnTimestamp: Date.now() + 3600_000 }) }, { disableChallengeResourceVerification: true });
-  const clients = { kvrun: async () => (await ours.getSecret('bench-secret')).value, sdk: async () => (await sdk.getSecret('bench-secret')).value };
-  for (const get of Object.values(clients)) for (let i = 0; i < 50; i++) if ((await get()) !== 'bench-value') throw new Error('wrong value');
-  const timings = { kvrun: [], sdk: [] };
-  for (let round = 0; round < calls / 100; round++) {
-    for (const [label, get] of Object.entries(clients)) {
-      for (let i = 0; i < 100; i++) {
-        const t = process.hrtime.bigint();
-        await get();
-        timings[label].push(Number(process.hrtime.bigint() - t) / 1000);
-      }
+  const gets = {
+    kvrun: async () => (await ours.getSecret('bench-secret')).value,
+    'kvrun, spinMicroseconds: 0': async () => (await sleepy.getSecret('bench-secret')).value,
+    sdk: async () => (await sdk.getSecret('bench-secret')).value,
+  };
+  for (const get of Object.values(gets)) for (let i = 0; i < 50; i++) if ((await get()) !== 'bench-value') throw new Error('wrong value');
+  const single = await timeTurns(gets, calls / 100);
+  await sleepy.close();
+
+  // getSecrets of 100 names against the SDK's 100 concurrent getSecret calls.
+  const many = {
+    kvrun: async () => {
+      const got = await ours.getSecrets(names);
+      if (got[names[99]] !== `value-of-${names[99]}`) throw new Error('wrong value');
+    },
+    sdk: async () => {
+      const got = await Promise.all(names.map((n) => sdk.getSecret(n)));
+      if (got[99].value !== `value-of-${names[99]}`) throw new Error('wrong value');
+    },
+  };
+  const batches = await timeTurns(many, 5, 10);
+
+  // 8 callers at once on one client, each getting in a loop: calls per second and per-call time.
+  const concurrent = { kvrun: { rate: [], times: [] }, sdk: { rate: [], times: [] } };
+  for (let round = 0; round < 3; round++) {
+    for (const label of ['kvrun', 'sdk']) {
+      const get = gets[label];
+      const perCaller = calls / 8;
+      const t0 = process.hrtime.bigint();
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          for (let i = 0; i < perCaller; i++) {
+            const t = process.hrtime.bigint();
+            await get();
+            concurrent[label].times.push(Number(process.hrtime.bigint() - t) / 1000);
+          }
+        }),
+      );
+      concurrent[label].rate.push(calls / (Number(process.hrtime.bigint() - t0) / 1e9));
     }
   }
   await ours.close();
   const floor = await pingPong(calls);
-  console.log(`warm getSecret, ${calls} calls each (microseconds per call), node ${process.version}`);
-  console.log(`${'client'.padEnd(36)} ${'median'.padStart(8)} ${'p99'.padStart(8)}`);
-  console.log(`${'kvrun (jco component, JS boundary)'.padEnd(36)} ${median(timings.kvrun).toFixed(0).padStart(8)} ${p99(timings.kvrun).toFixed(0).padStart(8)}`);
-  console.log(`${'@azure/keyvault-secrets'.padEnd(36)} ${median(timings.sdk).toFixed(0).padStart(8)} ${p99(timings.sdk).toFixed(0).padStart(8)}`);
-  console.log(`${'ping-pong floor (4 hops, no component)'.padEnd(36)} ${median(floor).toFixed(0).padStart(8)} ${p99(floor).toFixed(0).padStart(8)}`);
-  console.log(`kvrun / SDK: ${(median(timings.kvrun) / median(timings.sdk)).toFixed(2)}x (goal: at most 1.3x on a quiet machine, 1.5x always)`);
+
+  console.log(`node ${process.version}; medians and 99th percentiles in microseconds`);
+  console.log(`\nwarm getSecret, ${calls} calls each, in turns of 100   ${'median'.padStart(8)} ${'p99'.padStart(8)}  CPU/call`);
+  for (const [label, values] of Object.entries(single.times)) {
+    console.log(row(label === 'sdk' ? '@azure/keyvault-secrets' : label, values, `  ${single.cpu[label].toFixed(0).padStart(8)}`));
+  }
+  console.log(row('ping-pong floor (4 hops, no component)', floor));
+  console.log(`kvrun / SDK: ${(median(single.times.kvrun) / median(single.times.sdk)).toFixed(2)}x (goal: at most 1.3x on a quiet machine, 1.5x always)`);
+  console.log(`\n100 names at once, 50 batches each: kvrun getSecrets vs the SDK's 100 concurrent getSecret`);
+  console.log(row('kvrun getSecrets(100)', batches.times.kvrun));
+  console.log(row('SDK, 100 getSecret with Promise.all', batches.times.sdk));
+  console.log(`kvrun / SDK: ${(median(batches.times.kvrun) / median(batches.times.sdk)).toFixed(2)}x`);
+  console.log(`\n8 callers at once on one client, ${calls} gets in all, 3 rounds`);
+  for (const label of ['kvrun', 'sdk']) {
+    const rates = concurrent[label].rate.map((r) => r.toFixed(0)).join(', ');
+    console.log(row(label === 'sdk' ? '@azure/keyvault-secrets' : label, concurrent[label].times, `  ${rates} calls/s`));
+  }
 }
 
 async function main() {

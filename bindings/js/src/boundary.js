@@ -16,6 +16,7 @@
 import https from 'node:https';
 import http from 'node:http';
 import tls from 'node:tls';
+import { checkRequest } from './frames.js';
 import { parseOrigin } from './policy.js';
 
 /** Largest response body the boundary reads, in bytes. */
@@ -24,6 +25,9 @@ export const MAX_RESPONSE_BYTES = 4 * 1024 * 1024 + 64 * 1024;
 const DEFAULT_CONNECT_MS = 10_000;
 const DEFAULT_FIRST_BYTE_MS = 30_000;
 const DEFAULT_BETWEEN_BYTES_MS = 30_000;
+
+/** How many distinct origins' allow-list decisions a boundary remembers. */
+const MAX_REMEMBERED_ORIGINS = 64;
 
 function errorCode(error) {
   switch (error?.code) {
@@ -80,33 +84,55 @@ export class Boundary {
     return origin.scheme === v.scheme && origin.host === v.host && origin.port === v.port;
   }
 
+  /** The origin of `scheme://authority` and whether the allow-list lets requests go there,
+   * remembered per text (the component asks for the same few origins again and again). */
+  #decide(scheme, authority) {
+    const key = `${scheme}://${authority}`;
+    let decision = this.#decisions.get(key);
+    if (decision === undefined) {
+      try {
+        const origin = parseOrigin(key);
+        decision = { origin, allowed: this.allow.allows(origin) };
+      } catch {
+        decision = { origin: undefined, allowed: false };
+      }
+      if (this.#decisions.size >= MAX_REMEMBERED_ORIGINS) this.#decisions.clear();
+      this.#decisions.set(key, decision);
+    }
+    return decision;
+  }
+
+  #decisions = new Map();
+
   /**
-   * Handles one request message from the worker: `{ method, scheme, authority, path, headers:
-   * [name, Uint8Array][], body?: Uint8Array, connectTimeoutMs?, firstByteTimeoutMs?,
-   * betweenBytesTimeoutMs? }`. Resolves to `{ status, headers, body }` or `{ error }` (a
-   * `wasi:http` error code).
+   * Handles one request frame from the worker (`./frames.js`). Resolves to `{ status,
+   * headers: [name, Latin-1 value][], body: Uint8Array }` or `{ error }` (a `wasi:http` error
+   * code); never rejects.
    */
-  async handle(request) {
-    let origin;
+  async handle(frame) {
+    let request;
     try {
-      origin = parseOrigin(`${request.scheme}://${request.authority}`);
-    } catch {
+      request = checkRequest(frame);
+    } catch (e) {
+      this.stats.denied++;
+      return { error: { tag: 'internal-error', val: e.message } };
+    }
+    const { origin, allowed } = this.#decide(request.scheme, request.authority);
+    if (origin === undefined) {
       this.stats.denied++;
       return { error: { tag: 'HTTP-request-URI-invalid' } };
     }
-    if (!this.allow.allows(origin)) {
+    if (!allowed) {
       this.stats.denied++;
       return { error: { tag: 'HTTP-request-denied' } };
     }
     const headers = {};
     for (const [name, value] of request.headers) {
-      const lower = name.toLowerCase();
-      if (lower === 'authorization' || lower === 'proxy-authorization' || lower === 'host') {
+      if (name === 'authorization' || name === 'proxy-authorization' || name === 'host') {
         this.stats.denied++;
         return { error: { tag: 'HTTP-request-denied' } };
       }
-      const text = Buffer.from(value).toString('latin1');
-      headers[lower] = headers[lower] === undefined ? text : `${headers[lower]}, ${text}`;
+      headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
     }
     const vault = this.#isVault(origin);
     try {
@@ -114,7 +140,7 @@ export class Boundary {
       let answer = await this.#send(origin, request, headers, authorization);
       if (vault && answer.status === 401) {
         const challenge = answer.headers.find(([n]) => n === 'www-authenticate')?.[1];
-        const retry = challenge === undefined ? undefined : await this.credential.answer(origin.host, Buffer.from(challenge).toString('latin1'), authorization !== undefined);
+        const retry = challenge === undefined ? undefined : await this.credential.answer(origin.host, challenge, authorization !== undefined);
         if (retry !== undefined) {
           authorization = retry;
           answer = await this.#send(origin, request, headers, authorization);
@@ -131,7 +157,7 @@ export class Boundary {
 
   #send(origin, request, headers, authorization) {
     const secure = origin.scheme === 'https';
-    const body = request.body && request.body.length ? Buffer.from(request.body) : undefined;
+    const body = request.body && request.body.length ? Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength) : undefined;
     const outgoing = { ...headers };
     if (authorization !== undefined) outgoing.authorization = authorization;
     if (body) outgoing['content-length'] = String(body.length);
@@ -196,13 +222,17 @@ export class Boundary {
         });
         res.on('end', () => {
           clearTimeout(idle);
-          // Exact-size copies: a small Buffer is a view of Node's shared 8 KB pool, and
-          // posting it to the worker would copy the whole pool.
-          const headerList = [];
-          for (let i = 0; i < res.rawHeaders.length; i += 2) {
-            headerList.push([res.rawHeaders[i].toLowerCase(), new Uint8Array(Buffer.from(res.rawHeaders[i + 1], 'latin1'))]);
+          // The body in a buffer of its own, so it can be handed to the worker without a copy
+          // (a small Buffer is a view of Node's shared 8 KB pool).
+          const bytes = new Uint8Array(size);
+          let at = 0;
+          for (const chunk of chunks) {
+            bytes.set(chunk, at);
+            at += chunk.length;
           }
-          resolve({ status: res.statusCode, headers: headerList, body: new Uint8Array(Buffer.concat(chunks)) });
+          const headerList = [];
+          for (let i = 0; i < res.rawHeaders.length; i += 2) headerList.push([res.rawHeaders[i].toLowerCase(), res.rawHeaders[i + 1]]);
+          resolve({ status: res.statusCode, headers: headerList, body: bytes });
         });
       });
       req.end(body);

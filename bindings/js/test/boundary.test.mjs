@@ -114,3 +114,27 @@ test('a response larger than the cap is refused, and a silent server times out',
   await kv.close();
   await silent.stop();
 });
+
+test('frames forged at the host door are refused, nothing is sent, and the host keeps serving', async () => {
+  const { FRAMES } = await import('./forged-frames.mjs');
+  const failures = [];
+  const record = (e) => failures.push(String(e?.stack ?? e));
+  process.on('uncaughtException', record);
+  process.on('unhandledRejection', record);
+  const vault = await recordingServer(() => ({ status: 200, body: '{}' }));
+  const kv = new Keyvault({ vaultUrl: vault.url, token: TOKEN, componentModule: new URL('./forged-frames.mjs', import.meta.url) });
+  const authority = vault.url.split('://')[1];
+  const requests = Object.keys(FRAMES).filter((kind) => FRAMES[kind](authority)?.type === 'request');
+  for (const kind of Object.keys(FRAMES)) {
+    assert.equal((await kv.getSecret(`${kind} ${authority}`)).value, 'sent', kind);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  process.off('uncaughtException', record);
+  process.off('unhandledRejection', record);
+  assert.deepEqual(failures, []);
+  assert.deepEqual(vault.seen, []);
+  assert.equal(kv.networkStats.denied, requests.length);
+  assert.equal(kv.networkStats.sent, 0);
+  await kv.close();
+  await vault.stop();
+});

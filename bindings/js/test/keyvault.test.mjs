@@ -2,7 +2,8 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Keyvault, NotFound, InvalidName, Conflict, KvrunError, Unauthenticated } from '../src/index.js';
+import { MessagePort, Worker } from 'node:worker_threads';
+import { Keyvault, NotFound, InvalidName, Conflict, KvrunError, Unauthenticated, ConfigError } from '../src/index.js';
 import { startVault } from './helpers.mjs';
 
 let vault;
@@ -87,6 +88,26 @@ test('concurrent calls all answer', async () => {
   assert.ok(values.every((s) => s.value === 'same'));
 });
 
+test('without spinning (spinMicroseconds: 0) calls answer the same, one at a time and at once; bad budgets are refused', async () => {
+  const sleepy = new Keyvault({ vaultUrl: vault.url, token: vault.token, caCert: vault.caCert, spinMicroseconds: 0 });
+  try {
+    await sleepy.setSecret('sleepy', 'awake');
+    assert.equal((await sleepy.getSecret('sleepy')).value, 'awake');
+    const values = await Promise.all(Array.from({ length: 10 }, () => sleepy.getSecret('sleepy')));
+    assert.ok(values.every((s) => s.value === 'awake'));
+    assert.deepEqual(await sleepy.getSecrets(['sleepy', 'sleepy-missing']), { sleepy: 'awake', 'sleepy-missing': null });
+  } finally {
+    await sleepy.close();
+  }
+  for (const bad of [-1, 10_001, Number.NaN, '200', null]) {
+    assert.throws(
+      () => new Keyvault({ vaultUrl: vault.url, token: vault.token, spinMicroseconds: bad }),
+      (e) => e instanceof ConfigError && /^spinMicroseconds must be a number from 0 to 10000, not /.test(e.message),
+      String(bad),
+    );
+  }
+});
+
 test('a token the vault refuses is said to be refused, and never shown', async () => {
   const wrong = new Keyvault({ vaultUrl: vault.url, token: 'not-the-vault-token-0f3c', caCert: vault.caCert });
   try {
@@ -99,4 +120,48 @@ test('a token the vault refuses is said to be refused, and never shown', async (
   } finally {
     await wrong.close();
   }
+});
+
+test('nothing the main thread hands the worker holds the token, over a whole session', async () => {
+  // Every message to the worker (its start-up data, calls and answers) goes through one of
+  // these two methods; each is recorded as the text of every string and byte array in it.
+  const sent = [];
+  const textOf = (value, seen = new Set()) => {
+    if (typeof value === 'string') return value;
+    if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return String(value);
+    if (value === null || typeof value !== 'object' || seen.has(value)) return '';
+    seen.add(value);
+    if (ArrayBuffer.isView(value)) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1');
+    if (value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) return Buffer.from(value).toString('latin1');
+    return Object.values(value).map((v) => textOf(v, seen)).join('\n');
+  };
+  const originals = { port: MessagePort.prototype.postMessage, worker: Worker.prototype.postMessage };
+  MessagePort.prototype.postMessage = function (message, transfer) {
+    sent.push(textOf(message));
+    return originals.port.call(this, message, transfer);
+  };
+  Worker.prototype.postMessage = function (message, transfer) {
+    sent.push(textOf(message));
+    return originals.worker.call(this, message, transfer);
+  };
+  const own = new Keyvault({ vaultUrl: vault.url, token: vault.token, caCert: vault.caCert });
+  try {
+    await own.setSecret('watched', 'value-1');
+    await own.setSecrets({ 'watched-a': 'A', 'watched-b': 'B' });
+    assert.equal((await own.getSecret('watched')).value, 'value-1');
+    assert.deepEqual(await own.getSecrets(['watched-a', 'watched-b', 'watched-missing']), { 'watched-a': 'A', 'watched-b': 'B', 'watched-missing': null });
+    assert.ok((await own.listSecrets()).length >= 3);
+    await assert.rejects(own.getSecret('watched-missing'), NotFound);
+  } finally {
+    MessagePort.prototype.postMessage = originals.port;
+    Worker.prototype.postMessage = originals.worker;
+    await own.close();
+  }
+  // Calls and answers with the secrets' values were recorded, so the search below can find a
+  // string when one is there.
+  const holds = (text) => sent.some((recorded) => recorded.includes(text));
+  assert.ok(sent.length >= 10, `only ${sent.length} messages recorded`);
+  assert.ok(holds('value-1') && holds('watched-missing') && holds('KVRUN_VAULT_URL'));
+  assert.ok(!holds(vault.token), 'a message to the worker holds the token');
+  assert.ok(!holds('Bearer'), 'a message to the worker holds an Authorization value');
 });

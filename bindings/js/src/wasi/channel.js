@@ -1,39 +1,57 @@
-// The worker's line to the host (the main thread): requests go out as messages on `port`;
-// answers come back on it, and the host bumps `signal` (a shared Int32) and notifies, so the
-// worker can block in `wasi:io/poll` with `Atomics.wait` and read them synchronously.
+// The worker's end of its line to the host (the main thread; see `../handoff.js`): requests
+// and replies go out as messages on `port`, each followed by a bump of the `TO_HOST` counter;
+// calls and answers come in on the same port, each followed by a bump of `TO_WORKER`, so the
+// worker can block in `wasi:io/poll` (or between calls) with `Atomics.wait` and read them
+// synchronously.
 
 import { receiveMessageOnPort } from 'node:worker_threads';
+import { TO_HOST, TO_WORKER, spinWhile } from '../handoff.js';
 
-const state = { port: undefined, signal: undefined, onMessage: () => {} };
+const state = { port: undefined, counters: undefined, spinMicroseconds: 0, onAnswer: () => {}, calls: [] };
 
-/** Set once by the worker before the component runs. */
-export function connect(port, signalBuffer, onMessage) {
+/** Set once by the worker before the component runs; `onAnswer` gets every answer. */
+export function connect({ port, counters, spinMicroseconds, onAnswer }) {
   state.port = port;
-  state.signal = new Int32Array(signalBuffer);
-  state.onMessage = onMessage;
+  state.counters = counters;
+  state.spinMicroseconds = spinMicroseconds;
+  state.onAnswer = onAnswer;
 }
 
 /** Sends a message to the host. */
-export function send(message, transfer) {
-  state.port.postMessage(message, transfer);
+export function send(message) {
+  state.port.postMessage(message);
+  Atomics.add(state.counters, TO_HOST, 1);
 }
 
-/** Reads every answer that has arrived, without waiting. */
+/** Reads every message that has arrived, without waiting: answers go to `onAnswer`, calls
+ * wait in order for `nextCall`. */
 export function drain() {
   for (;;) {
     const got = receiveMessageOnPort(state.port);
     if (!got) return;
-    state.onMessage(got.message);
+    if (got.message.type === 'call') state.calls.push(got.message);
+    else state.onAnswer(got.message);
   }
 }
 
-/** Blocks until the host signals an answer, or `timeoutMs` passes; `seen` is the signal value
- * read before the caller last drained. */
+/** Blocks until the host sends something, or `timeoutMs` passes; `seen` is the counter's
+ * value read before the caller last drained. No spin: the host sends answers, which come
+ * from the network. */
 export function waitForHost(seen, timeoutMs) {
-  Atomics.wait(state.signal, 0, seen, timeoutMs);
+  Atomics.wait(state.counters, TO_WORKER, seen, timeoutMs);
 }
 
-/** The current signal value. */
+/** The `TO_WORKER` counter's value. */
 export function signalValue() {
-  return Atomics.load(state.signal, 0);
+  return Atomics.load(state.counters, TO_WORKER);
+}
+
+/** The next call, `{ id, op, args }`: spins for the budget, then sleeps until one comes. */
+export function nextCall() {
+  for (;;) {
+    const seen = signalValue();
+    drain();
+    if (state.calls.length) return state.calls.shift();
+    if (!spinWhile(state.counters, TO_WORKER, seen, state.spinMicroseconds)) waitForHost(seen, Infinity);
+  }
 }

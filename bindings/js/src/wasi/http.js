@@ -19,9 +19,10 @@ class Fields {
     for (const [name, value] of entries) fields.append(name, value);
     return fields;
   }
+  /** Immutable fields from the host's answer: `[lowercase name, Latin-1 value]` pairs. */
   static _frozen(entries) {
     const fields = new Fields();
-    fields._entries = entries.map(([n, v]) => [n.toLowerCase(), new Uint8Array(v)]);
+    fields._entries = entries.map(([n, v]) => [n, Buffer.from(v, 'latin1')]);
     fields._immutable = true;
     return fields;
   }
@@ -53,6 +54,10 @@ class Fields {
   }
   entries() {
     return this._entries.map(([n, v]) => [n, v]);
+  }
+  /** The fields as the host's request frame carries them: `[name, Latin-1 value]` pairs. */
+  _asText() {
+    return this._entries.map(([n, v]) => [n, Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1')]);
   }
   clone() {
     const fields = new Fields();
@@ -194,7 +199,7 @@ class FutureIncomingResponse {
       scheme,
       authority: request._authority ?? '',
       path: request._path ?? '/',
-      headers: request._headers.entries(),
+      headers: request._headers._asText(),
       body: request._body,
       connectTimeoutMs: ns(options?._connect),
       firstByteTimeoutMs: ns(options?._firstByte),
@@ -216,7 +221,7 @@ class IncomingResponse {
   constructor({ status, headers, body }) {
     this._status = status;
     this._headers = Fields._frozen(headers);
-    this._body = new Uint8Array(body);
+    this._body = body;
     this._consumed = false;
   }
   status() {
