@@ -9,7 +9,7 @@
 // package for untrusted code.
 
 import { Worker, MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
-import { DEFAULT_SPIN_MICROSECONDS, MAX_SPIN_MICROSECONDS, TO_HOST, TO_WORKER, newCounters, spinWhile } from './handoff.js';
+import { DEFAULT_SPIN_MICROSECONDS, MAX_SPIN_MICROSECONDS, SPIN_BUDGET, SpinGate, TO_HOST, TO_WORKER, newCounters, spinWhile } from './handoff.js';
 import { Boundary } from './boundary.js';
 import { Credential } from './credential.js';
 import { AllowList, parseOrigin, PolicyError } from './policy.js';
@@ -65,8 +65,9 @@ export class Keyvault {
    *   (default 90 s, as the Rust host); past it the component's worker is stopped and the call
    *   fails with `Unavailable` (kind `timeout`).
    * @param {number} [options.spinMicroseconds] how long the main thread and the component's
-   *   worker busy-wait for each other's next message before they sleep (default 200; 0 never
-   *   spins, at about 0.2 ms more per call on a virtual machine; see `./handoff.js`).
+   *   worker busy-wait for each other's next message before they sleep, while the machine has
+   *   a core to spare (default 200; 0 never spins, at about 0.2 ms more per call on an idle
+   *   virtual machine; see `./handoff.js`).
    * @param {string | URL} [options.componentModule] another transpiled implementation of the
    *   `vault-client` world (a test double); it runs in the same worker under the same boundary.
    */
@@ -111,6 +112,7 @@ export class Keyvault {
   #module;
   #callTimeoutMs;
   #spinMicroseconds;
+  #spinGate = new SpinGate();
   #worker;
   #port;
   #counters;
@@ -129,7 +131,7 @@ export class Keyvault {
     const { port1, port2 } = new MessageChannel();
     const counters = newCounters();
     const worker = new Worker(new URL('./worker.js', import.meta.url), {
-      workerData: { port: port2, counters, spinMicroseconds: this.#spinMicroseconds, env: this.#env, module: this.#module },
+      workerData: { port: port2, counters, env: this.#env, module: this.#module },
       transferList: [port2],
       env: {},
       stdout: true,
@@ -154,6 +156,12 @@ export class Keyvault {
     this.#worker = worker;
     this.#port = port1;
     this.#counters = counters;
+    this.#setSpinBudget();
+  }
+
+  /** Puts the spin budget both threads use now into the shared counters. */
+  #setSpinBudget() {
+    Atomics.store(this.#counters, SPIN_BUDGET, this.#spinGate.open ? this.#spinMicroseconds : 0);
   }
 
   /** A message from the worker: a request for the boundary, or a call's reply. */
@@ -175,6 +183,10 @@ export class Keyvault {
   /** Sends one of the component's requests through the boundary and hands the answer back. */
   async #serve(request) {
     const port = this.#port;
+    // Only this thread of the package runs now (the worker waits for the answer): the moment
+    // to see whether the machine has a core to spare for spinning.
+    this.#spinGate.sample();
+    this.#setSpinBudget();
     this.#requestsInFlight++;
     const answer = await this.#boundary.handle(request);
     this.#requestsInFlight--;
@@ -193,7 +205,7 @@ export class Keyvault {
     this.#port.postMessage(message, transfer);
     Atomics.add(counters, TO_WORKER, 1);
     Atomics.notify(counters, TO_WORKER);
-    if (!nextComesSoon || !spinWhile(counters, TO_HOST, seen, this.#spinMicroseconds)) return;
+    if (!nextComesSoon || !spinWhile(counters, TO_HOST, seen, Atomics.load(counters, SPIN_BUDGET))) return;
     for (let got = receiveMessageOnPort(this.#port); got; got = this.#port && receiveMessageOnPort(this.#port)) {
       this.#fromWorker(got.message);
     }

@@ -10,7 +10,7 @@ import { connect, nextCall, send } from './wasi/channel.js';
 import { settle } from './wasi/http.js';
 import { setEnvironment } from './wasi/cli.js';
 
-connect({ port: workerData.port, counters: workerData.counters, spinMicroseconds: workerData.spinMicroseconds, onAnswer: settle });
+connect({ port: workerData.port, counters: workerData.counters, onAnswer: settle });
 setEnvironment(workerData.env);
 
 const { keyvault } = await import(workerData.module ?? '../generated/kvrun_guest.js');

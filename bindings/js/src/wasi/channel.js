@@ -5,15 +5,14 @@
 // synchronously.
 
 import { receiveMessageOnPort } from 'node:worker_threads';
-import { TO_HOST, TO_WORKER, spinWhile } from '../handoff.js';
+import { SPIN_BUDGET, TO_HOST, TO_WORKER, spinWhile } from '../handoff.js';
 
-const state = { port: undefined, counters: undefined, spinMicroseconds: 0, onAnswer: () => {}, calls: [] };
+const state = { port: undefined, counters: undefined, onAnswer: () => {}, calls: [] };
 
 /** Set once by the worker before the component runs; `onAnswer` gets every answer. */
-export function connect({ port, counters, spinMicroseconds, onAnswer }) {
+export function connect({ port, counters, onAnswer }) {
   state.port = port;
   state.counters = counters;
-  state.spinMicroseconds = spinMicroseconds;
   state.onAnswer = onAnswer;
 }
 
@@ -46,12 +45,13 @@ export function signalValue() {
   return Atomics.load(state.counters, TO_WORKER);
 }
 
-/** The next call, `{ id, op, args }`: spins for the budget, then sleeps until one comes. */
+/** The next call, `{ id, op, args }`: spins for the budget the host set, then sleeps until
+ * one comes. */
 export function nextCall() {
   for (;;) {
     const seen = signalValue();
     drain();
     if (state.calls.length) return state.calls.shift();
-    if (!spinWhile(state.counters, TO_WORKER, seen, state.spinMicroseconds)) waitForHost(seen, Infinity);
+    if (!spinWhile(state.counters, TO_WORKER, seen, Atomics.load(state.counters, SPIN_BUDGET))) waitForHost(seen, Infinity);
   }
 }
