@@ -1,19 +1,20 @@
 // kvrun for Node: the unmodified kvrun vault client component (`kvrun_guest.wasm`, transpiled
 // by jco) behind a JS host that enforces, at the HTTP boundary, what the Rust host does.
 //
-// The component runs in a worker thread with only the `wasi:*` imports of `./wasi/`; every
-// request it makes goes to this thread's boundary (`./boundary.js`): allow-list (only the
+// The component runs in worker threads (`./lane.js`, more than one only for calls that
+// overlap) with only the `wasi:*` imports of `./wasi/`; every request it makes goes to this
+// thread's boundary (`./boundary.js`): allow-list (only the
 // vault's origin), no `Authorization` from the component, the credential added by the host
 // for the vault only (challenge first for Azure tokens), TLS with the given CA, timeouts and
 // a response cap. There is no training sandbox in Node: use the Rust host or the Python
 // package for untrusted code.
 
-import { Worker, MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
-import { DEFAULT_SPIN_MICROSECONDS, MAX_SPIN_MICROSECONDS, SPIN_BUDGET, SpinGate, TO_HOST, TO_WORKER, newCounters, spinWhile } from './handoff.js';
+import { DEFAULT_SPIN_MICROSECONDS, MAX_SPIN_MICROSECONDS, SpinGate } from './handoff.js';
+import { Lane } from './lane.js';
 import { Boundary } from './boundary.js';
 import { Credential } from './credential.js';
 import { AllowList, parseOrigin, PolicyError } from './policy.js';
-import { ComponentError, ConfigError, KvrunError, Unavailable, fromContract } from './errors.js';
+import { ComponentError, ConfigError, KvrunError, fromContract } from './errors.js';
 
 export * from './errors.js';
 export { AllowList, PolicyError, parseOrigin } from './policy.js';
@@ -48,6 +49,10 @@ function deleted(d) {
   };
 }
 
+/** How many workers a Keyvault may run by default, and at most. */
+const DEFAULT_WORKERS = 4;
+const MAX_WORKERS = 64;
+
 /** A Key Vault (or the local kvrun vault), reached through the kvrun component. */
 export class Keyvault {
   /**
@@ -68,10 +73,14 @@ export class Keyvault {
    *   worker busy-wait for each other's next message before they sleep, while the machine has
    *   a core to spare (default 200; 0 never spins, at about 0.2 ms more per call on an idle
    *   virtual machine; see `./handoff.js`).
+   * @param {number} [options.workers] how many worker threads, each with its own instance of
+   *   the component, may run calls that overlap (default 4, from 1 to 64); one is started at
+   *   the first call and another only when a call finds every one busy (about 12 MB and 60 ms
+   *   each).
    * @param {string | URL} [options.componentModule] another transpiled implementation of the
    *   `vault-client` world (a test double); it runs in the same worker under the same boundary.
    */
-  constructor({ vaultUrl, token, getToken, caCert, apiVersion, unsafeTokenToAnyHost = false, retry = {}, callTimeoutMs = 90_000, spinMicroseconds = DEFAULT_SPIN_MICROSECONDS, componentModule } = {}) {
+  constructor({ vaultUrl, token, getToken, caCert, apiVersion, unsafeTokenToAnyHost = false, retry = {}, callTimeoutMs = 90_000, spinMicroseconds = DEFAULT_SPIN_MICROSECONDS, workers = DEFAULT_WORKERS, componentModule } = {}) {
     if (!vaultUrl) throw new ConfigError('vaultUrl is required', { kind: 'config' });
     let origin;
     let allow;
@@ -94,6 +103,10 @@ export class Keyvault {
       throw new ConfigError(`spinMicroseconds must be a number from 0 to ${MAX_SPIN_MICROSECONDS}, not ${String(spinMicroseconds)}`, { kind: 'config' });
     }
     this.#spinMicroseconds = spinMicroseconds;
+    if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) {
+      throw new ConfigError(`workers must be a whole number from 1 to ${MAX_WORKERS}, not ${String(workers)}`, { kind: 'config' });
+    }
+    this.#maxWorkers = workers;
     this.#module = componentModule === undefined ? undefined : String(componentModule);
     this.#env = [['KVRUN_VAULT_URL', url]];
     if (apiVersion) this.#env.push(['KVRUN_API_VERSION', String(apiVersion)]);
@@ -113,13 +126,8 @@ export class Keyvault {
   #callTimeoutMs;
   #spinMicroseconds;
   #spinGate = new SpinGate();
-  #worker;
-  #port;
-  #counters;
-  #ready;
-  #requestsInFlight = 0;
-  #calls = new Map();
-  #nextCall = 1;
+  #maxWorkers;
+  #lanes = [];
   #closed = false;
 
   /** Requests the boundary sent and refused so far: `{ sent, denied }`. */
@@ -127,133 +135,53 @@ export class Keyvault {
     return { ...this.#boundary.stats };
   }
 
-  #start() {
-    const { port1, port2 } = new MessageChannel();
-    const counters = newCounters();
-    const worker = new Worker(new URL('./worker.js', import.meta.url), {
-      workerData: { port: port2, counters, env: this.#env, module: this.#module },
-      transferList: [port2],
-      env: {},
-      stdout: true,
-      stderr: true,
-    });
-    port1.on('message', (m) => this.#fromWorker(m));
-    this.#ready = new Promise((resolve, reject) => {
-      worker.once('message', (m) => (m.ready ? resolve() : reject(new ComponentError('the vault client component did not start', { kind: 'component' }))));
-      worker.once('error', (e) => reject(new ComponentError(`the vault client component did not start: ${e.message}`, { kind: 'component' })));
-    });
-    worker.on('exit', () => {
-      port1.close();
-      if (this.#worker === worker) this.#worker = undefined;
-      if (this.#port === port1) this.#port = undefined;
-      for (const [id, call] of this.#calls) {
-        if (call.worker === worker) {
-          this.#calls.delete(id);
-          call.reject(new ComponentError('the vault client component stopped', { kind: 'component' }));
-        }
-      }
-    });
-    this.#worker = worker;
-    this.#port = port1;
-    this.#counters = counters;
-    this.#setSpinBudget();
-  }
-
-  /** Puts the spin budget both threads use now into the shared counters. */
-  #setSpinBudget() {
-    Atomics.store(this.#counters, SPIN_BUDGET, this.#spinGate.open ? this.#spinMicroseconds : 0);
-  }
-
-  /** A message from the worker: a request for the boundary, or a call's reply. */
-  #fromWorker(m) {
-    if (m === null || typeof m !== 'object') return;
-    if (m.type === 'request') {
-      this.#serve(m);
-      return;
-    }
-    const call = this.#calls.get(m.id);
-    if (!call) return;
-    this.#calls.delete(m.id);
-    if (m.fatal) call.reject(new ComponentError(m.fatal, { kind: 'component' }));
-    else if (m.error) call.reject(fromContract(m.error, this.#boundary.stats.denied > call.deniedBefore, this.#boundary.stats.tokenRefused > call.tokenRefusedBefore));
-    else call.resolve(m.value);
-    this.#idle();
-  }
-
-  /** Sends one of the component's requests through the boundary and hands the answer back. */
-  async #serve(request) {
-    const port = this.#port;
-    // Only this thread of the package runs now (the worker waits for the answer): the moment
-    // to see whether the machine has a core to spare for spinning.
+  /** The spin budget (µs) for now: the configured one while the machine has a core to
+   * spare (`./handoff.js`). Called when only the main thread of this package runs. */
+  #spinBudget() {
     this.#spinGate.sample();
-    this.#setSpinBudget();
-    this.#requestsInFlight++;
-    const answer = await this.#boundary.handle(request);
-    this.#requestsInFlight--;
-    if (this.#port !== port) return;
-    // The worker's next message comes within microseconds only when this answer was the
-    // last one it waited for.
-    this.#toWorker({ type: 'answer', id: request.id, ...answer }, this.#requestsInFlight === 0, answer.body ? [answer.body.buffer] : []);
+    return this.#spinGate.open ? this.#spinMicroseconds : 0;
   }
 
-  /** Hands the worker a message (moving the buffers in `transfer`); with `nextComesSoon`,
-   * watches for its next message for the spin budget and takes what has come at once (see
-   * `./handoff.js`). */
-  #toWorker(message, nextComesSoon, transfer = []) {
-    const counters = this.#counters;
-    const seen = Atomics.load(counters, TO_HOST);
-    this.#port.postMessage(message, transfer);
-    Atomics.add(counters, TO_WORKER, 1);
-    Atomics.notify(counters, TO_WORKER);
-    if (!nextComesSoon || !spinWhile(counters, TO_HOST, seen, Atomics.load(counters, SPIN_BUDGET))) return;
-    for (let got = receiveMessageOnPort(this.#port); got; got = this.#port && receiveMessageOnPort(this.#port)) {
-      this.#fromWorker(got.message);
+  /** The lane for a new call: an idle one, else a new one while there are fewer than
+   * `workers`, else the least loaded. */
+  #lane() {
+    const idle = this.#lanes.find((lane) => !lane.busy && !lane.stopped);
+    if (idle) return idle;
+    const running = this.#lanes.filter((lane) => !lane.stopped);
+    if (running.length < this.#maxWorkers) {
+      const lane = new Lane({
+        env: this.#env,
+        module: this.#module,
+        serve: (request) => this.#boundary.handle(request),
+        spinBudget: () => this.#spinBudget(),
+        alone: (me) => this.#lanes.every((other) => other === me || !other.busy),
+        onExit: (gone) => {
+          this.#lanes = this.#lanes.filter((lane) => lane !== gone);
+        },
+      });
+      this.#lanes.push(lane);
+      return lane;
     }
-  }
-
-  #idle() {
-    if (this.#calls.size === 0 && this.#worker) {
-      this.#worker.unref();
-      this.#port.unref();
-    }
+    return running.reduce((least, lane) => (lane.load < least.load ? lane : least));
   }
 
   async #call(op, ...args) {
     if (this.#closed) throw new ConfigError('this Keyvault is closed', { kind: 'config' });
-    if (!this.#worker) this.#start();
-    const worker = this.#worker;
-    worker.ref();
-    this.#port.ref();
-    await this.#ready;
-    if (this.#worker !== worker) throw new ComponentError('the vault client component stopped', { kind: 'component' });
-    const id = this.#nextCall++;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        // The component is blocked inside the call: stop its worker; the next call starts a
-        // fresh one.
-        this.#calls.delete(id);
-        reject(new Unavailable(`${op} did not finish within ${this.#callTimeoutMs / 1000} s`, { kind: 'timeout' }));
-        if (this.#worker === worker) this.#worker = undefined;
-        worker.terminate();
-      }, this.#callTimeoutMs);
-      const done = (f) => (v) => {
-        clearTimeout(timer);
-        f(v);
-      };
-      this.#calls.set(id, { resolve: done(resolve), reject: done(reject), worker, deniedBefore: this.#boundary.stats.denied, tokenRefusedBefore: this.#boundary.stats.tokenRefused });
-      // The worker takes calls one at a time: a call's first request comes within
-      // microseconds only when no other call or request is ahead of it.
-      this.#toWorker({ type: 'call', id, op, args }, this.#calls.size === 1 && this.#requestsInFlight === 0);
-    });
+    const stats = this.#boundary.stats;
+    const before = { denied: stats.denied, tokenRefused: stats.tokenRefused };
+    const reply = await this.#lane().call(op, args, this.#callTimeoutMs);
+    if (reply.fatal) throw new ComponentError(reply.fatal, { kind: 'component' });
+    if (reply.error) throw fromContract(reply.error, stats.denied > before.denied, stats.tokenRefused > before.tokenRefused);
+    return reply.value;
   }
 
-  /** Stops the component's worker and closes pooled connections. */
+  /** Stops the component's workers and closes pooled connections. */
   async close() {
     this.#closed = true;
-    const worker = this.#worker;
-    this.#worker = undefined;
+    const lanes = this.#lanes;
+    this.#lanes = [];
     this.#boundary.close();
-    if (worker) await worker.terminate();
+    await Promise.all(lanes.map((lane) => lane.stop()));
   }
 
   /** Sets a secret; an existing name gets a new version. */
