@@ -3,7 +3,7 @@
 //
 // The component runs in worker threads (`./lane.js`, more than one only for calls that
 // overlap) with only the `wasi:*` imports of `./wasi/`; every request it makes goes to this
-// thread's boundary (`./boundary.js`): allow-list (only the
+// thread's boundary (`./boundary.js`): the frame's shape checked, allow-list (only the
 // vault's origin), no `Authorization` from the component, the credential added by the host
 // for the vault only (challenge first for Azure tokens), TLS with the given CA, timeouts and
 // a response cap. There is no training sandbox in Node: use the Rust host or the Python
@@ -78,7 +78,7 @@ export class Keyvault {
    *   the first call and another only when a call finds every one busy (about 12 MB and 60 ms
    *   each).
    * @param {string | URL} [options.componentModule] another transpiled implementation of the
-   *   `vault-client` world (a test double); it runs in the same worker under the same boundary.
+   *   `vault-client` world (a test double); it runs in the same workers under the same boundary.
    */
   constructor({ vaultUrl, token, getToken, caCert, apiVersion, unsafeTokenToAnyHost = false, retry = {}, callTimeoutMs = 90_000, spinMicroseconds = DEFAULT_SPIN_MICROSECONDS, workers = DEFAULT_WORKERS, componentModule } = {}) {
     if (!vaultUrl) throw new ConfigError('vaultUrl is required', { kind: 'config' });
