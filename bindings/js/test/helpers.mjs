@@ -51,6 +51,8 @@ export async function recordingServer(answer) {
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
+  // A test that fails before stopping its server must not keep the run from ending.
+  server.unref();
   return {
     url: `http://127.0.0.1:${server.address().port}`,
     seen,

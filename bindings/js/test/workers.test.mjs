@@ -18,7 +18,7 @@ async function holdingVault(gate) {
       res.end(secretBody('https://kv.vault.azure.net', name, `value-of-${name}`));
     }
   };
-  const timer = setInterval(release, 1000);
+  const timer = setInterval(release, 1000).unref();
   const server = http.createServer((req, res) => {
     req.resume();
     held.push({ name: req.url.split('?')[0].split('/')[2], res });
@@ -27,6 +27,7 @@ async function holdingVault(gate) {
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
+  server.unref();
   return {
     url: `http://127.0.0.1:${server.address().port}`,
     state,
