@@ -65,19 +65,22 @@ export function spinWhile(counters, index, seen, microseconds) {
 /** The number of runnable tasks on the machine now (the fourth field of Linux's
  * `/proc/loadavg`, this thread included), or `undefined` where there is no such file. */
 export function runnableTasks() {
-  if (runnableTasks.fd === undefined) {
+  if (loadavg === undefined) {
     try {
-      runnableTasks.fd = fs.openSync('/proc/loadavg', 'r');
+      loadavg = fs.openSync('/proc/loadavg', 'r');
     } catch {
-      runnableTasks.fd = null;
+      loadavg = null;
     }
   }
-  if (runnableTasks.fd === null) return undefined;
-  const buffer = Buffer.allocUnsafe(128);
-  const n = fs.readSync(runnableTasks.fd, buffer, 0, buffer.length, 0);
-  const running = Number(buffer.toString('latin1', 0, n).split(' ')[3]?.split('/')[0]);
+  if (loadavg === null) return undefined;
+  const n = fs.readSync(loadavg, loadavgBuffer, 0, loadavgBuffer.length, 0);
+  const running = Number(loadavgBuffer.toString('latin1', 0, n).split(' ')[3]?.split('/')[0]);
   return Number.isInteger(running) && running > 0 ? running : undefined;
 }
+
+/** `/proc/loadavg`, opened once (`null` where it cannot be), and the buffer it is read into. */
+let loadavg;
+const loadavgBuffer = Buffer.alloc(128);
 
 /**
  * Whether spinning pays now: open while a core is free for the other thread. `sample()` is

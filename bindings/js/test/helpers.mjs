@@ -34,7 +34,7 @@ export async function startVault() {
 }
 
 /** A loopback HTTP server that records every request and answers with `answer(req, body)`
- * (`{ status, headers, body }`). */
+ * (`{ status, headers, body }`, or a promise of one: the request waits until it settles). */
 export async function recordingServer(answer) {
   const seen = [];
   const server = http.createServer((req, res) => {
@@ -43,10 +43,11 @@ export async function recordingServer(answer) {
     req.on('end', () => {
       const record = { method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() };
       seen.push(record);
-      const reply = answer(record, seen.length);
-      if (reply === undefined) return; // never answer
-      res.writeHead(reply.status, reply.headers ?? { 'content-type': 'application/json' });
-      res.end(reply.body ?? '');
+      Promise.resolve(answer(record, seen.length)).then((reply) => {
+        if (reply === undefined) return; // never answer
+        res.writeHead(reply.status, reply.headers ?? { 'content-type': 'application/json' });
+        res.end(reply.body ?? '');
+      });
     });
   });
   server.listen(0, '127.0.0.1');

@@ -2,39 +2,32 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import http from 'node:http';
 import { Keyvault, ConfigError } from '../src/index.js';
-import { secretBody } from './helpers.mjs';
+import { recordingServer, secretBody } from './helpers.mjs';
 
 /** A vault stand-in that holds every request until `gate` are waiting (or a second has
  * passed), then answers them all, and counts the most it ever held at once. */
 async function holdingVault(gate) {
-  const held = [];
+  let held = [];
   const state = { most: 0 };
   const release = () => {
-    for (const { name, res } of held.splice(0)) {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(secretBody('https://kv.vault.azure.net', name, `value-of-${name}`));
-    }
+    for (const answer of held) answer();
+    held = [];
   };
   const timer = setInterval(release, 1000).unref();
-  const server = http.createServer((req, res) => {
-    req.resume();
-    held.push({ name: req.url.split('?')[0].split('/')[2], res });
+  const vault = await recordingServer((req) => {
+    const name = req.url.split('?')[0].split('/')[2];
+    const reply = new Promise((resolve) => held.push(() => resolve({ status: 200, body: secretBody('https://kv.vault.azure.net', name, `value-of-${name}`) })));
     state.most = Math.max(state.most, held.length);
     if (held.length >= gate) release();
+    return reply;
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  server.unref();
   return {
-    url: `http://127.0.0.1:${server.address().port}`,
+    url: vault.url,
     state,
     stop() {
       clearInterval(timer);
-      server.closeAllConnections();
-      server.close();
+      return vault.stop();
     },
   };
 }
@@ -49,7 +42,7 @@ test('overlapping calls run on up to `workers` workers at once, and no more', as
     assert.equal(vault.state.most, 3);
   } finally {
     await kv.close();
-    vault.stop();
+    await vault.stop();
   }
 });
 
@@ -62,7 +55,7 @@ test('with one worker, calls run one at a time', async () => {
     assert.equal(vault.state.most, 1);
   } finally {
     await kv.close();
-    vault.stop();
+    await vault.stop();
   }
 });
 
